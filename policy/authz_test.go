@@ -421,3 +421,23 @@ func TestEventTimeNotBeforeParents(t *testing.T) {
 	w.add(e)
 	w.expect(e, CodeClock)
 }
+
+// Priorities among concurrent events use ranks in the state folded so far: a
+// promotion folded first makes the promoted member's concurrent ban go before
+// a lower-ranked rival's, whose ban then fails because its author is banned.
+func TestPriorityUsesRanksAfterEarlierConcurrentEvents(t *testing.T) {
+	w := newWorld(t, "alice")
+	admin := w.role("alice", "admin", 100, modPerms)
+	modHi := w.role("alice", "mod-hi", 60, modPerms)
+	modLo := w.role("alice", "mod-lo", 50, modPerms)
+	w.member("bob", modLo)
+	w.member("carol", modHi)
+	heads := w.log.Heads()
+	promote := w.sign(IdentitySigner(seedKey("alice")), heads, &RoleGrant{Role: admin, Member: pub("bob")})
+	bobBans := w.sign(IdentitySigner(seedKey("bob")), heads, &Ban{Member: pub("carol")})
+	carolBans := w.sign(IdentitySigner(seedKey("carol")), heads, &Ban{Member: pub("bob")})
+	w.add(carolBans, bobBans, promote)
+	w.expect(promote, "")
+	w.expect(bobBans, "")
+	w.expect(carolBans, CodeBanned)
+}
