@@ -149,8 +149,11 @@ func (s *State) applyRoleDelete(a actor, c *RoleDelete) error {
 		return err
 	}
 	delete(s.roles, c.Role)
-	for _, m := range s.members {
-		delete(m.roles, c.Role)
+	for k, m := range s.members {
+		if m.has(c.Role) {
+			m.roles = m.with(c.Role, false)
+			s.members[k] = m
+		}
 	}
 	for _, ch := range s.channels {
 		delete(ch.overrides, c.Role)
@@ -174,14 +177,11 @@ func (s *State) applyRoleGrant(a actor, c *RoleGrant, give bool) error {
 			return err
 		}
 	}
-	if _, has := m.roles[c.Role]; has == give {
+	if m.has(c.Role) == give {
 		return errf(CodeConflict, "member %s already has (or lacks) role %s", c.Member, c.Role)
 	}
-	if give {
-		m.roles[c.Role] = struct{}{}
-	} else {
-		delete(m.roles, c.Role)
-	}
+	m.roles = m.with(c.Role, give)
+	s.members[c.Member] = m
 	return nil
 }
 
@@ -281,11 +281,7 @@ func (s *State) applyJoin(e *Event, j *Join) error {
 	if err := s.CheckInvite(j.invite, e.Author, e.Time); err != nil {
 		return err
 	}
-	m := &member{roles: make(map[ID]struct{}, len(j.invite.Roles)), via: e.ID}
-	for _, r := range j.invite.Roles {
-		m.roles[r] = struct{}{}
-	}
-	s.members[e.Author] = m
+	s.members[e.Author] = member{roles: j.invite.Roles, via: e.ID} // ascending, checked at decode
 	s.inviteUses[j.invite.ID]++
 	return nil
 }

@@ -212,8 +212,8 @@ func TestDeviceCertificates(t *testing.T) {
 		}
 		other := deviceOf(t, "dan", "dan-phone")
 		e2, _ := NewEnvelope(other, EnvelopeBody{Time: t0 + 1})
-		if _, err := v.Envelope(e2.Raw); err != nil || len(v.certs) != 1 {
-			t.Fatalf("cache bound: %d entries, err %v", len(v.certs), err)
+		if _, err := v.Envelope(e2.Raw); err != nil || len(v.cache) != 1 {
+			t.Fatalf("cache bound: %d entries, err %v", len(v.cache), err)
 		}
 	})
 }

@@ -161,49 +161,56 @@ func (s Signer) certRaw() []byte {
 }
 
 // Verifier decodes and verifies signed objects and keeps a bounded cache of
-// verified device certificates, so the certificate carried by every envelope
-// costs one map lookup instead of one signature check. It is safe for
-// concurrent use. A nil *Verifier verifies without caching.
+// the verified objects that other objects carry (device certificates in
+// every envelope, an invite in every join made with it), so a repeated one
+// costs a map lookup instead of a signature check. It is safe for concurrent
+// use. A nil *Verifier verifies without caching.
 type Verifier struct {
 	max   int
 	mu    sync.RWMutex
-	certs map[string]*DeviceCert // guarded by mu; keyed by signed bytes
+	cache map[string]any // guarded by mu; signed bytes -> *DeviceCert or *Invite
 }
 
-// NewVerifier returns a Verifier caching up to maxCerts certificates
-// (a default of 65,536 when maxCerts <= 0).
-func NewVerifier(maxCerts int) *Verifier {
-	if maxCerts <= 0 {
-		maxCerts = defaultCacheMax
+// NewVerifier returns a Verifier caching up to size verified objects
+// (a default of 65,536 when size <= 0).
+func NewVerifier(size int) *Verifier {
+	if size <= 0 {
+		size = defaultCacheMax
 	}
-	return &Verifier{max: maxCerts, certs: make(map[string]*DeviceCert)}
+	return &Verifier{max: size, cache: make(map[string]any)}
 }
 
-func (v *Verifier) cert(raw []byte) (*DeviceCert, error) {
+// cached returns the verified object for raw, parsing and caching it on a
+// miss. Only successes are cached.
+func cached[T any](v *Verifier, raw []byte, parse func([]byte) (*T, error)) (*T, error) {
 	if v == nil {
-		return ParseDeviceCert(raw)
+		return parse(raw)
 	}
 	v.mu.RLock()
-	c := v.certs[string(raw)]
+	x, ok := v.cache[string(raw)].(*T)
 	v.mu.RUnlock()
-	if c != nil {
-		return c, nil
+	if ok {
+		return x, nil
 	}
-	c, err := ParseDeviceCert(raw)
+	x, err := parse(raw)
 	if err != nil {
 		return nil, err
 	}
 	v.mu.Lock()
-	if len(v.certs) >= v.max {
-		for k := range v.certs { // evict an arbitrary entry: map order is random
-			delete(v.certs, k)
+	if len(v.cache) >= v.max {
+		for k := range v.cache { // evict an arbitrary entry: map order is random
+			delete(v.cache, k)
 			break
 		}
 	}
-	v.certs[string(raw)] = c
+	v.cache[string(raw)] = x
 	v.mu.Unlock()
-	return c, nil
+	return x, nil
 }
+
+func (v *Verifier) cert(raw []byte) (*DeviceCert, error) { return cached(v, raw, ParseDeviceCert) }
+
+func (v *Verifier) invite(raw []byte) (*Invite, error) { return cached(v, raw, ParseInvite) }
 
 // verifySigner checks a signature made by author, directly or through the
 // device certificate certRaw, which must be valid at time at. It returns the

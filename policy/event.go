@@ -354,14 +354,9 @@ func (*StorageRevoke) validate() error {
 	return nil
 }
 
-func (j *Join) validate() error {
-	inv, err := ParseInvite(j.Invite)
-	if err != nil {
-		return err
-	}
-	j.invite = inv
-	return nil
-}
+// validate is a no-op: the carried invite is verified by Verifier.Event,
+// through the Verifier's cache.
+func (j *Join) validate() error { return nil }
 
 func (g *StorageGrant) validate() error {
 	if len(g.Channels) > maxGrantedChan {
@@ -411,6 +406,11 @@ func (v *Verifier) Event(b []byte) (*Event, error) {
 	}
 	if err := c.validate(); err != nil {
 		return nil, err
+	}
+	if j, ok := c.(*Join); ok {
+		if j.invite, err = v.invite(j.Invite); err != nil {
+			return nil, err
+		}
 	}
 	e.Body = c
 	if len(e.Parents) > MaxParents {

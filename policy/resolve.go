@@ -19,16 +19,39 @@ import (
 // against the state so far; events that fail stay in the log with no effect.
 // Events with an unknown ancestor wait, unapplied, until it arrives.
 //
+// Cost: an event on the current heads is folded directly. Any other event
+// cannot be folded before its last parent, so the order up to there stands;
+// the log re-folds from the latest retained checkpoint of the state at or
+// before that point (one every 1024 events, the last 4 kept, and the genesis
+// state), so a concurrent event near the heads costs a few thousand folds at
+// most, and one that builds on old history costs up to a full re-fold.
+//
 // A Log is not safe for concurrent use.
 type Log struct {
-	genesis *Event
-	events  map[ID]*Event   // every known event, pending ones included
-	outcome map[ID]error    // folded events: nil if applied, else the reason
-	order   []ID            // folded events in resolution order
-	heads   map[ID]struct{} // folded events no folded event names as parent
-	waiting map[ID][]*Event // missing parent -> events naming it
-	state   *State
+	genesis  *Event
+	events   map[ID]*Event   // every known event, pending ones included
+	children map[ID][]ID     // event (known or not) -> known events naming it as parent
+	outcome  map[ID]error    // folded events: nil if applied, else the reason
+	index    map[ID]int      // folded events: position in order
+	order    []ID            // folded events in resolution order
+	heads    map[ID]struct{} // folded events no folded event names as parent
+	pending  map[ID]struct{} // known events not folded: an ancestor is missing
+	state    *State
+
+	checkpoints []checkpoint // ascending pos; [0] is the genesis state
+	every, keep int          // checkpoint interval and how many to keep beyond genesis
 }
+
+// checkpoint is a copy of the state after folding order[:pos].
+type checkpoint struct {
+	pos   int
+	state *State
+}
+
+const (
+	checkpointEvery = 1024
+	checkpointsKept = 4
+)
 
 // NewLog starts a log from a genesis event.
 func NewLog(genesis *Event) (*Log, error) {
@@ -39,8 +62,20 @@ func NewLog(genesis *Event) (*Log, error) {
 	if _, ok := slices.BinarySearchFunc(g.Creators, genesis.Author, PublicKey.Compare); !ok {
 		return nil, errf(CodeForbidden, "genesis author %s is not among the creators", genesis.Author)
 	}
-	l := &Log{genesis: genesis, events: map[ID]*Event{genesis.ID: genesis}, waiting: map[ID][]*Event{}}
-	l.resolve()
+	l := &Log{
+		genesis:  genesis,
+		events:   map[ID]*Event{genesis.ID: genesis},
+		children: map[ID][]ID{},
+		outcome:  map[ID]error{genesis.ID: nil},
+		index:    map[ID]int{genesis.ID: 0},
+		order:    []ID{genesis.ID},
+		heads:    map[ID]struct{}{genesis.ID: {}},
+		pending:  map[ID]struct{}{},
+		state:    newState(genesis),
+		every:    checkpointEvery,
+		keep:     checkpointsKept,
+	}
+	l.checkpoints = []checkpoint{{pos: 1, state: l.state.clone()}}
 	return l, nil
 }
 
@@ -56,7 +91,8 @@ func Resolve(genesis *Event, events []*Event) (*Log, error) {
 // ServerID returns the server's ID.
 func (l *Log) ServerID() ID { return l.genesis.ID }
 
-// State returns the resolved state. It is updated in place by Add.
+// State returns the resolved state. It is valid until the next Add or
+// AddAll, which may update it in place or replace it: call State again.
 func (l *Log) State() *State { return l.state }
 
 // Len returns the number of known events, pending ones included.
@@ -82,71 +118,55 @@ func (l *Log) Outcome(id ID) (folded bool, reason error) {
 
 // Pending returns the events waiting for a missing ancestor, ordered.
 func (l *Log) Pending() []ID {
-	var out []ID
-	for id := range l.events {
-		if _, ok := l.outcome[id]; !ok {
-			out = append(out, id)
-		}
-	}
-	slices.SortFunc(out, ID.Compare)
-	return out
+	return slices.SortedFunc(maps.Keys(l.pending), ID.Compare)
 }
 
 // Add adds one verified event. It returns an error only for an event that
 // cannot belong to this log (another server, a second genesis); an event
 // that is unauthorised is kept with its reason (see Outcome). After Add the
 // state reflects every event whose ancestors are known.
-//
-// The common case, an event whose parents are exactly the current heads, is
-// applied incrementally; anything else re-resolves the log.
-func (l *Log) Add(e *Event) error {
-	if err := l.admit(e); err != nil || l.events[e.ID] != nil {
-		return err
-	}
-	l.events[e.ID] = e
-	missing := false
-	for _, p := range e.Parents {
-		if _, ok := l.outcome[p]; !ok {
-			missing = true
-			if l.events[p] == nil {
-				l.waiting[p] = append(l.waiting[p], e)
-			}
-		}
-	}
-	_, unblocks := l.waiting[e.ID]
-	switch {
-	case missing && !unblocks:
-		return nil // waits for its ancestors; the state is unchanged
-	case !missing && !unblocks && l.atHeads(e):
-		l.fold(e)
-		clear(l.heads)
-		l.heads[e.ID] = struct{}{}
-		return nil
-	}
-	l.resolve()
-	return nil
-}
+func (l *Log) Add(e *Event) error { return l.AddAll([]*Event{e}) }
 
-// AddAll adds many events, verifying nothing twice and resolving once.
-// It stops at the first event that cannot belong to the log.
+// AddAll adds many events and folds once. It stops at the first event that
+// cannot belong to the log, keeping (and folding) the ones before it.
 func (l *Log) AddAll(events []*Event) error {
-	changed := false
+	from := -1 // earliest position whose fold may change; -1: none
+	var err error
 	for _, e := range events {
-		if err := l.admit(e); err != nil {
-			if changed {
-				l.resolve()
+		if err = l.admit(e); err != nil {
+			break
+		}
+		if l.events[e.ID] != nil {
+			continue
+		}
+		l.events[e.ID] = e
+		ready := true
+		at := 1 // e cannot be folded before its last folded parent
+		for _, p := range e.Parents {
+			l.children[p] = append(l.children[p], e.ID)
+			if i, ok := l.index[p]; ok {
+				at = max(at, i+1)
+			} else {
+				ready = false
 			}
-			return err
 		}
-		if l.events[e.ID] == nil {
-			l.events[e.ID] = e
-			changed = true
+		if !ready {
+			l.pending[e.ID] = struct{}{}
+			continue // waits for an ancestor; whoever completes it triggers the fold
+		}
+		l.pending[e.ID] = struct{}{} // until folded
+		if len(events) == 1 && at == len(l.order) && l.atHeads(e) && len(l.children[e.ID]) == 0 {
+			l.foldAtHeads(e) // the common case: descends from every folded event
+			return nil
+		}
+		if from < 0 || at < from {
+			from = at
 		}
 	}
-	if changed {
-		l.resolve()
+	if from >= 0 {
+		l.refold(from)
 	}
-	return nil
+	return err
 }
 
 func (l *Log) admit(e *Event) error {
@@ -176,22 +196,35 @@ func (l *Log) atHeads(e *Event) bool {
 	return true
 }
 
-// fold checks e's time against its parents, then authorises and applies it.
+func (l *Log) foldAtHeads(e *Event) {
+	l.fold(e)
+	clear(l.heads)
+	l.heads[e.ID] = struct{}{}
+}
+
+// fold checks e's time against its parents, then authorises and applies it,
+// and takes a checkpoint when one is due.
 func (l *Log) fold(e *Event) {
 	var err error
-	if e.Kind != EvGenesis {
-		for _, p := range e.Parents {
-			if pt := l.events[p].Time; e.Time < pt {
-				err = errf(CodeClock, "event time %d is before its parent's %d", e.Time, pt)
-				break
-			}
-		}
-		if err == nil {
-			err = l.state.apply(e)
+	for _, p := range e.Parents {
+		if pt := l.events[p].Time; e.Time < pt {
+			err = errf(CodeClock, "event time %d is before its parent's %d", e.Time, pt)
+			break
 		}
 	}
+	if err == nil {
+		err = l.state.apply(e)
+	}
 	l.outcome[e.ID] = err
+	delete(l.pending, e.ID)
+	l.index[e.ID] = len(l.order)
 	l.order = append(l.order, e.ID)
+	if len(l.order)%l.every == 0 {
+		l.checkpoints = append(l.checkpoints, checkpoint{pos: len(l.order), state: l.state.clone()})
+		if len(l.checkpoints) > 1+l.keep {
+			l.checkpoints = slices.Delete(l.checkpoints, 1, 2) // keep genesis, drop the oldest other
+		}
+	}
 }
 
 // rankChanging lists the kinds whose application can change an author's
@@ -201,55 +234,80 @@ var rankChanging = map[string]bool{
 	EvBan: true, EvUnban: true, EvJoin: true, EvLeave: true,
 }
 
-// resolve folds every event whose ancestors are known, from scratch.
-func (l *Log) resolve() {
-	l.state = newState(l.genesis)
-	l.outcome = make(map[ID]error, len(l.events))
-	l.order = make([]ID, 0, len(l.events))
-	l.heads = make(map[ID]struct{})
-	clear(l.waiting)
+// refold re-folds everything from the latest checkpoint at or before
+// position from: order[:from] cannot change, because nothing new can be
+// folded before from.
+func (l *Log) refold(from int) {
+	k := len(l.checkpoints) - 1
+	for l.checkpoints[k].pos > from {
+		k--
+	}
+	cp := l.checkpoints[k]
+	l.checkpoints = l.checkpoints[:k+1]
+	oldHeads := l.heads
+	for _, id := range l.order[cp.pos:] {
+		delete(l.outcome, id)
+		delete(l.index, id)
+		l.pending[id] = struct{}{}
+	}
+	l.order = l.order[:cp.pos]
+	l.state = cp.state.clone()
 
-	indeg := make(map[ID]int, len(l.events))
-	children := make(map[ID][]ID, len(l.events))
-	for id, e := range l.events {
-		indeg[id] = len(e.Parents)
-		for _, p := range e.Parents {
-			if l.events[p] == nil {
-				l.waiting[p] = append(l.waiting[p], e)
-			}
-			children[p] = append(children[p], id)
-		}
-	}
+	// Kahn's algorithm over the events not folded yet: the re-opened tail,
+	// the new events and those that were waiting.
+	indeg := make(map[ID]int, len(l.pending))
 	q := &readyQueue{}
-	l.fold(l.genesis)
-	push := func(id ID) {
-		for _, c := range children[id] {
-			if indeg[c]--; indeg[c] == 0 {
-				e := l.events[c]
-				heap.Push(q, ready{e: e, rank: l.state.Rank(e.Author)})
+	for id := range l.pending {
+		e := l.events[id]
+		n := 0
+		for _, p := range e.Parents {
+			if _, folded := l.index[p]; !folded {
+				n++
 			}
 		}
+		indeg[id] = n
+		if n == 0 {
+			q.items = append(q.items, ready{e: e, rank: l.state.Rank(e.Author)})
+		}
 	}
-	push(l.genesis.ID)
+	heap.Init(q)
+	var folded []ID
 	for q.Len() > 0 {
 		e := heap.Pop(q).(ready).e
 		l.fold(e)
+		folded = append(folded, e.ID)
 		if l.outcome[e.ID] == nil && rankChanging[e.Kind] {
 			for i := range q.items {
 				q.items[i].rank = l.state.Rank(q.items[i].e.Author)
 			}
 			heap.Init(q)
 		}
-		push(e.ID)
-	}
-	for _, id := range l.order {
-		l.heads[id] = struct{}{}
-	}
-	for _, id := range l.order {
-		for _, p := range l.events[id].Parents {
-			delete(l.heads, p)
+		for _, c := range l.children[e.ID] {
+			if indeg[c]--; indeg[c] == 0 {
+				ce := l.events[c]
+				heap.Push(q, ready{e: ce, rank: l.state.Rank(ce.Author)})
+			}
 		}
 	}
+	// The folded set only grows, so a head is an old head or a newly folded
+	// event that no folded event builds on.
+	l.heads = make(map[ID]struct{}, len(oldHeads))
+	for _, cands := range [][]ID{slices.Collect(maps.Keys(oldHeads)), folded} {
+		for _, id := range cands {
+			if !l.hasFoldedChild(id) {
+				l.heads[id] = struct{}{}
+			}
+		}
+	}
+}
+
+func (l *Log) hasFoldedChild(id ID) bool {
+	for _, c := range l.children[id] {
+		if _, ok := l.index[c]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 type ready struct {

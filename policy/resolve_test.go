@@ -169,13 +169,16 @@ func TestResolutionIsOrderIndependent(t *testing.T) {
 			switch trial {
 			case 0: // all at once
 				l, err = Resolve(h.gen, perm)
-			case 1: // in generation order, one by one: mostly the incremental path
+			case 1: // in generation order, one by one: the incremental path and
+				// re-folds from frequent checkpoints
 				l, err = NewLog(h.gen)
+				l.every, l.keep = 3, 2
 				for _, e := range h.events {
 					err = l.Add(e)
 				}
 			default: // a random prefix one by one, check it is consistent, then the rest
 				l, err = NewLog(h.gen)
+				l.every, l.keep = 1+trial, trial
 				cut := h.r.IntN(len(perm))
 				for _, e := range perm[:cut] {
 					err = l.Add(e)

@@ -42,9 +42,28 @@ type Channel struct {
 
 type override struct{ allow, deny Perm }
 
+// member is stored by value; roles is sorted and never modified in place
+// (copy on write), so copying a member map copies no role sets.
 type member struct {
-	roles map[ID]struct{}
+	roles []ID
 	via   ID // join event, zero for creators
+}
+
+func (m member) has(role ID) bool {
+	_, ok := slices.BinarySearchFunc(m.roles, role, ID.Compare)
+	return ok
+}
+
+// with returns m's roles with role added (give) or removed, as a new slice.
+func (m member) with(role ID, give bool) []ID {
+	i, ok := slices.BinarySearchFunc(m.roles, role, ID.Compare)
+	switch {
+	case give && !ok:
+		return slices.Insert(slices.Clone(m.roles), i, role)
+	case !give && ok:
+		return slices.Delete(slices.Clone(m.roles), i, i+1)
+	}
+	return m.roles
 }
 
 type grant struct {
@@ -61,7 +80,7 @@ type State struct {
 	policy         ServerPolicy
 	roles          map[ID]*Role
 	channels       map[ID]*Channel
-	members        map[PublicKey]*member
+	members        map[PublicKey]member
 	banned         map[PublicKey]ID // identity -> ban event
 	grants         map[PublicKey]*grant
 	revokedDevices map[PublicKey]PublicKey // device -> identity
@@ -77,7 +96,7 @@ func newState(g *Event) *State {
 		policy:         gen.Policy,
 		roles:          make(map[ID]*Role),
 		channels:       make(map[ID]*Channel),
-		members:        make(map[PublicKey]*member),
+		members:        make(map[PublicKey]member),
 		banned:         make(map[PublicKey]ID),
 		grants:         make(map[PublicKey]*grant),
 		revokedDevices: make(map[PublicKey]PublicKey),
@@ -86,9 +105,36 @@ func newState(g *Event) *State {
 	}
 	for _, c := range gen.Creators {
 		s.creators[c] = struct{}{}
-		s.members[c] = &member{roles: map[ID]struct{}{}}
+		s.members[c] = member{}
 	}
 	return s
+}
+
+// clone returns a deep copy of the state (used for fold checkpoints).
+func (s *State) clone() *State {
+	c := *s
+	c.creators = maps.Clone(s.creators)
+	c.roles = make(map[ID]*Role, len(s.roles))
+	for id, r := range s.roles {
+		rr := *r
+		c.roles[id] = &rr
+	}
+	c.channels = make(map[ID]*Channel, len(s.channels))
+	for id, ch := range s.channels {
+		cc := *ch
+		cc.overrides = maps.Clone(ch.overrides)
+		c.channels[id] = &cc
+	}
+	c.members = maps.Clone(s.members)
+	c.banned = maps.Clone(s.banned)
+	c.grants = make(map[PublicKey]*grant, len(s.grants))
+	for k, g := range s.grants {
+		c.grants[k] = &grant{server: g.server, channels: maps.Clone(g.channels)}
+	}
+	c.revokedDevices = maps.Clone(s.revokedDevices)
+	c.inviteUses = maps.Clone(s.inviteUses)
+	c.revokedInvites = maps.Clone(s.revokedInvites)
+	return &c
 }
 
 // ServerID returns the ID of the server's genesis event.
@@ -146,11 +192,7 @@ func (s *State) Members() []PublicKey {
 
 // MemberRoles returns a member's role IDs, ordered.
 func (s *State) MemberRoles(k PublicKey) []ID {
-	m, ok := s.members[k]
-	if !ok {
-		return nil
-	}
-	return slices.SortedFunc(maps.Keys(m.roles), ID.Compare)
+	return slices.Clone(s.members[k].roles)
 }
 
 // Rank returns k's rank: RankCreator for creators, the highest rank of its
@@ -164,7 +206,7 @@ func (s *State) Rank(k PublicKey) int64 {
 		return RankNone
 	}
 	r := rankMember
-	for id := range m.roles {
+	for _, id := range m.roles {
 		if rr := int64(s.roles[id].Rank); rr > r {
 			r = rr
 		}
@@ -185,7 +227,7 @@ func (s *State) Permissions(k PublicKey, channel ID) Perm {
 		return 0
 	}
 	p := s.policy.Everyone
-	for id := range m.roles {
+	for _, id := range m.roles {
 		p |= s.roles[id].Perms
 	}
 	if channel.IsZero() {
@@ -199,7 +241,7 @@ func (s *State) Permissions(k PublicKey, channel ID) Perm {
 		p = p&^o.deny | o.allow
 	}
 	var allow, deny Perm
-	for id := range m.roles {
+	for _, id := range m.roles {
 		if o, ok := c.overrides[id]; ok {
 			allow |= o.allow
 			deny |= o.deny
