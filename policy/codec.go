@@ -159,6 +159,20 @@ func open(kind string, b []byte, limit int) (body, sig []byte, err error) {
 	return body, sig, nil
 }
 
+// decodeSigned opens signed bytes of a kind and decodes their body
+// canonically into v, returning the body bytes and the signature to verify.
+// Parsers set the object's ID only once every check has passed, so input
+// that is rejected is never hashed.
+func decodeSigned(kind string, b []byte, limit int, v any) (body, sig []byte, err error) {
+	if body, sig, err = open(kind, b, limit); err != nil {
+		return nil, nil, err
+	}
+	if err := decodeCanonical(kind, body, v); err != nil {
+		return nil, nil, err
+	}
+	return body, sig, nil
+}
+
 // byteString splits a definite-length CBOR byte string off the front of b,
 // requiring the shortest length encoding.
 func byteString(kind string, b []byte) (s, rest []byte, err error) {

@@ -54,12 +54,9 @@ func NewDeviceCert(identity ed25519.PrivateKey, body DeviceCertBody) (*DeviceCer
 // ParseDeviceCert decodes and verifies a signed device certificate. It does
 // not check the validity window: see ValidAt.
 func ParseDeviceCert(b []byte) (*DeviceCert, error) {
-	body, sig, err := open(KindDeviceCert, b, MaxCertSize)
+	c := &DeviceCert{Raw: b}
+	body, sig, err := decodeSigned(KindDeviceCert, b, MaxCertSize, &c.DeviceCertBody)
 	if err != nil {
-		return nil, err
-	}
-	c := &DeviceCert{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindDeviceCert, body, &c.DeviceCertBody); err != nil {
 		return nil, err
 	}
 	if err := c.validate(); err != nil {
@@ -68,6 +65,7 @@ func ParseDeviceCert(b []byte) (*DeviceCert, error) {
 	if err := verifySig(KindDeviceCert, c.Identity, body, sig); err != nil {
 		return nil, errf(CodeCertInvalid, "%v", err)
 	}
+	c.ID = Sum(b)
 	return c, nil
 }
 
@@ -121,17 +119,15 @@ func NewDeviceRevocation(identity ed25519.PrivateKey, device PublicKey, t int64)
 
 // ParseDeviceRevocation decodes and verifies a signed revocation.
 func ParseDeviceRevocation(b []byte) (*DeviceRevocation, error) {
-	body, sig, err := open(KindDeviceRevoke, b, MaxCertSize)
+	r := &DeviceRevocation{Raw: b}
+	body, sig, err := decodeSigned(KindDeviceRevoke, b, MaxCertSize, &r.DeviceRevocationBody)
 	if err != nil {
-		return nil, err
-	}
-	r := &DeviceRevocation{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindDeviceRevoke, body, &r.DeviceRevocationBody); err != nil {
 		return nil, err
 	}
 	if err := verifySig(KindDeviceRevoke, r.Identity, body, sig); err != nil {
 		return nil, err
 	}
+	r.ID = Sum(b)
 	return r, nil
 }
 

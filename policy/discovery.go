@@ -48,12 +48,9 @@ func NewRecord(node Signer, body RecordBody) (*Record, error) {
 // ParseRecord decodes and verifies a record's structure and signature. Its
 // freshness depends on the clock: see Record.Check.
 func ParseRecord(b []byte) (*Record, error) {
-	body, sig, err := open(KindDiscovery, b, MaxRecordSize)
+	r := &Record{Raw: b}
+	body, sig, err := decodeSigned(KindDiscovery, b, MaxRecordSize, &r.RecordBody)
 	if err != nil {
-		return nil, err
-	}
-	r := &Record{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindDiscovery, body, &r.RecordBody); err != nil {
 		return nil, err
 	}
 	if err := r.validate(); err != nil {
@@ -62,6 +59,7 @@ func ParseRecord(b []byte) (*Record, error) {
 	if err := verifySig(KindDiscovery, r.Node, body, sig); err != nil {
 		return nil, err
 	}
+	r.ID = Sum(b)
 	return r, nil
 }
 

@@ -47,12 +47,9 @@ func ParseEnvelope(b []byte) (*Envelope, error) { return (*Verifier)(nil).Envelo
 // Envelope decodes and verifies an envelope: limits, canonical form, the
 // device certificate (valid at the envelope's time) and the signature.
 func (v *Verifier) Envelope(b []byte) (*Envelope, error) {
-	body, sig, err := open(KindEnvelope, b, MaxEnvelopeSize)
+	e := &Envelope{Raw: b}
+	body, sig, err := decodeSigned(KindEnvelope, b, MaxEnvelopeSize, &e.EnvelopeBody)
 	if err != nil {
-		return nil, err
-	}
-	e := &Envelope{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindEnvelope, body, &e.EnvelopeBody); err != nil {
 		return nil, err
 	}
 	if len(e.Blobs) > MaxBlobRefs {
@@ -64,6 +61,7 @@ func (v *Verifier) Envelope(b []byte) (*Envelope, error) {
 	if e.cert, err = v.verifySigner(KindEnvelope, e.Author, e.Cert, e.Time, body, sig); err != nil {
 		return nil, err
 	}
+	e.ID = Sum(b)
 	return e, nil
 }
 
@@ -94,17 +92,15 @@ func NewTombstone(s Signer, body TombstoneBody) (*Tombstone, error) {
 
 // ParseTombstone decodes and verifies a tombstone.
 func ParseTombstone(b []byte) (*Tombstone, error) {
-	body, sig, err := open(KindTombstone, b, MaxCertSize+512)
+	t := &Tombstone{Raw: b}
+	body, sig, err := decodeSigned(KindTombstone, b, MaxCertSize+512, &t.TombstoneBody)
 	if err != nil {
-		return nil, err
-	}
-	t := &Tombstone{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindTombstone, body, &t.TombstoneBody); err != nil {
 		return nil, err
 	}
 	if t.cert, err = (*Verifier)(nil).verifySigner(KindTombstone, t.Author, t.Cert, t.Time, body, sig); err != nil {
 		return nil, err
 	}
+	t.ID = Sum(b)
 	return t, nil
 }
 
@@ -137,16 +133,14 @@ func NewReceipt(node Signer, body ReceiptBody) *Receipt {
 
 // ParseReceipt decodes and verifies a receipt's signature under its hub key.
 func ParseReceipt(b []byte) (*Receipt, error) {
-	body, sig, err := open(KindReceipt, b, maxReceiptSize)
+	r := &Receipt{Raw: b}
+	body, sig, err := decodeSigned(KindReceipt, b, maxReceiptSize, &r.ReceiptBody)
 	if err != nil {
-		return nil, err
-	}
-	r := &Receipt{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindReceipt, body, &r.ReceiptBody); err != nil {
 		return nil, err
 	}
 	if err := verifySig(KindReceipt, r.Hub, body, sig); err != nil {
 		return nil, err
 	}
+	r.ID = Sum(b)
 	return r, nil
 }

@@ -389,12 +389,9 @@ func ParseEvent(b []byte) (*Event, error) { return (*Verifier)(nil).Event(b) }
 // content structure, parents, and the author's signature (through a device
 // certificate valid at the event's time, when one is carried).
 func (v *Verifier) Event(b []byte) (*Event, error) {
-	body, sig, err := open(KindEvent, b, MaxEventSize)
+	e := &Event{Raw: b}
+	body, sig, err := decodeSigned(KindEvent, b, MaxEventSize, &e.EventBody)
 	if err != nil {
-		return nil, err
-	}
-	e := &Event{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindEvent, body, &e.EventBody); err != nil {
 		return nil, err
 	}
 	c := newContent(e.Kind)
@@ -428,6 +425,7 @@ func (v *Verifier) Event(b []byte) (*Event, error) {
 	if e.cert, err = v.verifySigner(KindEvent, e.Author, e.Cert, e.Time, body, sig); err != nil {
 		return nil, err
 	}
+	e.ID = Sum(b)
 	return e, nil
 }
 

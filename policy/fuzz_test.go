@@ -4,122 +4,78 @@ import (
 	"testing"
 )
 
-// checkParsed is the invariant of every decoder: a rejection is a typed
-// policy error, and an accepted object re-encodes to exactly its input and
-// keeps its ID.
-func checkParsed(t *testing.T, in []byte, raw []byte, id ID, err error) {
-	if err != nil {
-		if CodeOf(err) == "" {
-			t.Fatalf("untyped rejection: %v", err)
+// parsed is what every verified object exposes: its exact bytes and its ID.
+type parsed struct {
+	raw []byte
+	id  ID
+}
+
+// parserFor adapts a typed parser to the common shape.
+func parserFor[T any](parse func([]byte) (*T, error), get func(*T) parsed) func([]byte) (parsed, error) {
+	return func(b []byte) (parsed, error) {
+		x, err := parse(b)
+		if err != nil {
+			return parsed{}, err
 		}
-		return
-	}
-	if string(raw) != string(in) || id != Sum(in) {
-		t.Fatal("accepted object does not keep its exact bytes and ID")
+		return get(x), nil
 	}
 }
 
-// fuzzLog is a log that fuzzed events are added to, so resolution itself is
+// parsers holds the decoder of every object kind.
+var parsers = map[string]func([]byte) (parsed, error){
+	KindEvent:        parserFor(ParseEvent, func(x *Event) parsed { return parsed{x.Raw, x.ID} }),
+	KindEnvelope:     parserFor(NewVerifier(4).Envelope, func(x *Envelope) parsed { return parsed{x.Raw, x.ID} }),
+	KindDeviceCert:   parserFor(ParseDeviceCert, func(x *DeviceCert) parsed { return parsed{x.Raw, x.ID} }),
+	KindDeviceRevoke: parserFor(ParseDeviceRevocation, func(x *DeviceRevocation) parsed { return parsed{x.Raw, x.ID} }),
+	KindInvite:       parserFor(ParseInvite, func(x *Invite) parsed { return parsed{x.Raw, x.ID} }),
+	KindTombstone:    parserFor(ParseTombstone, func(x *Tombstone) parsed { return parsed{x.Raw, x.ID} }),
+	KindReceipt:      parserFor(ParseReceipt, func(x *Receipt) parsed { return parsed{x.Raw, x.ID} }),
+	KindDiscovery:    parserFor(ParseRecord, func(x *Record) parsed { return parsed{x.Raw, x.ID} }),
+}
+
+// fuzzKind checks the invariant of every decoder: a rejection is a typed
+// policy error; an accepted object keeps exactly its input bytes and its ID.
+func fuzzKind(f *testing.F, kind string, then func(t *testing.T, b []byte)) {
+	f.Add([]byte{0x82, 0x40, 0x40})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p, err := parsers[kind](b)
+		if err != nil {
+			if CodeOf(err) == "" {
+				t.Fatalf("untyped rejection: %v", err)
+			}
+			return
+		}
+		if string(p.raw) != string(b) || p.id != Sum(b) {
+			t.Fatal("accepted object does not keep its exact bytes and ID")
+		}
+		if then != nil {
+			then(t, b)
+		}
+	})
+}
+
+// addToLog feeds a verified event to a server's log, so that resolution is
 // fuzzed with whatever verifies.
-func fuzzLog(t *testing.T) *Log {
-	w := newWorld(t, "alice")
-	return w.log
+func addToLog(t *testing.T, b []byte) {
+	e, err := ParseEvent(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newWorld(t, "alice").log
+	if err := l.Add(e); err != nil && CodeOf(err) == "" {
+		t.Fatalf("untyped log error: %v", err)
+	}
+	_ = l.State().Digest()
 }
 
-func FuzzParseEvent(f *testing.F) {
-	f.Add([]byte{0x82, 0x40, 0x40})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := ParseEvent(b)
-		if e == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, e.Raw, e.ID, err)
-		l := fuzzLog(t)
-		if err := l.Add(e); err != nil && CodeOf(err) == "" {
-			t.Fatalf("untyped log error: %v", err)
-		}
-		_ = l.State().Digest()
-	})
-}
-
-func FuzzParseEnvelope(f *testing.F) {
-	f.Add([]byte{0x82, 0x40, 0x40})
-	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := NewVerifier(4).Envelope(b)
-		if e == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, e.Raw, e.ID, err)
-	})
-}
-
-func FuzzParseDeviceCert(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := ParseDeviceCert(b)
-		if c == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, c.Raw, c.ID, err)
-	})
-}
-
-func FuzzParseDeviceRevocation(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := ParseDeviceRevocation(b)
-		if r == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, r.Raw, r.ID, err)
-	})
-}
-
-func FuzzParseInvite(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
-		i, err := ParseInvite(b)
-		if i == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, i.Raw, i.ID, err)
-	})
-}
-
-func FuzzParseTombstone(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
-		ts, err := ParseTombstone(b)
-		if ts == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, ts.Raw, ts.ID, err)
-	})
-}
-
-func FuzzParseReceipt(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := ParseReceipt(b)
-		if r == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, r.Raw, r.ID, err)
-	})
-}
-
-func FuzzParseRecord(f *testing.F) {
-	f.Fuzz(func(t *testing.T, b []byte) {
-		r, err := ParseRecord(b)
-		if r == nil {
-			checkParsed(t, b, nil, ID{}, err)
-			return
-		}
-		checkParsed(t, b, r.Raw, r.ID, err)
-	})
-}
+func FuzzParseEvent(f *testing.F)            { fuzzKind(f, KindEvent, addToLog) }
+func FuzzParseEnvelope(f *testing.F)         { fuzzKind(f, KindEnvelope, nil) }
+func FuzzParseDeviceCert(f *testing.F)       { fuzzKind(f, KindDeviceCert, nil) }
+func FuzzParseDeviceRevocation(f *testing.F) { fuzzKind(f, KindDeviceRevoke, nil) }
+func FuzzParseInvite(f *testing.F)           { fuzzKind(f, KindInvite, nil) }
+func FuzzParseTombstone(f *testing.F)        { fuzzKind(f, KindTombstone, nil) }
+func FuzzParseReceipt(f *testing.F)          { fuzzKind(f, KindReceipt, nil) }
+func FuzzParseRecord(f *testing.F)           { fuzzKind(f, KindDiscovery, nil) }
 
 func FuzzParseID(f *testing.F) {
 	f.Add(Sum(nil).String())

@@ -45,12 +45,9 @@ func NewInvite(s Signer, body InviteBody) (*Invite, error) {
 
 // ParseInvite decodes and verifies a signed invite.
 func ParseInvite(b []byte) (*Invite, error) {
-	body, sig, err := open(KindInvite, b, MaxInviteSize)
+	inv := &Invite{Raw: b}
+	body, sig, err := decodeSigned(KindInvite, b, MaxInviteSize, &inv.InviteBody)
 	if err != nil {
-		return nil, err
-	}
-	inv := &Invite{Raw: b, ID: Sum(b)}
-	if err := decodeCanonical(KindInvite, body, &inv.InviteBody); err != nil {
 		return nil, err
 	}
 	if err := inv.validate(); err != nil {
@@ -59,6 +56,7 @@ func ParseInvite(b []byte) (*Invite, error) {
 	if inv.cert, err = (*Verifier)(nil).verifySigner(KindInvite, inv.Author, inv.Cert, inv.Issued, body, sig); err != nil {
 		return nil, errf(CodeInvalidInvite, "%v", err)
 	}
+	inv.ID = Sum(b)
 	return inv, nil
 }
 

@@ -258,53 +258,12 @@ func unhex(t testing.TB, s string) []byte {
 
 // parseKind decodes signed bytes of the given kind with the matching parser.
 func parseKind(kind string, b []byte) (ID, error) {
-	var id ID
-	var err error
-	switch kind {
-	case KindEvent:
-		var e *Event
-		if e, err = ParseEvent(b); e != nil {
-			id = e.ID
-		}
-	case KindEnvelope:
-		var e *Envelope
-		if e, err = ParseEnvelope(b); e != nil {
-			id = e.ID
-		}
-	case KindDeviceCert:
-		var c *DeviceCert
-		if c, err = ParseDeviceCert(b); c != nil {
-			id = c.ID
-		}
-	case KindDeviceRevoke:
-		var r *DeviceRevocation
-		if r, err = ParseDeviceRevocation(b); r != nil {
-			id = r.ID
-		}
-	case KindInvite:
-		var i *Invite
-		if i, err = ParseInvite(b); i != nil {
-			id = i.ID
-		}
-	case KindTombstone:
-		var ts *Tombstone
-		if ts, err = ParseTombstone(b); ts != nil {
-			id = ts.ID
-		}
-	case KindReceipt:
-		var r *Receipt
-		if r, err = ParseReceipt(b); r != nil {
-			id = r.ID
-		}
-	case KindDiscovery:
-		var r *Record
-		if r, err = ParseRecord(b); r != nil {
-			id = r.ID
-		}
-	default:
-		err = fmt.Errorf("unknown kind %q", kind)
+	parse, ok := parsers[kind]
+	if !ok {
+		return ID{}, fmt.Errorf("unknown kind %q", kind)
 	}
-	return id, err
+	p, err := parse(b)
+	return p.id, err
 }
 
 // TestVectors checks the implementation against testdata/vectors: the
