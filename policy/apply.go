@@ -286,43 +286,6 @@ func (s *State) applyJoin(e *Event, j *Join) error {
 	return nil
 }
 
-// CheckInvite decides whether inv admits joiner at time t (Unix ms) in this
-// state. Bans beat invites: a banned joiner, or an inviter banned, demoted
-// below the invite's roles or stripped of PermInvite, makes it fail.
-func (s *State) CheckInvite(inv *Invite, joiner PublicKey, t int64) error {
-	switch {
-	case inv.Server != s.id:
-		return errf(CodeWrongServer, "invite is for server %s", inv.Server)
-	case s.IsBanned(joiner):
-		return errf(CodeBanned, "%s is banned", joiner)
-	case s.IsMember(joiner):
-		return errf(CodeConflict, "%s is already a member", joiner)
-	case t < inv.Issued:
-		return errf(CodeClock, "join at %d precedes the invite's issue at %d", t, inv.Issued)
-	case t >= inv.Expires:
-		return errf(CodeInviteExpired, "invite expired at %d, used at %d", inv.Expires, t)
-	}
-	if _, ok := s.revokedInvites[inv.ID]; ok {
-		return errf(CodeInviteRevoked, "invite %s was revoked", inv.ID)
-	}
-	if s.inviteUses[inv.ID] >= inv.Uses {
-		return errf(CodeInviteExhausted, "invite admitted its %d joins", inv.Uses)
-	}
-	if inv.cert != nil && s.IsDeviceRevoked(inv.cert.Device) {
-		return errf(CodeInvalidInvite, "inviter device %s was revoked", inv.cert.Device)
-	}
-	inviter := actor{key: inv.Author, rank: s.Rank(inv.Author), perms: s.Permissions(inv.Author, ID{})}
-	if !s.IsMember(inv.Author) || !inviter.perms.Has(PermInvite) {
-		return errf(CodeInvalidInvite, "inviter %s is not a member who may invite", inv.Author)
-	}
-	for _, id := range inv.Roles {
-		if _, err := s.role(inviter, id); err != nil {
-			return errf(CodeInvalidInvite, "invite grants role %s: %v", id, err)
-		}
-	}
-	return nil
-}
-
 func (s *State) applyLeave(a actor) error {
 	if s.IsCreator(a.key) {
 		return errf(CodeForbidden, "creator %s cannot leave: the creator set is immutable", a.key)
