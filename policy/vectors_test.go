@@ -34,6 +34,7 @@ type objectVector struct {
 	ID           string `json:"id"`
 	BodyDiag     string `json:"body_diag"`     // RFC 8949 diagnostic notation of the body
 	SigningInput string `json:"signing_input"` // hex
+	Signature    string `json:"signature"`     // hex, Ed25519 over signing_input
 }
 
 type invalidVector struct {
@@ -72,7 +73,7 @@ func objVector(t testing.TB, name, kind, signer string, raw []byte) objectVector
 		t.Fatal(err)
 	}
 	return objectVector{Name: name, Kind: kind, Signer: signer, Hex: hex.EncodeToString(raw), ID: Sum(raw).String(),
-		BodyDiag: diag, SigningInput: hex.EncodeToString(signingInput(kind, s.Body))}
+		BodyDiag: diag, SigningInput: hex.EncodeToString(signingInput(kind, s.Body)), Signature: hex.EncodeToString(s.Sig)}
 }
 
 func resolutionCase(name string, gen *Event, events []*Event, perm func([]*Event)) resolutionVector {
@@ -304,6 +305,10 @@ func TestVectors(t *testing.T) {
 		id, err := parseKind(o.Kind, unhex(t, o.Hex))
 		if err != nil || id.String() != o.ID {
 			t.Errorf("object %s: id %s err %v, want %s", o.Name, id, err, o.ID)
+		}
+		signer := seedKey(o.Signer).Public().(ed25519.PublicKey)
+		if !ed25519.Verify(signer, unhex(t, o.SigningInput), unhex(t, o.Signature)) {
+			t.Errorf("object %s: signature does not verify under %s's key", o.Name, o.Signer)
 		}
 	}
 	for _, v := range invalid {
