@@ -1,0 +1,187 @@
+package storage
+
+import (
+	"context"
+	"io"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// Event is a state event as stored: its ID, its signed bytes and the
+// store's per-server insertion sequence (1, 2, ...), a resume cursor.
+type Event struct {
+	ID  policy.ID
+	Raw []byte
+	Seq uint64
+}
+
+// Envelope is an envelope as stored. The header fields are copied from the
+// verified policy.Envelope; Seq and StoredAt are assigned by the store.
+type Envelope struct {
+	ID       policy.ID
+	Server   policy.ID
+	Channel  policy.ID
+	Sender   policy.PublicKey
+	Time     int64  // sender's time, Unix ms; with ID, the reconciliation key
+	Raw      []byte // signed bytes; nil once tombstoned
+	Size     int    // len(Raw) when stored; kept after a tombstone
+	Seq      uint64 // per-channel sequence: 1, 2, ... in commit order
+	StoredAt int64  // Unix ms
+	// Tombstone holds the signed tombstone once the envelope was deleted.
+	Tombstone []byte
+}
+
+// Stored is the outcome of storing one envelope.
+type Stored struct {
+	Seq       uint64
+	StoredAt  int64
+	Duplicate bool // the ID was already stored; Seq and StoredAt are the original ones
+}
+
+// Key orders envelopes for set reconciliation: by Time, then ID.
+type Key struct {
+	Time int64
+	ID   policy.ID
+}
+
+// Less orders keys.
+func (k Key) Less(o Key) bool {
+	if k.Time != o.Time {
+		return k.Time < o.Time
+	}
+	return k.ID.Compare(o.ID) < 0
+}
+
+// Fingerprint summarises the envelopes in a key range: how many there are
+// and the sum of their IDs as 256-bit little-endian integers modulo 2^256.
+// Two ranges holding the same IDs have the same fingerprint, whatever the
+// store; differing fingerprints mean differing sets.
+type Fingerprint struct {
+	Count uint64
+	Sum   [32]byte
+}
+
+// Add adds one ID to the fingerprint.
+func (f *Fingerprint) Add(id policy.ID) {
+	f.Count++
+	var carry uint16
+	for i := range 32 {
+		s := uint16(f.Sum[i]) + uint16(id[i]) + carry
+		f.Sum[i] = byte(s)
+		carry = s >> 8
+	}
+}
+
+// Retention bounds a channel: envelopes stored before OlderThan (Unix ms, 0:
+// no age limit) are deleted, then the oldest until at most MaxBytes (0: no
+// size limit) of ciphertext remain.
+type Retention struct {
+	OlderThan int64
+	MaxBytes  uint64
+}
+
+// Swept reports what a retention sweep freed.
+type Swept struct {
+	Envelopes uint64
+	Bytes     uint64
+}
+
+// Quota bounds what a tenant may store. Zero in a field means no limit.
+type Quota struct {
+	Bytes     uint64
+	Envelopes uint64
+	Blobs     uint64
+}
+
+// Usage is what a tenant stores now: bytes of envelopes, state events and
+// blobs; envelopes (tombstoned ones excluded); blobs.
+type Usage struct {
+	Bytes     uint64
+	Envelopes uint64
+	Blobs     uint64
+}
+
+// Tenant is a server this hub hosts, with its quota and live usage.
+type Tenant struct {
+	Server    policy.ID
+	Quota     Quota
+	Usage     Usage
+	Suspended bool
+	Created   int64 // Unix ms
+}
+
+// Tenants admits servers and meters them. Writes for a server that is not
+// a tenant fail with ErrNotHosted, for a suspended one with ErrSuspended.
+type Tenants interface {
+	// PutTenant admits server with quota, or replaces the quota of an
+	// existing tenant (usage is kept; a quota below usage blocks new writes).
+	PutTenant(ctx context.Context, server policy.ID, q Quota) error
+	// Tenant returns one tenant, or ErrNotFound.
+	Tenant(ctx context.Context, server policy.ID) (Tenant, error)
+	// Tenants returns every tenant, ordered by server ID.
+	Tenants(ctx context.Context) ([]Tenant, error)
+	// SetSuspended suspends or resumes a tenant's writes (reads continue).
+	SetSuspended(ctx context.Context, server policy.ID, suspended bool) error
+}
+
+// EventLog stores servers' state logs.
+type EventLog interface {
+	// AppendEvents stores events of one server in one transaction, skipping
+	// IDs already stored, and returns how many were new. Counts toward the
+	// tenant's byte quota.
+	AppendEvents(ctx context.Context, server policy.ID, events []Event) (int, error)
+	// Events returns the server's events with Seq > after, in Seq order, at
+	// most limit.
+	Events(ctx context.Context, server policy.ID, after uint64, limit int) ([]Event, error)
+}
+
+// EnvelopeStore stores envelopes and serves them by cursor, by ID and by
+// reconciliation range.
+type EnvelopeStore interface {
+	// PutEnvelopes stores a batch atomically: either every envelope is
+	// stored (or found already stored) or none is. Results are in input
+	// order. A batch over quota fails with *QuotaError.
+	PutEnvelopes(ctx context.Context, envs []Envelope) ([]Stored, error)
+	// ReadChannel returns a channel's envelopes with Seq > after, in Seq
+	// order, at most limit. Tombstoned envelopes are included without Raw.
+	ReadChannel(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]Envelope, error)
+	// GetEnvelope returns one envelope by ID, or ErrNotFound.
+	GetEnvelope(ctx context.Context, id policy.ID) (Envelope, error)
+	// RangeKeys returns the keys of a channel's envelopes in [from, to), in
+	// key order, at most limit.
+	RangeKeys(ctx context.Context, server, channel policy.ID, from, to Key, limit int) ([]Key, error)
+	// RangeFingerprint returns the fingerprint of a channel's envelopes in [from, to).
+	RangeFingerprint(ctx context.Context, server, channel policy.ID, from, to Key) (Fingerprint, error)
+	// ApplyTombstone deletes the ciphertext of an envelope and keeps the
+	// signed tombstone in its place; the freed bytes leave the tenant's usage.
+	// Applying a tombstone twice is a no-op; an unknown target is ErrNotFound.
+	ApplyTombstone(ctx context.Context, target policy.ID, tombstone []byte) error
+	// Sweep applies a channel's retention and reports what it freed.
+	Sweep(ctx context.Context, server, channel policy.ID, r Retention) (Swept, error)
+}
+
+// BlobStore stores client-encrypted blobs by content ID. It knows nothing of
+// tenants: the hub records which server references a blob (BlobRefs).
+type BlobStore interface {
+	// PutBlob stores size bytes from r under id, verifying while streaming
+	// that they hash to id; on a mismatch it returns ErrBlobMismatch and
+	// stores nothing. Storing an existing blob is a no-op.
+	PutBlob(ctx context.Context, id policy.ID, r io.Reader, size int64) error
+	// GetBlob streams a blob. The caller closes it.
+	GetBlob(ctx context.Context, id policy.ID) (io.ReadCloser, int64, error)
+	// StatBlob returns a blob's size, or ErrNotFound.
+	StatBlob(ctx context.Context, id policy.ID) (int64, error)
+	// DeleteBlob removes a blob; deleting a missing blob is a no-op.
+	DeleteBlob(ctx context.Context, id policy.ID) error
+}
+
+// BlobRefs records which servers reference which blobs, for quotas and
+// garbage collection.
+type BlobRefs interface {
+	// AddBlobRef records that server references a blob of size bytes,
+	// counting it toward the server's quota; an existing reference is a no-op.
+	AddBlobRef(ctx context.Context, server, id policy.ID, size int64) error
+	// RemoveBlobRef drops a reference and reports whether any server still
+	// references the blob (when none does, the blob may be deleted).
+	RemoveBlobRef(ctx context.Context, server, id policy.ID) (stillReferenced bool, err error)
+}
