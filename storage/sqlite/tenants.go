@@ -1,0 +1,117 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// PutTenant admits a server or replaces its quota.
+func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota) error {
+	for _, v := range []uint64{q.Bytes, q.Envelopes, q.Blobs} {
+		if v > math.MaxInt64 {
+			return fmt.Errorf("sqlite: put tenant: %w: quota above 2^63-1", storage.ErrInvalid)
+		}
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (server, quota_bytes, quota_envelopes, quota_blobs, created)
+			VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (server) DO UPDATE SET quota_bytes = excluded.quota_bytes,
+				quota_envelopes = excluded.quota_envelopes, quota_blobs = excluded.quota_blobs`,
+			server[:], int64(q.Bytes), int64(q.Envelopes), int64(q.Blobs), s.now())
+		return err
+	})
+}
+
+const tenantCols = `server, quota_bytes, quota_envelopes, quota_blobs, used_bytes, used_envelopes, used_blobs, suspended, created`
+
+func scanTenant(row interface{ Scan(...any) error }) (storage.Tenant, error) {
+	var t storage.Tenant
+	var server []byte
+	var qb, qe, qbl, ub, ue, ubl int64
+	if err := row.Scan(&server, &qb, &qe, &qbl, &ub, &ue, &ubl, &t.Suspended, &t.Created); err != nil {
+		return t, err
+	}
+	copy(t.Server[:], server)
+	t.Quota = storage.Quota{Bytes: uint64(qb), Envelopes: uint64(qe), Blobs: uint64(qbl)}
+	t.Usage = storage.Usage{Bytes: uint64(ub), Envelopes: uint64(ue), Blobs: uint64(ubl)}
+	return t, nil
+}
+
+// Tenant returns one tenant.
+func (s *Store) Tenant(ctx context.Context, server policy.ID) (storage.Tenant, error) {
+	t, err := scanTenant(s.r.QueryRowContext(ctx, `SELECT `+tenantCols+` FROM tenants WHERE server = ?`, server[:]))
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, fmt.Errorf("sqlite: tenant %s: %w", server, storage.ErrNotFound)
+	}
+	return t, err
+}
+
+// Tenants returns every tenant ordered by server ID.
+func (s *Store) Tenants(ctx context.Context) ([]storage.Tenant, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY server`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: tenants: %w", err)
+	}
+	defer rows.Close()
+	var out []storage.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("sqlite: tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// SetSuspended suspends or resumes a tenant's writes.
+func (s *Store) SetSuspended(ctx context.Context, server policy.ID, suspended bool) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE tenants SET suspended = ? WHERE server = ?`, suspended, server[:])
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("sqlite: tenant %s: %w", server, storage.ErrNotFound)
+		}
+		return nil
+	})
+}
+
+// delta is a change of a tenant's usage.
+type delta struct{ bytes, envelopes, blobs int64 }
+
+// charge applies d to server's usage inside tx, refusing growth for a
+// server that is not hosted, is suspended, or would exceed a quota.
+func (s *Store) charge(ctx context.Context, tx *sql.Tx, server policy.ID, d delta) error {
+	var qb, qe, qbl, ub, ue, ubl int64
+	var suspended bool
+	err := tx.StmtContext(ctx, s.stmts.tenantUsage).QueryRowContext(ctx, server[:]).Scan(&qb, &qe, &qbl, &ub, &ue, &ubl, &suspended)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("sqlite: server %s: %w", server, storage.ErrNotHosted)
+	}
+	if err != nil {
+		return err
+	}
+	grows := d.bytes > 0 || d.envelopes > 0 || d.blobs > 0
+	if grows && suspended {
+		return fmt.Errorf("sqlite: server %s: %w", server, storage.ErrSuspended)
+	}
+	for _, c := range []struct {
+		r           storage.Resource
+		quota, used int64
+		add         int64
+	}{{storage.ResourceBytes, qb, ub, d.bytes}, {storage.ResourceEnvelopes, qe, ue, d.envelopes}, {storage.ResourceBlobs, qbl, ubl, d.blobs}} {
+		if c.add > 0 && c.quota > 0 && c.used+c.add > c.quota {
+			return &storage.QuotaError{Resource: c.r, Limit: uint64(c.quota), Used: uint64(c.used), Want: uint64(c.add)}
+		}
+	}
+	_, err = tx.StmtContext(ctx, s.stmts.tenantCharge).ExecContext(ctx, d.bytes, d.envelopes, d.blobs, server[:])
+	return err
+}
