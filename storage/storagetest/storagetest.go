@@ -53,9 +53,10 @@ func ChannelID(name string) policy.ID { return policy.Sum([]byte("channel " + na
 // a verified envelope. Time is n seconds after a fixed epoch.
 func Envelope(server, channel policy.ID, n int, size int) storage.Envelope {
 	raw := make([]byte, size)
-	var seed [40]byte
-	copy(seed[:32], channel[:])
-	binary.BigEndian.PutUint64(seed[32:], uint64(n))
+	var seed [72]byte // server, channel and n: distinct records never share an ID
+	copy(seed[:32], server[:])
+	copy(seed[32:64], channel[:])
+	binary.BigEndian.PutUint64(seed[64:], uint64(n))
 	block := sha256.Sum256(seed[:])
 	for i := 0; i < size; i += len(block) {
 		copy(raw[i:], block[:])
