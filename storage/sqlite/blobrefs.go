@@ -15,7 +15,8 @@ func (s *Store) AddBlobRef(ctx context.Context, server, id policy.ID, size int64
 	if size < 0 {
 		return fmt.Errorf("sqlite: add blob ref: %w: negative size", storage.ErrInvalid)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(b *batch) error {
+		tx := b.tx
 		var one int
 		err := tx.QueryRowContext(ctx, `SELECT 1 FROM blob_refs WHERE server = ? AND id = ?`, server[:], id[:]).Scan(&one)
 		if err == nil {
@@ -24,10 +25,10 @@ func (s *Store) AddBlobRef(ctx context.Context, server, id policy.ID, size int64
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err := s.charge(ctx, tx, server, delta{bytes: size, blobs: 1}); err != nil {
+		if err := b.charge(ctx, server, delta{bytes: size, blobs: 1}); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO blob_refs (server, id, size) VALUES (?, ?, ?)`, server[:], id[:], size)
+		_, err = b.exec(ctx, `INSERT INTO blob_refs (server, id, size) VALUES (?, ?, ?)`, server[:], id[:], size)
 		return err
 	})
 	if err != nil {
@@ -39,15 +40,19 @@ func (s *Store) AddBlobRef(ctx context.Context, server, id policy.ID, size int64
 // RemoveBlobRef drops a reference and reports whether others remain.
 func (s *Store) RemoveBlobRef(ctx context.Context, server, id policy.ID) (bool, error) {
 	var still bool
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(b *batch) error {
+		tx := b.tx
 		var size int64
-		err := tx.QueryRowContext(ctx, `DELETE FROM blob_refs WHERE server = ? AND id = ? RETURNING size`, server[:], id[:]).Scan(&size)
+		err := tx.QueryRowContext(ctx, `SELECT size FROM blob_refs WHERE server = ? AND id = ?`, server[:], id[:]).Scan(&size)
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 		case err != nil:
 			return err
 		default:
-			if err := s.charge(ctx, tx, server, delta{bytes: -size, blobs: -1}); err != nil {
+			if err := b.charge(ctx, server, delta{bytes: -size, blobs: -1}); err != nil {
+				return err
+			}
+			if _, err := b.exec(ctx, `DELETE FROM blob_refs WHERE server = ? AND id = ?`, server[:], id[:]); err != nil {
 				return err
 			}
 		}

@@ -12,13 +12,14 @@ import (
 	"github.com/guildhall/guildhall/storage"
 )
 
-// statements prepared once on the writer connection for the ingest path.
+// statements prepared once on the writer connection for the write path.
+// (modernc's driver still parses SQL per execution; preparing saves the
+// database/sql round trips, and the batch keeps the statement count down.)
 type statements struct {
-	envelopeExists *sql.Stmt
-	channelSeq     *sql.Stmt
-	envelopeInsert *sql.Stmt
-	tenantUsage    *sql.Stmt
-	tenantCharge   *sql.Stmt
+	envelopeInsert              *sql.Stmt
+	envelopeExisting            *sql.Stmt
+	channelGet, channelPut      *sql.Stmt
+	tenantUsage, tenantSetUsage *sql.Stmt
 }
 
 func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
@@ -26,18 +27,19 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		dst  **sql.Stmt
 		text string
 	}{
-		{&st.envelopeExists, `SELECT seq, stored_at FROM envelopes WHERE id = ?`},
-		// The channel row is the sequence counter: one writer at a time holds it,
-		// so sequence N is committed before N+1 is handed out.
-		{&st.channelSeq, `INSERT INTO channels (server, channel, next_seq, bytes) VALUES (?, ?, 2, ?)
-			ON CONFLICT (server, channel) DO UPDATE SET next_seq = next_seq + 1, bytes = bytes + excluded.bytes
-			RETURNING next_seq - 1`},
+		// An ID already stored inserts nothing and returns no row.
 		{&st.envelopeInsert, `INSERT INTO envelopes (id, server, channel, seq, time, sender, stored_at, size, raw)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING RETURNING seq`},
+		{&st.envelopeExisting, `SELECT seq, stored_at FROM envelopes WHERE id = ?`},
+		// The channel row holds the sequence counter. SQLite has one writer,
+		// which holds the counter from its read to its commit: sequence N is
+		// committed before N+1 is handed out.
+		{&st.channelGet, `SELECT next_seq, bytes FROM channels WHERE server = ? AND channel = ?`},
+		{&st.channelPut, `INSERT INTO channels (server, channel, next_seq, bytes) VALUES (?, ?, ?, ?)
+			ON CONFLICT (server, channel) DO UPDATE SET next_seq = excluded.next_seq, bytes = excluded.bytes`},
 		{&st.tenantUsage, `SELECT quota_bytes, quota_envelopes, quota_blobs, used_bytes, used_envelopes, used_blobs, suspended
 			FROM tenants WHERE server = ?`},
-		{&st.tenantCharge, `UPDATE tenants SET used_bytes = used_bytes + ?, used_envelopes = used_envelopes + ?,
-			used_blobs = used_blobs + ? WHERE server = ?`},
+		{&st.tenantSetUsage, `UPDATE tenants SET used_bytes = ?, used_envelopes = ?, used_blobs = ? WHERE server = ?`},
 	} {
 		stmt, err := db.PrepareContext(ctx, p.text)
 		if err != nil {
@@ -56,58 +58,67 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 		}
 	}
 	out := make([]storage.Stored, len(envs))
-	err := s.write(ctx, func(tx *sql.Tx) error {
-		exists := tx.StmtContext(ctx, s.stmts.envelopeExists)
-		first := make(map[policy.ID]int, len(envs)) // first index of each ID in the batch
-		charges := map[policy.ID]*delta{}
-		var fresh []int
+	err := s.write(ctx, func(b *batch) error {
+		// Check: charge as if every distinct envelope were new; only if that
+		// is over quota, look up which ones are stored already and charge those.
+		first := make(map[policy.ID]int, len(envs)) // first index of each ID
 		for i, e := range envs {
-			if j, ok := first[e.ID]; ok {
-				out[i] = storage.Stored{Duplicate: true, Seq: uint64(j)} // resolved below
-				continue
+			if _, ok := first[e.ID]; !ok {
+				first[e.ID] = i
 			}
-			first[e.ID] = i
-			var seq, at int64
-			switch err := exists.QueryRowContext(ctx, e.ID[:]).Scan(&seq, &at); err {
-			case nil:
-				out[i] = storage.Stored{Seq: uint64(seq), StoredAt: at, Duplicate: true}
-				continue
-			case sql.ErrNoRows:
-			default:
+		}
+		if err := chargeEnvelopes(ctx, b, envs, first, nil); err != nil {
+			var qe *storage.QuotaError
+			if !errors.As(err, &qe) {
 				return err
 			}
-			fresh = append(fresh, i)
-			d := charges[e.Server]
-			if d == nil {
-				d = &delta{}
-				charges[e.Server] = d
+			clear(b.pending)
+			stored := map[policy.ID]bool{}
+			existing := b.tx.StmtContext(ctx, s.stmts.envelopeExisting)
+			for id := range first {
+				var seq, at int64
+				switch err := existing.QueryRowContext(ctx, id[:]).Scan(&seq, &at); {
+				case err == nil:
+					stored[id] = true
+				case !errors.Is(err, sql.ErrNoRows):
+					return err
+				}
 			}
-			d.bytes += int64(len(e.Raw))
-			d.envelopes++
-		}
-		for _, server := range slices.SortedFunc(maps.Keys(charges), policy.ID.Compare) {
-			if err := s.charge(ctx, tx, server, *charges[server]); err != nil {
+			if err := chargeEnvelopes(ctx, b, envs, first, stored); err != nil {
 				return err
 			}
 		}
+		// Write.
 		now := s.now()
-		seqStmt, insert := tx.StmtContext(ctx, s.stmts.channelSeq), tx.StmtContext(ctx, s.stmts.envelopeInsert)
-		for _, i := range fresh {
-			e := envs[i]
-			var seq int64
-			if err := seqStmt.QueryRowContext(ctx, e.Server[:], e.Channel[:], len(e.Raw)).Scan(&seq); err != nil {
-				return err
-			}
-			if _, err := insert.ExecContext(ctx, e.ID[:], e.Server[:], e.Channel[:], seq, e.Time, e.Sender[:], now, len(e.Raw), e.Raw); err != nil {
-				return err
-			}
-			out[i] = storage.Stored{Seq: uint64(seq), StoredAt: now}
-		}
-		for i, e := range envs { // repeats within the batch get the first copy's result
+		for i, e := range envs {
 			if j := first[e.ID]; j != i {
 				out[i] = out[j]
 				out[i].Duplicate = true
+				continue
 			}
+			ch, err := b.channel(ctx, e.Server, e.Channel)
+			if err != nil {
+				return err
+			}
+			var seq int64
+			err = b.queryRowStmt(ctx, s.stmts.envelopeInsert, e.ID[:], e.Server[:], e.Channel[:], ch.nextSeq, e.Time, e.Sender[:], now, len(e.Raw), e.Raw).Scan(&seq)
+			if errors.Is(err, sql.ErrNoRows) { // already stored: refund the charge
+				var at int64
+				if err := b.tx.StmtContext(ctx, s.stmts.envelopeExisting).QueryRowContext(ctx, e.ID[:]).Scan(&seq, &at); err != nil {
+					return err
+				}
+				out[i] = storage.Stored{Seq: uint64(seq), StoredAt: at, Duplicate: true}
+				p := b.pending[e.Server]
+				b.pending[e.Server] = delta{p.bytes - int64(len(e.Raw)), p.envelopes - 1, p.blobs}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			ch.nextSeq++
+			ch.bytes += int64(len(e.Raw))
+			ch.dirty = true
+			out[i] = storage.Stored{Seq: uint64(seq), StoredAt: now}
 		}
 		return nil
 	})
@@ -115,6 +126,30 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 		return nil, fmt.Errorf("sqlite: put envelopes: %w", err)
 	}
 	return out, nil
+}
+
+// chargeEnvelopes charges each server for the distinct envelopes of the
+// batch that are not in stored.
+func chargeEnvelopes(ctx context.Context, b *batch, envs []storage.Envelope, first map[policy.ID]int, stored map[policy.ID]bool) error {
+	charges := map[policy.ID]*delta{}
+	for i, e := range envs {
+		if first[e.ID] != i || stored[e.ID] {
+			continue
+		}
+		d := charges[e.Server]
+		if d == nil {
+			d = &delta{}
+			charges[e.Server] = d
+		}
+		d.bytes += int64(len(e.Raw))
+		d.envelopes++
+	}
+	for _, server := range slices.SortedFunc(maps.Keys(charges), policy.ID.Compare) {
+		if err := b.charge(ctx, server, *charges[server]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 const envelopeCols = `id, server, channel, seq, time, sender, stored_at, size, raw, tombstone`
@@ -210,11 +245,11 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 	if len(tombstone) == 0 {
 		return fmt.Errorf("sqlite: tombstone: %w: empty tombstone", storage.ErrInvalid)
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(b *batch) error {
 		var server, channel []byte
 		var size int64
 		var dead bool
-		err := tx.QueryRowContext(ctx, `SELECT server, channel, size, tombstone IS NOT NULL FROM envelopes WHERE id = ?`, target[:]).
+		err := b.tx.QueryRowContext(ctx, `SELECT server, channel, size, tombstone IS NOT NULL FROM envelopes WHERE id = ?`, target[:]).
 			Scan(&server, &channel, &size, &dead)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("envelope %s: %w", target, storage.ErrNotFound)
@@ -222,13 +257,19 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 		if err != nil || dead {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE envelopes SET raw = NULL, tombstone = ? WHERE id = ?`, tombstone, target[:]); err != nil {
+		ch, err := b.channel(ctx, policy.ID(server), policy.ID(channel))
+		if err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET bytes = bytes - ? WHERE server = ? AND channel = ?`, size, server, channel); err != nil {
+		if err := b.charge(ctx, policy.ID(server), delta{bytes: -size, envelopes: -1}); err != nil {
 			return err
 		}
-		return s.charge(ctx, tx, policy.ID(server), delta{bytes: -size, envelopes: -1})
+		if _, err := b.exec(ctx, `UPDATE envelopes SET raw = NULL, tombstone = ? WHERE id = ?`, tombstone, target[:]); err != nil {
+			return err
+		}
+		ch.bytes -= size
+		ch.dirty = true
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("sqlite: tombstone: %w", err)
@@ -240,10 +281,17 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 // freed pages to the file system.
 func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.Retention) (storage.Swept, error) {
 	var swept storage.Swept
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(b *batch) error {
 		swept = storage.Swept{}
+		if _, err := b.tenant(ctx, server); err != nil {
+			return err
+		}
+		ch, err := b.channel(ctx, server, channel)
+		if err != nil {
+			return err
+		}
 		del := func(query string, args ...any) error {
-			rows, err := tx.QueryContext(ctx, query, args...)
+			rows, err := b.query(ctx, query, args...)
 			if err != nil {
 				return err
 			}
@@ -267,39 +315,30 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 				return err
 			}
 		}
-		if r.MaxBytes > 0 {
-			var live int64
-			err := tx.QueryRowContext(ctx, `SELECT bytes FROM channels WHERE server = ? AND channel = ?`, server[:], channel[:]).Scan(&live)
-			if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		if live := ch.bytes - int64(swept.Bytes); r.MaxBytes > 0 && live > int64(r.MaxBytes) {
+			// The oldest envelopes whose sizes add up to at least the excess.
+			var cutoff int64
+			err := b.tx.QueryRowContext(ctx, `SELECT seq FROM (
+					SELECT seq, SUM(size) OVER (ORDER BY seq) AS running FROM envelopes
+					WHERE server = ? AND channel = ? AND raw IS NOT NULL)
+				WHERE running >= ? ORDER BY seq LIMIT 1`, server[:], channel[:], live-int64(r.MaxBytes)).Scan(&cutoff)
+			if err != nil {
 				return err
 			}
-			live -= int64(swept.Bytes)
-			if excess := live - int64(r.MaxBytes); excess > 0 {
-				// The oldest envelopes whose sizes add up to at least the excess.
-				var cutoff int64
-				err := tx.QueryRowContext(ctx, `SELECT seq FROM (
-						SELECT seq, SUM(size) OVER (ORDER BY seq) AS running FROM envelopes
-						WHERE server = ? AND channel = ? AND raw IS NOT NULL)
-					WHERE running >= ? ORDER BY seq LIMIT 1`, server[:], channel[:], excess).Scan(&cutoff)
-				if err != nil {
-					return err
-				}
-				if err := del(`DELETE FROM envelopes WHERE server = ? AND channel = ? AND seq <= ? RETURNING size, tombstone IS NOT NULL`,
-					server[:], channel[:], cutoff); err != nil {
-					return err
-				}
+			if err := del(`DELETE FROM envelopes WHERE server = ? AND channel = ? AND seq <= ? RETURNING size, tombstone IS NOT NULL`,
+				server[:], channel[:], cutoff); err != nil {
+				return err
 			}
 		}
 		if swept.Envelopes == 0 {
 			return nil
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE channels SET bytes = bytes - ? WHERE server = ? AND channel = ?`, int64(swept.Bytes), server[:], channel[:]); err != nil {
+		ch.bytes -= int64(swept.Bytes)
+		ch.dirty = true
+		if err := b.charge(ctx, server, delta{bytes: -int64(swept.Bytes), envelopes: -int64(swept.Envelopes)}); err != nil {
 			return err
 		}
-		if err := s.charge(ctx, tx, server, delta{bytes: -int64(swept.Bytes), envelopes: -int64(swept.Envelopes)}); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `PRAGMA incremental_vacuum`)
+		_, err = b.exec(ctx, `PRAGMA incremental_vacuum`)
 		return err
 	})
 	if err != nil {

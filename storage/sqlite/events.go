@@ -17,7 +17,8 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 		}
 	}
 	var added int
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(b *batch) error {
+		tx := b.tx
 		added = 0
 		seen := make(map[policy.ID]bool, len(events))
 		var fresh []storage.Event
@@ -40,7 +41,7 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 		if len(fresh) == 0 {
 			return nil
 		}
-		if err := s.charge(ctx, tx, server, delta{bytes: bytes}); err != nil {
+		if err := b.charge(ctx, server, delta{bytes: bytes}); err != nil {
 			return err
 		}
 		var next int64
@@ -48,13 +49,13 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 			return err
 		}
 		for _, e := range fresh {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO events (server, seq, id, raw) VALUES (?, ?, ?, ?)`, server[:], next, e.ID[:], e.Raw); err != nil {
+			if _, err := b.exec(ctx, `INSERT INTO events (server, seq, id, raw) VALUES (?, ?, ?, ?)`, server[:], next, e.ID[:], e.Raw); err != nil {
 				return err
 			}
 			next++
 		}
 		added = len(fresh)
-		_, err := tx.ExecContext(ctx, `UPDATE tenants SET next_event_seq = ? WHERE server = ?`, next, server[:])
+		_, err := b.exec(ctx, `UPDATE tenants SET next_event_seq = ? WHERE server = ?`, next, server[:])
 		return err
 	})
 	if err != nil {

@@ -70,10 +70,10 @@ func (c *Config) validate() error {
 // Store is the SQLite backend. It is safe for concurrent use.
 type Store struct {
 	cfg    Config
-	w      *sql.DB // exactly one connection: every write, through commit
-	r      *sql.DB // readers
+	w      *sql.DB    // exactly one connection: every write, through commit
+	r      *sql.DB    // readers
 	stmts  statements // on w
-	commit *groupcommit.Committer[*sql.Tx]
+	commit *groupcommit.Committer[*batch]
 	cancel context.CancelFunc
 }
 
@@ -192,38 +192,8 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	return nil
 }
 
-// runBatch runs a group of write functions in one transaction, each inside
-// a savepoint so that a failing one leaves no trace and the others commit.
-func (s *Store) runBatch(ctx context.Context, fns []func(*sql.Tx) error) ([]error, error) {
-	tx, err := s.w.BeginTx(ctx, nil)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite: begin: %w", unavailable(err))
-	}
-	errs := make([]error, len(fns))
-	for i, fn := range fns {
-		if _, err := tx.ExecContext(ctx, "SAVEPOINT w"); err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("sqlite: savepoint: %w", unavailable(err))
-		}
-		if errs[i] = fn(tx); errs[i] != nil {
-			if _, err := tx.ExecContext(ctx, "ROLLBACK TO w"); err != nil {
-				tx.Rollback()
-				return nil, fmt.Errorf("sqlite: rollback to savepoint: %w", unavailable(err))
-			}
-		}
-		if _, err := tx.ExecContext(ctx, "RELEASE w"); err != nil {
-			tx.Rollback()
-			return nil, fmt.Errorf("sqlite: release savepoint: %w", unavailable(err))
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return nil, fmt.Errorf("sqlite: commit: %w", unavailable(err))
-	}
-	return errs, nil
-}
-
 // write runs fn in a group commit and maps a closed committer to ErrUnavailable.
-func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(*batch) error) error {
 	err := s.commit.Do(ctx, fn)
 	if errors.Is(err, groupcommit.ErrClosed) {
 		return fmt.Errorf("sqlite: %w: store closed", storage.ErrUnavailable)

@@ -18,8 +18,11 @@ func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota
 			return fmt.Errorf("sqlite: put tenant: %w: quota above 2^63-1", storage.ErrInvalid)
 		}
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO tenants (server, quota_bytes, quota_envelopes, quota_blobs, created)
+	return s.write(ctx, func(b *batch) error {
+		if err := b.forget(ctx, server); err != nil {
+			return err
+		}
+		_, err := b.exec(ctx, `INSERT INTO tenants (server, quota_bytes, quota_envelopes, quota_blobs, created)
 			VALUES (?, ?, ?, ?, ?)
 			ON CONFLICT (server) DO UPDATE SET quota_bytes = excluded.quota_bytes,
 				quota_envelopes = excluded.quota_envelopes, quota_blobs = excluded.quota_blobs`,
@@ -72,12 +75,16 @@ func (s *Store) Tenants(ctx context.Context) ([]storage.Tenant, error) {
 
 // SetSuspended suspends or resumes a tenant's writes.
 func (s *Store) SetSuspended(ctx context.Context, server policy.ID, suspended bool) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE tenants SET suspended = ? WHERE server = ?`, suspended, server[:])
+	return s.write(ctx, func(b *batch) error {
+		if err := b.forget(ctx, server); err != nil {
+			return err
+		}
+		res, err := b.exec(ctx, `UPDATE tenants SET suspended = ? WHERE server = ?`, suspended, server[:])
 		if err != nil {
 			return err
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
+			b.wrote = false // the update matched nothing: nothing was written
 			return fmt.Errorf("sqlite: tenant %s: %w", server, storage.ErrNotFound)
 		}
 		return nil
@@ -86,32 +93,3 @@ func (s *Store) SetSuspended(ctx context.Context, server policy.ID, suspended bo
 
 // delta is a change of a tenant's usage.
 type delta struct{ bytes, envelopes, blobs int64 }
-
-// charge applies d to server's usage inside tx, refusing growth for a
-// server that is not hosted, is suspended, or would exceed a quota.
-func (s *Store) charge(ctx context.Context, tx *sql.Tx, server policy.ID, d delta) error {
-	var qb, qe, qbl, ub, ue, ubl int64
-	var suspended bool
-	err := tx.StmtContext(ctx, s.stmts.tenantUsage).QueryRowContext(ctx, server[:]).Scan(&qb, &qe, &qbl, &ub, &ue, &ubl, &suspended)
-	if errors.Is(err, sql.ErrNoRows) {
-		return fmt.Errorf("sqlite: server %s: %w", server, storage.ErrNotHosted)
-	}
-	if err != nil {
-		return err
-	}
-	grows := d.bytes > 0 || d.envelopes > 0 || d.blobs > 0
-	if grows && suspended {
-		return fmt.Errorf("sqlite: server %s: %w", server, storage.ErrSuspended)
-	}
-	for _, c := range []struct {
-		r           storage.Resource
-		quota, used int64
-		add         int64
-	}{{storage.ResourceBytes, qb, ub, d.bytes}, {storage.ResourceEnvelopes, qe, ue, d.envelopes}, {storage.ResourceBlobs, qbl, ubl, d.blobs}} {
-		if c.add > 0 && c.quota > 0 && c.used+c.add > c.quota {
-			return &storage.QuotaError{Resource: c.r, Limit: uint64(c.quota), Used: uint64(c.used), Want: uint64(c.add)}
-		}
-	}
-	_, err = tx.StmtContext(ctx, s.stmts.tenantCharge).ExecContext(ctx, d.bytes, d.envelopes, d.blobs, server[:])
-	return err
-}
