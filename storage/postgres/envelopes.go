@@ -1,0 +1,258 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// PutEnvelopes stores a batch atomically. The work is deferred to the end of
+// the commit group so that every put of the group shares one existence
+// query and one COPY.
+func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]storage.Stored, error) {
+	for _, e := range envs {
+		if len(e.Raw) == 0 || policy.Sum(e.Raw) != e.ID {
+			return nil, fmt.Errorf("postgres: put envelopes: %w: envelope %s does not hash to its id", storage.ErrInvalid, e.ID)
+		}
+	}
+	var req *putReq
+	err := s.write(ctx, func(b *batch) error {
+		req = &putReq{envs: envs, out: make([]storage.Stored, len(envs))}
+		b.puts = append(b.puts, req)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: put envelopes: %w", err)
+	}
+	return req.out, nil
+}
+
+const envelopeCols = `id, server, channel, seq, time, sender, stored_at, size, raw, tombstone`
+
+func scanEnvelope(row pgx.Row) (storage.Envelope, error) {
+	var e storage.Envelope
+	var id, server, channel, sender []byte
+	if err := row.Scan(&id, &server, &channel, &e.Seq, &e.Time, &sender, &e.StoredAt, &e.Size, &e.Raw, &e.Tombstone); err != nil {
+		return e, err
+	}
+	e.ID, e.Server, e.Channel, e.Sender = policy.ID(id), policy.ID(server), policy.ID(channel), policy.PublicKey(sender)
+	return e, nil
+}
+
+// ReadChannel returns a channel's envelopes after a sequence number.
+func (s *Store) ReadChannel(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
+	rows, err := s.pool.Query(ctx, queryReadChannel, server[:], channel[:], int64(after), limit)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: read channel: %w", unavailable(err))
+	}
+	defer rows.Close()
+	out := make([]storage.Envelope, 0, min(limit, 1024))
+	for rows.Next() {
+		e, err := scanEnvelope(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: read channel: %w", err)
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// The read queries, named so the EXPLAIN test checks each of them.
+const (
+	queryReadChannel = `SELECT ` + envelopeCols + ` FROM envelopes WHERE server = $1 AND channel = $2 AND seq > $3 ORDER BY seq LIMIT $4`
+	queryGetEnvelope = `SELECT ` + envelopeCols + ` FROM envelopes WHERE id = $1`
+	rangeWhere       = `server = $1 AND channel = $2 AND (time, id) >= ($3, $4) AND (time, id) < ($5, $6)`
+	queryRangeKeys   = `SELECT time, id FROM envelopes WHERE ` + rangeWhere + ` ORDER BY time, id LIMIT $7`
+	queryRangeIDs    = `SELECT id FROM envelopes WHERE ` + rangeWhere
+	queryAgeSweep    = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
+		WHERE server = $1 AND channel = $2 AND time < $3 LIMIT $4)) RETURNING size, tombstone IS NOT NULL`
+	querySizeSweep = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
+		WHERE server = $1 AND channel = $2 AND seq <= $3 ORDER BY seq LIMIT $4)) RETURNING size, tombstone IS NOT NULL`
+	queryTombstoneTarget = `SELECT server, channel, size, tombstone IS NOT NULL FROM envelopes WHERE id = $1`
+)
+
+// GetEnvelope returns one envelope by ID.
+func (s *Store) GetEnvelope(ctx context.Context, id policy.ID) (storage.Envelope, error) {
+	e, err := scanEnvelope(s.pool.QueryRow(ctx, queryGetEnvelope, id[:]))
+	if isNoRows(err) {
+		return e, fmt.Errorf("postgres: envelope %s: %w", id, storage.ErrNotFound)
+	}
+	if err != nil {
+		return e, fmt.Errorf("postgres: get envelope: %w", unavailable(err))
+	}
+	return e, nil
+}
+
+func rangeArgs(server, channel policy.ID, from, to storage.Key) []any {
+	return []any{server[:], channel[:], from.Time, from.ID[:], to.Time, to.ID[:]}
+}
+
+// RangeKeys returns the keys of a channel's envelopes in [from, to).
+func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
+	rows, err := s.pool.Query(ctx, queryRangeKeys, append(rangeArgs(server, channel, from, to), limit)...)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: range keys: %w", unavailable(err))
+	}
+	defer rows.Close()
+	var out []storage.Key
+	for rows.Next() {
+		var k storage.Key
+		var id []byte
+		if err := rows.Scan(&k.Time, &id); err != nil {
+			return nil, fmt.Errorf("postgres: range keys: %w", err)
+		}
+		k.ID = policy.ID(id)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// RangeFingerprint returns the fingerprint of a channel's envelopes in [from, to).
+func (s *Store) RangeFingerprint(ctx context.Context, server, channel policy.ID, from, to storage.Key) (storage.Fingerprint, error) {
+	var fp storage.Fingerprint
+	rows, err := s.pool.Query(ctx, queryRangeIDs, rangeArgs(server, channel, from, to)...)
+	if err != nil {
+		return fp, fmt.Errorf("postgres: range fingerprint: %w", unavailable(err))
+	}
+	defer rows.Close()
+	var id []byte
+	for rows.Next() {
+		if err := rows.Scan(&id); err != nil {
+			return fp, fmt.Errorf("postgres: range fingerprint: %w", err)
+		}
+		fp.Add(policy.ID(id))
+	}
+	return fp, rows.Err()
+}
+
+// ApplyTombstone deletes an envelope's ciphertext and keeps its tombstone.
+func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone []byte) error {
+	if len(tombstone) == 0 {
+		return fmt.Errorf("postgres: tombstone: %w: empty tombstone", storage.ErrInvalid)
+	}
+	err := s.write(ctx, func(b *batch) error {
+		var server, channel []byte
+		var size int64
+		var dead bool
+		err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead)
+		if isNoRows(err) {
+			return fmt.Errorf("envelope %s: %w", target, storage.ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if err := b.lockTenants(ctx, []policy.ID{policy.ID(server)}); err != nil {
+			return err
+		}
+		ch, err := b.channel(ctx, policy.ID(server), policy.ID(channel))
+		if err != nil {
+			return err
+		}
+		// Re-read under the locks: a concurrent process may have applied it.
+		if err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead); err != nil || dead {
+			return err
+		}
+		if err := b.charge(ctx, policy.ID(server), delta{bytes: -size, envelopes: -1}); err != nil {
+			return err
+		}
+		if _, err := b.exec(ctx, `UPDATE envelopes SET raw = NULL, tombstone = $1 WHERE id = $2`, tombstone, target[:]); err != nil {
+			return err
+		}
+		ch.bytes -= size
+		ch.dirty = true
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("postgres: tombstone: %w", err)
+	}
+	return nil
+}
+
+// sweepChunk bounds one DELETE of a sweep, so a large sweep does not hold
+// huge row sets in one statement.
+const sweepChunk = 5000
+
+// Sweep deletes a channel's envelopes beyond its retention. Deleted rows are
+// reclaimed by (auto)vacuum; see docs/OPERATIONS.md.
+func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.Retention) (storage.Swept, error) {
+	var swept storage.Swept
+	err := s.write(ctx, func(b *batch) error {
+		swept = storage.Swept{}
+		if err := b.lockTenants(ctx, []policy.ID{server}); err != nil {
+			return err
+		}
+		if _, ok := b.tenants[server]; !ok {
+			return fmt.Errorf("server %s: %w", server, storage.ErrNotHosted)
+		}
+		ch, err := b.channel(ctx, server, channel)
+		if err != nil {
+			return err
+		}
+		del := func(query string, args ...any) (int, error) {
+			b.wrote = true
+			rows, err := b.tx.Query(ctx, query, args...)
+			if err != nil {
+				return 0, err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var size int64
+				var dead bool
+				if err := rows.Scan(&size, &dead); err != nil {
+					return n, err
+				}
+				n++
+				if !dead {
+					swept.Envelopes++
+					swept.Bytes += uint64(size)
+				}
+			}
+			return n, rows.Err()
+		}
+		if r.OlderThan > 0 {
+			for {
+				n, err := del(queryAgeSweep, server[:], channel[:], r.OlderThan, sweepChunk)
+				if err != nil {
+					return err
+				}
+				if n < sweepChunk {
+					break
+				}
+			}
+		}
+		if live := ch.bytes - int64(swept.Bytes); r.MaxBytes > 0 && live > int64(r.MaxBytes) {
+			var cutoff int64
+			err := b.tx.QueryRow(ctx, `SELECT seq FROM (
+					SELECT seq, SUM(size) OVER (ORDER BY seq) AS running FROM envelopes
+					WHERE server = $1 AND channel = $2 AND raw IS NOT NULL) AS w
+				WHERE running >= $3 ORDER BY seq LIMIT 1`, server[:], channel[:], live-int64(r.MaxBytes)).Scan(&cutoff)
+			if err != nil {
+				return err
+			}
+			for {
+				n, err := del(querySizeSweep, server[:], channel[:], cutoff, sweepChunk)
+				if err != nil {
+					return err
+				}
+				if n < sweepChunk {
+					break
+				}
+			}
+		}
+		if swept.Envelopes == 0 {
+			return nil
+		}
+		ch.bytes -= int64(swept.Bytes)
+		ch.dirty = true
+		return b.charge(ctx, server, delta{bytes: -int64(swept.Bytes), envelopes: -int64(swept.Envelopes)})
+	})
+	if err != nil {
+		return swept, fmt.Errorf("postgres: sweep: %w", err)
+	}
+	return swept, nil
+}

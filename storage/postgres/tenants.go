@@ -1,0 +1,95 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"math"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// PutTenant admits a server or replaces its quota.
+func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota) error {
+	for _, v := range []uint64{q.Bytes, q.Envelopes, q.Blobs} {
+		if v > math.MaxInt64 {
+			return fmt.Errorf("postgres: put tenant: %w: quota above 2^63-1", storage.ErrInvalid)
+		}
+	}
+	return s.write(ctx, func(b *batch) error {
+		if err := b.forget(ctx, server); err != nil {
+			return err
+		}
+		_, err := b.exec(ctx, `INSERT INTO tenants (server, quota_bytes, quota_envelopes, quota_blobs, created)
+			VALUES ($1, $2, $3, $4, $5)
+			ON CONFLICT (server) DO UPDATE SET quota_bytes = excluded.quota_bytes,
+				quota_envelopes = excluded.quota_envelopes, quota_blobs = excluded.quota_blobs`,
+			server[:], int64(q.Bytes), int64(q.Envelopes), int64(q.Blobs), s.now())
+		return err
+	})
+}
+
+const tenantCols = `server, quota_bytes, quota_envelopes, quota_blobs, used_bytes, used_envelopes, used_blobs, suspended, created`
+
+func scanTenant(row pgx.Row) (storage.Tenant, error) {
+	var t storage.Tenant
+	var server []byte
+	var qb, qe, qbl, ub, ue, ubl int64
+	if err := row.Scan(&server, &qb, &qe, &qbl, &ub, &ue, &ubl, &t.Suspended, &t.Created); err != nil {
+		return t, err
+	}
+	t.Server = policy.ID(server)
+	t.Quota = storage.Quota{Bytes: uint64(qb), Envelopes: uint64(qe), Blobs: uint64(qbl)}
+	t.Usage = storage.Usage{Bytes: uint64(ub), Envelopes: uint64(ue), Blobs: uint64(ubl)}
+	return t, nil
+}
+
+// Tenant returns one tenant.
+func (s *Store) Tenant(ctx context.Context, server policy.ID) (storage.Tenant, error) {
+	t, err := scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE server = $1`, server[:]))
+	if isNoRows(err) {
+		return t, fmt.Errorf("postgres: tenant %s: %w", server, storage.ErrNotFound)
+	}
+	if err != nil {
+		return t, fmt.Errorf("postgres: tenant: %w", unavailable(err))
+	}
+	return t, nil
+}
+
+// Tenants returns every tenant ordered by server ID.
+func (s *Store) Tenants(ctx context.Context) ([]storage.Tenant, error) {
+	rows, err := s.pool.Query(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY server`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: tenants: %w", unavailable(err))
+	}
+	defer rows.Close()
+	var out []storage.Tenant
+	for rows.Next() {
+		t, err := scanTenant(rows)
+		if err != nil {
+			return nil, fmt.Errorf("postgres: tenants: %w", err)
+		}
+		out = append(out, t)
+	}
+	return out, rows.Err()
+}
+
+// SetSuspended suspends or resumes a tenant's writes.
+func (s *Store) SetSuspended(ctx context.Context, server policy.ID, suspended bool) error {
+	return s.write(ctx, func(b *batch) error {
+		if err := b.forget(ctx, server); err != nil {
+			return err
+		}
+		n, err := b.exec(ctx, `UPDATE tenants SET suspended = $1 WHERE server = $2`, suspended, server[:])
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			b.wrote = false // matched nothing: nothing was written
+			return fmt.Errorf("postgres: tenant %s: %w", server, storage.ErrNotFound)
+		}
+		return nil
+	})
+}
