@@ -3,6 +3,9 @@ package storage
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/url"
+	"time"
 
 	"github.com/guildhall/guildhall/policy"
 )
@@ -184,4 +187,16 @@ type BlobRefs interface {
 	// RemoveBlobRef drops a reference and reports whether any server still
 	// references the blob (when none does, the blob may be deleted).
 	RemoveBlobRef(ctx context.Context, server, id policy.ID) (stillReferenced bool, err error)
+}
+
+// Presigner issues time-limited URLs with which clients move blob bytes
+// directly to and from the store. The store still verifies what is uploaded:
+// a presigned upload carries the blob's checksum, and the store refuses
+// bytes that do not match it.
+type Presigner interface {
+	// PresignPut returns a URL and the headers the client must send with
+	// its PUT of the blob's bytes.
+	PresignPut(ctx context.Context, id policy.ID, ttl time.Duration) (*url.URL, http.Header, error)
+	// PresignGet returns a URL from which the blob can be fetched.
+	PresignGet(ctx context.Context, id policy.ID, ttl time.Duration) (*url.URL, error)
 }
