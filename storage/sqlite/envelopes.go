@@ -338,8 +338,15 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 		if err := b.charge(ctx, server, delta{bytes: -int64(swept.Bytes), envelopes: -int64(swept.Envelopes)}); err != nil {
 			return err
 		}
-		_, err = b.exec(ctx, `PRAGMA incremental_vacuum`)
-		return err
+		// The pragma frees one page per step (one result row each): drain it.
+		rows, err := b.query(ctx, `PRAGMA incremental_vacuum`)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+		}
+		rows.Close()
+		return rows.Err()
 	})
 	if err != nil {
 		return swept, fmt.Errorf("sqlite: sweep: %w", err)

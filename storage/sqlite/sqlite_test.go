@@ -101,3 +101,35 @@ func BenchmarkIngest64(b *testing.B) { storagetest.BenchIngest(b, openBench(b), 
 
 // BenchmarkReadChannel1000: 1,000 envelopes from a cursor.
 func BenchmarkReadChannel1000(b *testing.B) { storagetest.BenchReadChannel(b, openBench(b)) }
+
+// TestSweepShrinksTheFile: retention returns pages to the file system.
+func TestSweepShrinksTheFile(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	server, channel := storagetest.ServerID("shrink"), storagetest.ChannelID("shrink")
+	if err := s.PutTenant(ctx, server, storage.Quota{}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2000; i += 100 {
+		batch := make([]storage.Envelope, 100)
+		for j := range batch {
+			batch[j] = storagetest.Envelope(server, channel, i+j, 4000)
+		}
+		if _, err := s.PutEnvelopes(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pages := func() (n int64) {
+		if err := s.r.QueryRowContext(ctx, `PRAGMA page_count`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := pages()
+	if sw, err := s.Sweep(ctx, server, channel, storage.Retention{MaxBytes: 1}); err != nil || sw.Envelopes != 2000 {
+		t.Fatalf("sweep = %+v, %v", sw, err)
+	}
+	if after := pages(); after > before/4 {
+		t.Fatalf("database has %d pages after sweeping everything, %d before: space not returned", after, before)
+	}
+}
