@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -94,6 +95,16 @@ type Quota struct {
 	Bytes     uint64
 	Envelopes uint64
 	Blobs     uint64
+}
+
+// Validate rejects limits a backend cannot store (above 2^63-1).
+func (q Quota) Validate() error {
+	for _, v := range []uint64{q.Bytes, q.Envelopes, q.Blobs} {
+		if v > 1<<63-1 {
+			return fmt.Errorf("%w: quota above 2^63-1", ErrInvalid)
+		}
+	}
+	return nil
 }
 
 // Usage is what a tenant stores now: bytes of envelopes, state events and

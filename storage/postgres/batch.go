@@ -11,6 +11,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // batch is one group commit: a transaction; the tenant usage rows and
@@ -26,17 +27,9 @@ type batch struct {
 	s        *Store
 	tx       pgx.Tx
 	wrote    bool
-	tenants  map[policy.ID]*tenantRow
+	usage    *ledger.Ledger
 	channels map[chanKey]*chanRow
-	pending  map[policy.ID]delta // the running function's usage changes
 	puts     []*putReq
-}
-
-type tenantRow struct {
-	quota     [3]int64 // bytes, envelopes, blobs
-	used      [3]int64
-	suspended bool
-	dirty     bool
 }
 
 type chanKey struct{ server, channel policy.ID }
@@ -52,8 +45,6 @@ type putReq struct {
 	out  []storage.Stored
 	err  error
 }
-
-type delta struct{ bytes, envelopes, blobs int64 }
 
 // errAborted wraps the error of a function that failed after writing.
 type errAborted struct{ err error }
@@ -79,7 +70,7 @@ func (s *Store) runOnce(ctx context.Context, fns []func(*batch) error) ([]error,
 		return nil, fmt.Errorf("postgres: begin: %w", unavailable(err))
 	}
 	defer tx.Rollback(context.Background()) // no-op after Commit
-	b := &batch{s: s, tx: tx, tenants: map[policy.ID]*tenantRow{}, channels: map[chanKey]*chanRow{}, pending: map[policy.ID]delta{}}
+	b := &batch{s: s, tx: tx, usage: ledger.New(), channels: map[chanKey]*chanRow{}}
 	errs := make([]error, len(fns))
 	put := make([]*putReq, len(fns)) // which function registered which put
 	for i, fn := range fns {
@@ -89,10 +80,10 @@ func (s *Store) runOnce(ctx context.Context, fns []func(*batch) error) ([]error,
 			if b.wrote {
 				return nil, errAborted{errs[i]}
 			}
-			clear(b.pending)
+			b.usage.Discard()
 			continue
 		}
-		b.settle()
+		b.usage.Settle()
 		if len(b.puts) > n {
 			put[i] = b.puts[n]
 		}
@@ -124,7 +115,7 @@ func (b *batch) exec(ctx context.Context, sql string, args ...any) (int64, error
 func (b *batch) lockTenants(ctx context.Context, servers []policy.ID) error {
 	var want [][]byte
 	for _, s := range servers {
-		if _, ok := b.tenants[s]; !ok {
+		if !b.usage.Has(s) {
 			want = append(want, s[:])
 		}
 	}
@@ -139,54 +130,22 @@ func (b *batch) lockTenants(ctx context.Context, servers []policy.ID) error {
 	defer rows.Close()
 	for rows.Next() {
 		var server []byte
-		row := &tenantRow{}
-		if err := rows.Scan(&server, &row.quota[0], &row.quota[1], &row.quota[2], &row.used[0], &row.used[1], &row.used[2], &row.suspended); err != nil {
+		var r ledger.Row
+		if err := rows.Scan(&server, &r.Quota.Bytes, &r.Quota.Envelopes, &r.Quota.Blobs, &r.Used.Bytes, &r.Used.Envelopes, &r.Used.Blobs, &r.Suspended); err != nil {
 			return err
 		}
-		b.tenants[policy.ID(server)] = row
+		b.usage.Load(policy.ID(server), r)
 	}
 	return rows.Err()
 }
 
-// charge checks d against a server's quota and records it as the running
-// function's pending change; it writes nothing.
-func (b *batch) charge(ctx context.Context, server policy.ID, d delta) error {
+// charge checks d against a server's quota (locking its row on first use)
+// and records it as the running function's pending change; it writes nothing.
+func (b *batch) charge(ctx context.Context, server policy.ID, d ledger.Delta) error {
 	if err := b.lockTenants(ctx, []policy.ID{server}); err != nil {
 		return err
 	}
-	return b.chargeRow(server, d)
-}
-
-func (b *batch) chargeRow(server policy.ID, d delta) error {
-	row, ok := b.tenants[server]
-	if !ok {
-		return fmt.Errorf("postgres: server %s: %w", server, storage.ErrNotHosted)
-	}
-	p := b.pending[server]
-	add := [3]int64{d.bytes, d.envelopes, d.blobs}
-	if (add[0] > 0 || add[1] > 0 || add[2] > 0) && row.suspended {
-		return fmt.Errorf("postgres: server %s: %w", server, storage.ErrSuspended)
-	}
-	used := [3]int64{row.used[0] + p.bytes, row.used[1] + p.envelopes, row.used[2] + p.blobs}
-	for i, r := range []storage.Resource{storage.ResourceBytes, storage.ResourceEnvelopes, storage.ResourceBlobs} {
-		if add[i] > 0 && row.quota[i] > 0 && used[i]+add[i] > row.quota[i] {
-			return &storage.QuotaError{Resource: r, Limit: uint64(row.quota[i]), Used: uint64(used[i]), Want: uint64(add[i])}
-		}
-	}
-	b.pending[server] = delta{p.bytes + d.bytes, p.envelopes + d.envelopes, p.blobs + d.blobs}
-	return nil
-}
-
-// settle folds the succeeded function's usage changes into the rows.
-func (b *batch) settle() {
-	for server, d := range b.pending {
-		row := b.tenants[server]
-		row.used[0] += d.bytes
-		row.used[1] += d.envelopes
-		row.used[2] += d.blobs
-		row.dirty = true
-	}
-	clear(b.pending)
+	return b.usage.Charge(server, d)
 }
 
 // lockChannels creates missing channel rows, then loads and locks, in key
@@ -275,7 +234,7 @@ func (b *batch) runPuts(ctx context.Context) error {
 	claimed := map[policy.ID]*storage.Stored{} // new in this group: where its result will be
 	var accepted []*putReq
 	for _, p := range b.puts {
-		charges := map[policy.ID]*delta{}
+		charges := map[policy.ID]*ledger.Delta{}
 		mine := map[policy.ID]bool{}
 		for _, e := range p.envs {
 			if _, ok := existing[e.ID]; ok || claimed[e.ID] != nil || mine[e.ID] {
@@ -284,22 +243,22 @@ func (b *batch) runPuts(ctx context.Context) error {
 			mine[e.ID] = true
 			d := charges[e.Server]
 			if d == nil {
-				d = &delta{}
+				d = &ledger.Delta{}
 				charges[e.Server] = d
 			}
-			d.bytes += int64(len(e.Raw))
-			d.envelopes++
+			d.Bytes += int64(len(e.Raw))
+			d.Envelopes++
 		}
 		for _, server := range slices.SortedFunc(maps.Keys(charges), policy.ID.Compare) {
-			if p.err = b.chargeRow(server, *charges[server]); p.err != nil {
+			if p.err = b.usage.Charge(server, *charges[server]); p.err != nil {
 				break
 			}
 		}
 		if p.err != nil {
-			clear(b.pending)
+			b.usage.Discard()
 			continue
 		}
-		b.settle()
+		b.usage.Settle()
 		for i, e := range p.envs {
 			if mine[e.ID] && claimed[e.ID] == nil {
 				claimed[e.ID] = &p.out[i]
@@ -369,11 +328,9 @@ func (b *batch) resolveDuplicates(accepted []*putReq, existing map[policy.ID]sto
 func (b *batch) flush(ctx context.Context) error {
 	var servers [][]byte
 	var ub, ue, ubl []int64
-	for server, row := range b.tenants {
-		if row.dirty {
-			servers = append(servers, server[:])
-			ub, ue, ubl = append(ub, row.used[0]), append(ue, row.used[1]), append(ubl, row.used[2])
-		}
+	for server, used := range b.usage.Dirty() {
+		servers = append(servers, server[:])
+		ub, ue, ubl = append(ub, used.Bytes), append(ue, used.Envelopes), append(ubl, used.Blobs)
 	}
 	if len(servers) > 0 {
 		if _, err := b.tx.Exec(ctx, `UPDATE tenants t SET used_bytes = u.b, used_envelopes = u.e, used_blobs = u.bl
@@ -403,18 +360,13 @@ func (b *batch) flush(ctx context.Context) error {
 // forget writes back and drops a cached tenant row before a statement
 // changes the row directly (quota, suspension); the row stays locked.
 func (b *batch) forget(ctx context.Context, server policy.ID) error {
-	row, ok := b.tenants[server]
-	if !ok {
+	used, dirty := b.usage.Forget(server)
+	if !dirty {
 		return nil
 	}
-	if row.dirty {
-		if _, err := b.exec(ctx, `UPDATE tenants SET used_bytes = $1, used_envelopes = $2, used_blobs = $3 WHERE server = $4`,
-			row.used[0], row.used[1], row.used[2], server[:]); err != nil {
-			return err
-		}
-	}
-	delete(b.tenants, server)
-	return nil
+	_, err := b.exec(ctx, `UPDATE tenants SET used_bytes = $1, used_envelopes = $2, used_blobs = $3 WHERE server = $4`,
+		used.Bytes, used.Envelopes, used.Blobs, server[:])
+	return err
 }
 
 var errNoRows = pgx.ErrNoRows

@@ -6,6 +6,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // AddBlobRef records that server references a blob, charging its quota.
@@ -25,7 +26,7 @@ func (s *Store) AddBlobRef(ctx context.Context, server, id policy.ID, size int64
 		if !isNoRows(err) {
 			return err
 		}
-		if err := b.charge(ctx, server, delta{bytes: size, blobs: 1}); err != nil {
+		if err := b.charge(ctx, server, ledger.Delta{Bytes: size, Blobs: 1}); err != nil {
 			return err
 		}
 		_, err = b.exec(ctx, `INSERT INTO blob_refs (server, id, size) VALUES ($1, $2, $3)`, server[:], id[:], size)
@@ -51,7 +52,7 @@ func (s *Store) RemoveBlobRef(ctx context.Context, server, id policy.ID) (bool, 
 		case err != nil:
 			return err
 		default:
-			if err := b.charge(ctx, server, delta{bytes: -size, blobs: -1}); err != nil {
+			if err := b.charge(ctx, server, ledger.Delta{Bytes: -size, Blobs: -1}); err != nil {
 				return err
 			}
 			if _, err := b.exec(ctx, `DELETE FROM blob_refs WHERE server = $1 AND id = $2`, server[:], id[:]); err != nil {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // PutEnvelopes stores a batch atomically. The work is deferred to the end of
@@ -156,7 +157,7 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 		if err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead); err != nil || dead {
 			return err
 		}
-		if err := b.charge(ctx, policy.ID(server), delta{bytes: -size, envelopes: -1}); err != nil {
+		if err := b.charge(ctx, policy.ID(server), ledger.Delta{Bytes: -size, Envelopes: -1}); err != nil {
 			return err
 		}
 		if _, err := b.exec(ctx, `UPDATE envelopes SET raw = NULL, tombstone = $1 WHERE id = $2`, tombstone, target[:]); err != nil {
@@ -182,11 +183,8 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 	var swept storage.Swept
 	err := s.write(ctx, func(b *batch) error {
 		swept = storage.Swept{}
-		if err := b.lockTenants(ctx, []policy.ID{server}); err != nil {
+		if err := b.charge(ctx, server, ledger.Delta{}); err != nil { // hosted?
 			return err
-		}
-		if _, ok := b.tenants[server]; !ok {
-			return fmt.Errorf("server %s: %w", server, storage.ErrNotHosted)
 		}
 		ch, err := b.channel(ctx, server, channel)
 		if err != nil {
@@ -249,7 +247,7 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 		}
 		ch.bytes -= int64(swept.Bytes)
 		ch.dirty = true
-		return b.charge(ctx, server, delta{bytes: -int64(swept.Bytes), envelopes: -int64(swept.Envelopes)})
+		return b.charge(ctx, server, ledger.Delta{Bytes: -int64(swept.Bytes), Envelopes: -int64(swept.Envelopes)})
 	})
 	if err != nil {
 		return swept, fmt.Errorf("postgres: sweep: %w", err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // AppendEvents stores new events of one server.
@@ -49,7 +50,7 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 		if len(fresh) == 0 {
 			return nil
 		}
-		if err := b.charge(ctx, server, delta{bytes: bytes}); err != nil {
+		if err := b.charge(ctx, server, ledger.Delta{Bytes: bytes}); err != nil {
 			return err
 		}
 		var next int64

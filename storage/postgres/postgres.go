@@ -19,10 +19,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -32,6 +29,7 @@ import (
 
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/groupcommit"
+	"github.com/guildhall/guildhall/storage/migration"
 )
 
 //go:embed migrations/*.sql
@@ -159,32 +157,20 @@ func migrate(ctx context.Context, pool *pgxpool.Pool, schema string) error {
 	if err := conn.QueryRow(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
 		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	todo, err := migration.List(migrations, "migrations", current)
 	if err != nil {
-		return err
+		return fmt.Errorf("postgres: migrate: %w", err)
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("postgres: migration %s: bad name", name)
-		}
-		if v <= current {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
+	for _, m := range todo {
 		err = pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, string(body)); err != nil {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, `INSERT INTO schema_version (version, applied) VALUES ($1, $2)`, v, time.Now().UnixMilli())
+			_, err := tx.Exec(ctx, `INSERT INTO schema_version (version, applied) VALUES ($1, $2)`, m.Version, time.Now().UnixMilli())
 			return err
 		})
 		if err != nil {
-			return fmt.Errorf("postgres: migrate %s: %w", name, err)
+			return fmt.Errorf("postgres: migrate %s: %w", m.Name, err)
 		}
 	}
 	return nil

@@ -50,29 +50,7 @@ func TestSequencesAcrossProcesses(t *testing.T) {
 	}
 	stop := make(chan struct{})
 	readErr := make(chan error, 1)
-	go func() {
-		var last uint64
-		for {
-			envs, err := b.ReadChannel(ctx, server, channel, last, 1000)
-			if err != nil {
-				readErr <- err
-				return
-			}
-			for _, e := range envs {
-				if e.Seq != last+1 {
-					readErr <- fmt.Errorf("reader at %d saw %d: a later sequence was visible first", last, e.Seq)
-					return
-				}
-				last = e.Seq
-			}
-			select {
-			case <-stop:
-				readErr <- nil
-				return
-			default:
-			}
-		}
-	}()
+	go func() { readErr <- storagetest.Follow(b, server, channel, stop) }()
 	var wg sync.WaitGroup
 	for w := range 40 {
 		st := a

@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"math"
 
 	"github.com/jackc/pgx/v5"
 
@@ -13,10 +12,8 @@ import (
 
 // PutTenant admits a server or replaces its quota.
 func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota) error {
-	for _, v := range []uint64{q.Bytes, q.Envelopes, q.Blobs} {
-		if v > math.MaxInt64 {
-			return fmt.Errorf("postgres: put tenant: %w: quota above 2^63-1", storage.ErrInvalid)
-		}
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("postgres: put tenant: %w", err)
 	}
 	return s.write(ctx, func(b *batch) error {
 		if err := b.forget(ctx, server); err != nil {

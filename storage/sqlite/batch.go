@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/guildhall/guildhall/policy"
-	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // batch is one group commit: the transaction, plus the tenant usage rows and
@@ -27,16 +27,8 @@ type batch struct {
 	s        *Store
 	tx       *sql.Tx
 	wrote    bool // the running function has written
-	tenants  map[policy.ID]*tenantRow
+	usage    *ledger.Ledger
 	channels map[chanKey]*chanRow
-	pending  map[policy.ID]delta // the running function's usage changes
-}
-
-type tenantRow struct {
-	quota     [3]int64 // bytes, envelopes, blobs
-	used      [3]int64
-	suspended bool
-	dirty     bool
 }
 
 type chanKey struct{ server, channel policy.ID }
@@ -58,7 +50,7 @@ func (s *Store) runBatch(ctx context.Context, fns []func(*batch) error) ([]error
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: begin: %w", unavailable(err))
 	}
-	b := &batch{s: s, tx: tx, tenants: map[policy.ID]*tenantRow{}, channels: map[chanKey]*chanRow{}, pending: map[policy.ID]delta{}}
+	b := &batch{s: s, tx: tx, usage: ledger.New(), channels: map[chanKey]*chanRow{}}
 	errs := make([]error, len(fns))
 	for i, fn := range fns {
 		b.wrote = false
@@ -67,10 +59,10 @@ func (s *Store) runBatch(ctx context.Context, fns []func(*batch) error) ([]error
 				tx.Rollback()
 				return nil, errAborted{errs[i]}
 			}
-			clear(b.pending)
+			b.usage.Discard()
 			continue
 		}
-		b.settle()
+		b.usage.Settle()
 	}
 	if err := b.flush(ctx); err != nil {
 		tx.Rollback()
@@ -100,44 +92,21 @@ func (b *batch) queryRowStmt(ctx context.Context, st *sql.Stmt, args ...any) *sq
 	return b.tx.StmtContext(ctx, st).QueryRowContext(ctx, args...)
 }
 
-// charge checks d against a server's quota and records it as the running
-// function's pending change; it writes nothing. Growth is refused for a
-// server that is not hosted, is suspended, or would exceed a quota.
-func (b *batch) charge(ctx context.Context, server policy.ID, d delta) error {
-	row, err := b.tenant(ctx, server)
-	if err != nil {
-		return err
-	}
-	p := b.pending[server]
-	add := [3]int64{d.bytes, d.envelopes, d.blobs}
-	if (add[0] > 0 || add[1] > 0 || add[2] > 0) && row.suspended {
-		return fmt.Errorf("sqlite: server %s: %w", server, storage.ErrSuspended)
-	}
-	used := [3]int64{row.used[0] + p.bytes, row.used[1] + p.envelopes, row.used[2] + p.blobs}
-	for i, r := range []storage.Resource{storage.ResourceBytes, storage.ResourceEnvelopes, storage.ResourceBlobs} {
-		if add[i] > 0 && row.quota[i] > 0 && used[i]+add[i] > row.quota[i] {
-			return &storage.QuotaError{Resource: r, Limit: uint64(row.quota[i]), Used: uint64(used[i]), Want: uint64(add[i])}
+// charge checks d against a server's quota (loading its row on first use)
+// and records it as the running function's pending change; it writes nothing.
+func (b *batch) charge(ctx context.Context, server policy.ID, d ledger.Delta) error {
+	if !b.usage.Has(server) {
+		var r ledger.Row
+		err := b.tx.StmtContext(ctx, b.s.stmts.tenantUsage).QueryRowContext(ctx, server[:]).
+			Scan(&r.Quota.Bytes, &r.Quota.Envelopes, &r.Quota.Blobs, &r.Used.Bytes, &r.Used.Envelopes, &r.Used.Blobs, &r.Suspended)
+		switch {
+		case err == nil:
+			b.usage.Load(server, r)
+		case !errors.Is(err, sql.ErrNoRows): // no row: Charge reports the server not hosted
+			return err
 		}
 	}
-	b.pending[server] = delta{p.bytes + d.bytes, p.envelopes + d.envelopes, p.blobs + d.blobs}
-	return nil
-}
-
-func (b *batch) tenant(ctx context.Context, server policy.ID) (*tenantRow, error) {
-	if row, ok := b.tenants[server]; ok {
-		return row, nil
-	}
-	row := &tenantRow{}
-	err := b.tx.StmtContext(ctx, b.s.stmts.tenantUsage).QueryRowContext(ctx, server[:]).
-		Scan(&row.quota[0], &row.quota[1], &row.quota[2], &row.used[0], &row.used[1], &row.used[2], &row.suspended)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, fmt.Errorf("sqlite: server %s: %w", server, storage.ErrNotHosted)
-	}
-	if err != nil {
-		return nil, err
-	}
-	b.tenants[server] = row
-	return row, nil
+	return b.usage.Charge(server, d)
 }
 
 // channel returns a channel's counters, loading them on first use.
@@ -155,26 +124,12 @@ func (b *batch) channel(ctx context.Context, server, channel policy.ID) (*chanRo
 	return row, nil
 }
 
-// settle folds the succeeded function's usage changes into the rows.
-func (b *batch) settle() {
-	for server, d := range b.pending {
-		row := b.tenants[server]
-		row.used[0] += d.bytes
-		row.used[1] += d.envelopes
-		row.used[2] += d.blobs
-		row.dirty = true
-	}
-	clear(b.pending)
-}
-
 // flush writes changed counters back, in key order.
 func (b *batch) flush(ctx context.Context) error {
 	upd := b.tx.StmtContext(ctx, b.s.stmts.tenantSetUsage)
-	for _, server := range slices.SortedFunc(maps.Keys(b.tenants), policy.ID.Compare) {
-		if row := b.tenants[server]; row.dirty {
-			if _, err := upd.ExecContext(ctx, row.used[0], row.used[1], row.used[2], server[:]); err != nil {
-				return err
-			}
+	for server, used := range b.usage.Dirty() {
+		if _, err := upd.ExecContext(ctx, used.Bytes, used.Envelopes, used.Blobs, server[:]); err != nil {
+			return err
 		}
 	}
 	put := b.tx.StmtContext(ctx, b.s.stmts.channelPut)
@@ -196,16 +151,11 @@ func (b *batch) flush(ctx context.Context) error {
 // forget writes back and drops a cached tenant row before a statement
 // changes the row directly (quota, suspension).
 func (b *batch) forget(ctx context.Context, server policy.ID) error {
-	row, ok := b.tenants[server]
-	if !ok {
+	used, dirty := b.usage.Forget(server)
+	if !dirty {
 		return nil
 	}
-	if row.dirty {
-		b.wrote = true
-		if _, err := b.tx.StmtContext(ctx, b.s.stmts.tenantSetUsage).ExecContext(ctx, row.used[0], row.used[1], row.used[2], server[:]); err != nil {
-			return err
-		}
-	}
-	delete(b.tenants, server)
-	return nil
+	b.wrote = true
+	_, err := b.tx.StmtContext(ctx, b.s.stmts.tenantSetUsage).ExecContext(ctx, used.Bytes, used.Envelopes, used.Blobs, server[:])
+	return err
 }

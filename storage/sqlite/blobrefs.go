@@ -8,6 +8,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // AddBlobRef records that server references a blob, charging its quota.
@@ -25,7 +26,7 @@ func (s *Store) AddBlobRef(ctx context.Context, server, id policy.ID, size int64
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		if err := b.charge(ctx, server, delta{bytes: size, blobs: 1}); err != nil {
+		if err := b.charge(ctx, server, ledger.Delta{Bytes: size, Blobs: 1}); err != nil {
 			return err
 		}
 		_, err = b.exec(ctx, `INSERT INTO blob_refs (server, id, size) VALUES (?, ?, ?)`, server[:], id[:], size)
@@ -49,7 +50,7 @@ func (s *Store) RemoveBlobRef(ctx context.Context, server, id policy.ID) (bool, 
 		case err != nil:
 			return err
 		default:
-			if err := b.charge(ctx, server, delta{bytes: -size, blobs: -1}); err != nil {
+			if err := b.charge(ctx, server, ledger.Delta{Bytes: -size, Blobs: -1}); err != nil {
 				return err
 			}
 			if _, err := b.exec(ctx, `DELETE FROM blob_refs WHERE server = ? AND id = ?`, server[:], id[:]); err != nil {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/ledger"
 )
 
 // statements prepared once on the writer connection for the write path.
@@ -77,7 +78,7 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 			if !errors.As(err, &qe) {
 				return err
 			}
-			clear(b.pending)
+			b.usage.Discard()
 			stored := map[policy.ID]bool{}
 			existing := b.tx.StmtContext(ctx, s.stmts.envelopeExisting)
 			for id := range first {
@@ -113,8 +114,7 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 					return err
 				}
 				out[i] = storage.Stored{Seq: uint64(seq), StoredAt: at, Duplicate: true}
-				p := b.pending[e.Server]
-				b.pending[e.Server] = delta{p.bytes - int64(len(e.Raw)), p.envelopes - 1, p.blobs}
+				b.usage.Refund(e.Server, ledger.Delta{Bytes: int64(len(e.Raw)), Envelopes: 1})
 				continue
 			}
 			if err != nil {
@@ -136,18 +136,18 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 // chargeEnvelopes charges each server for the distinct envelopes of the
 // batch that are not in stored.
 func chargeEnvelopes(ctx context.Context, b *batch, envs []storage.Envelope, first map[policy.ID]int, stored map[policy.ID]bool) error {
-	charges := map[policy.ID]*delta{}
+	charges := map[policy.ID]*ledger.Delta{}
 	for i, e := range envs {
 		if first[e.ID] != i || stored[e.ID] {
 			continue
 		}
 		d := charges[e.Server]
 		if d == nil {
-			d = &delta{}
+			d = &ledger.Delta{}
 			charges[e.Server] = d
 		}
-		d.bytes += int64(len(e.Raw))
-		d.envelopes++
+		d.Bytes += int64(len(e.Raw))
+		d.Envelopes++
 	}
 	for _, server := range slices.SortedFunc(maps.Keys(charges), policy.ID.Compare) {
 		if err := b.charge(ctx, server, *charges[server]); err != nil {
@@ -266,7 +266,7 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 		if err != nil {
 			return err
 		}
-		if err := b.charge(ctx, policy.ID(server), delta{bytes: -size, envelopes: -1}); err != nil {
+		if err := b.charge(ctx, policy.ID(server), ledger.Delta{Bytes: -size, Envelopes: -1}); err != nil {
 			return err
 		}
 		if _, err := b.exec(ctx, `UPDATE envelopes SET raw = NULL, tombstone = ? WHERE id = ?`, tombstone, target[:]); err != nil {
@@ -288,7 +288,7 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 	var swept storage.Swept
 	err := s.write(ctx, func(b *batch) error {
 		swept = storage.Swept{}
-		if _, err := b.tenant(ctx, server); err != nil {
+		if err := b.charge(ctx, server, ledger.Delta{}); err != nil { // hosted?
 			return err
 		}
 		ch, err := b.channel(ctx, server, channel)
@@ -340,7 +340,7 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 		}
 		ch.bytes -= int64(swept.Bytes)
 		ch.dirty = true
-		if err := b.charge(ctx, server, delta{bytes: -int64(swept.Bytes), envelopes: -int64(swept.Envelopes)}); err != nil {
+		if err := b.charge(ctx, server, ledger.Delta{Bytes: -int64(swept.Bytes), Envelopes: -int64(swept.Envelopes)}); err != nil {
 			return err
 		}
 		// The pragma frees one page per step (one result row each): drain it.

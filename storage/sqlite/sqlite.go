@@ -17,16 +17,13 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"net/url"
-	"slices"
-	"strconv"
-	"strings"
 	"time"
 
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/groupcommit"
+	"github.com/guildhall/guildhall/storage/migration"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
@@ -156,37 +153,25 @@ func migrate(ctx context.Context, db *sql.DB) error {
 	if err := db.QueryRowContext(ctx, `SELECT COALESCE(MAX(version), 0) FROM schema_version`).Scan(&current); err != nil {
 		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	todo, err := migration.List(migrations, "migrations", current)
 	if err != nil {
-		return err
+		return fmt.Errorf("sqlite: migrate: %w", err)
 	}
-	slices.Sort(names)
-	for _, name := range names {
-		v, err := strconv.Atoi(strings.SplitN(strings.TrimPrefix(name, "migrations/"), "_", 2)[0])
-		if err != nil {
-			return fmt.Errorf("sqlite: migration %s: bad name", name)
-		}
-		if v <= current {
-			continue
-		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return err
-		}
+	for _, m := range todo {
 		tx, err := db.BeginTx(ctx, nil)
 		if err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied) VALUES (?, ?)`, v, time.Now().UnixMilli()); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_version (version, applied) VALUES (?, ?)`, m.Version, time.Now().UnixMilli()); err != nil {
 			tx.Rollback()
-			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
 		}
 		if err := tx.Commit(); err != nil {
-			return fmt.Errorf("sqlite: migrate %s: %w", name, err)
+			return fmt.Errorf("sqlite: migrate %s: %w", m.Name, err)
 		}
 	}
 	return nil

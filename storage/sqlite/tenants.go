@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"math"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -13,10 +12,8 @@ import (
 
 // PutTenant admits a server or replaces its quota.
 func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota) error {
-	for _, v := range []uint64{q.Bytes, q.Envelopes, q.Blobs} {
-		if v > math.MaxInt64 {
-			return fmt.Errorf("sqlite: put tenant: %w: quota above 2^63-1", storage.ErrInvalid)
-		}
+	if err := q.Validate(); err != nil {
+		return fmt.Errorf("sqlite: put tenant: %w", err)
 	}
 	return s.write(ctx, func(b *batch) error {
 		if err := b.forget(ctx, server); err != nil {
@@ -90,6 +87,3 @@ func (s *Store) SetSuspended(ctx context.Context, server policy.ID, suspended bo
 		return nil
 	})
 }
-
-// delta is a change of a tenant's usage.
-type delta struct{ bytes, envelopes, blobs int64 }

@@ -131,6 +131,30 @@ func testIdempotent(t *testing.T, m Meta) {
 	wantErr(t, err, storage.ErrNotFound)
 }
 
+// Follow reads a channel by cursor until stop is closed and fails if a
+// sequence number ever becomes visible before every smaller one: the reader
+// a client is. It returns nil if it saw no gap.
+func Follow(r storage.EnvelopeStore, server, channel policy.ID, stop <-chan struct{}) error {
+	var last uint64
+	for {
+		envs, err := r.ReadChannel(ctx, server, channel, last, 1000)
+		if err != nil {
+			return err
+		}
+		for _, e := range envs {
+			if e.Seq != last+1 {
+				return fmt.Errorf("reader at %d saw %d: a later sequence became visible before an earlier one", last, e.Seq)
+			}
+			last = e.Seq
+		}
+		select {
+		case <-stop:
+			return nil
+		default:
+		}
+	}
+}
+
 // testConcurrentSequences: 100 writers put to one channel while a reader
 // follows it by cursor. Nothing is lost, sequences are dense, and the reader
 // never sees a sequence number before every smaller one is visible.
@@ -140,29 +164,7 @@ func testConcurrentSequences(t *testing.T, m Meta) {
 	const writers, each = 100, 20
 	stop := make(chan struct{})
 	readErr := make(chan error, 1)
-	go func() {
-		var last uint64
-		for {
-			envs, err := m.ReadChannel(ctx, s, c, last, 1000)
-			if err != nil {
-				readErr <- err
-				return
-			}
-			for _, e := range envs {
-				if e.Seq != last+1 {
-					readErr <- errors.New("reader saw a sequence gap: a later sequence became visible before an earlier one")
-					return
-				}
-				last = e.Seq
-			}
-			select {
-			case <-stop:
-				readErr <- nil
-				return
-			default:
-			}
-		}
-	}()
+	go func() { readErr <- Follow(m, s, c, stop) }()
 	var wg sync.WaitGroup
 	ids := make([][]policy.ID, writers)
 	for w := range writers {
