@@ -151,8 +151,12 @@ func TestQueriesUseIndexes(t *testing.T) {
 }
 
 func TestMain(m *testing.M) {
-	storagetest.CrashChild(func(ctx context.Context) (storage.EnvelopeStore, error) {
-		return Open(ctx, Config{URL: os.Getenv("GUILDHALL_TEST_POSTGRES"), Schema: os.Getenv(crashSchema)})
+	storagetest.CrashChild(func(ctx context.Context) (storagetest.Writer, error) {
+		s, err := Open(ctx, Config{URL: os.Getenv("GUILDHALL_TEST_POSTGRES"), Schema: os.Getenv(crashSchema)})
+		if err != nil {
+			return nil, err
+		}
+		return storagetest.EnvelopeWriter(s), nil
 	})
 	os.Exit(m.Run())
 }
@@ -166,12 +170,12 @@ func TestCrashSafety(t *testing.T) {
 	if err := s.PutTenant(context.Background(), storagetest.ServerID("crash"), storage.Quota{}); err != nil {
 		t.Fatal(err)
 	}
-	storagetest.RunCrash(t, 3000, []string{crashSchema + "=" + s.cfg.Schema}, func(ctx context.Context) (storage.EnvelopeStore, func(), error) {
+	storagetest.RunCrash(t, 3000, []string{crashSchema + "=" + s.cfg.Schema}, func(ctx context.Context) (storagetest.Lookup, func(), error) {
 		r, err := Open(ctx, Config{URL: s.cfg.URL, Schema: s.cfg.Schema})
 		if err != nil {
 			return nil, nil, err
 		}
-		return r, func() { r.Close() }, nil
+		return storagetest.EnvelopeLookup(r), func() { r.Close() }, nil
 	})
 }
 

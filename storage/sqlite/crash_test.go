@@ -13,8 +13,12 @@ import (
 const crashDB = "GUILDHALL_CRASH_SQLITE"
 
 func TestMain(m *testing.M) {
-	storagetest.CrashChild(func(ctx context.Context) (storage.EnvelopeStore, error) {
-		return Open(ctx, Config{Path: os.Getenv(crashDB)})
+	storagetest.CrashChild(func(ctx context.Context) (storagetest.Writer, error) {
+		s, err := Open(ctx, Config{Path: os.Getenv(crashDB)})
+		if err != nil {
+			return nil, err
+		}
+		return storagetest.EnvelopeWriter(s), nil
 	})
 	os.Exit(m.Run())
 }
@@ -32,11 +36,11 @@ func TestCrashSafety(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Close()
-	storagetest.RunCrash(t, 3000, []string{crashDB + "=" + path}, func(ctx context.Context) (storage.EnvelopeStore, func(), error) {
+	storagetest.RunCrash(t, 3000, []string{crashDB + "=" + path}, func(ctx context.Context) (storagetest.Lookup, func(), error) {
 		s, err := Open(ctx, Config{Path: path})
 		if err != nil {
 			return nil, nil, err
 		}
-		return s, func() { s.Close() }, nil
+		return storagetest.EnvelopeLookup(s), func() { s.Close() }, nil
 	})
 }

@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/hex"
 	"fmt"
@@ -21,32 +22,73 @@ import (
 // writer child of RunCrash (see CrashChild).
 const CrashEnv = "GUILDHALL_CRASH_CHILD"
 
+// Writer performs the n-th acknowledged write of a crash child and returns
+// the ID under which it can be found afterwards.
+type Writer func(ctx context.Context, n int) (policy.ID, error)
+
+// Lookup reports whether an acknowledged write is stored (nil) after reopening.
+type Lookup func(ctx context.Context, id policy.ID) error
+
+// EnvelopeWriter writes 1 KiB envelopes of the tenant "crash" to st.
+func EnvelopeWriter(st storage.EnvelopeStore) Writer {
+	server, channel := ServerID("crash"), ChannelID("crash")
+	return func(ctx context.Context, n int) (policy.ID, error) {
+		e := Envelope(server, channel, n, 1024)
+		_, err := st.PutEnvelopes(ctx, []storage.Envelope{e})
+		return e.ID, err
+	}
+}
+
+// EnvelopeLookup finds envelopes in st.
+func EnvelopeLookup(st storage.EnvelopeStore) Lookup {
+	return func(ctx context.Context, id policy.ID) error { _, err := st.GetEnvelope(ctx, id); return err }
+}
+
+// BlobWriter writes 64 KiB blobs to st.
+func BlobWriter(st storage.BlobStore) Writer {
+	return func(ctx context.Context, n int) (policy.ID, error) {
+		data := Envelope(ServerID("crash"), ChannelID("blobs"), n, 64<<10).Raw
+		id := policy.Sum(data)
+		return id, st.PutBlob(ctx, id, bytes.NewReader(data), int64(len(data)))
+	}
+}
+
+// BlobLookup finds blobs in st, checking their size.
+func BlobLookup(st storage.BlobStore) Lookup {
+	return func(ctx context.Context, id policy.ID) error {
+		n, err := st.StatBlob(ctx, id)
+		if err == nil && n != 64<<10 {
+			return fmt.Errorf("blob %s has %d bytes, want %d", id, n, 64<<10)
+		}
+		return err
+	}
+}
+
 // CrashChild is called from a backend's TestMain. When the process was
-// started by RunCrash it opens the store with open, writes envelopes from
-// several goroutines and prints "ack <id>" after each acknowledged write,
-// until it is killed; it never returns. Otherwise it returns at once.
-func CrashChild(open func(ctx context.Context) (storage.EnvelopeStore, error)) {
+// started by RunCrash it opens the store with open, writes from 16
+// goroutines and prints "ack <id>" after each acknowledged write, until it is
+// killed; it never returns. Otherwise it returns at once.
+func CrashChild(open func(ctx context.Context) (Writer, error)) {
 	if os.Getenv(CrashEnv) == "" {
 		return
 	}
 	ctx := context.Background()
-	st, err := open(ctx)
+	write, err := open(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "crash child:", err)
 		os.Exit(2)
 	}
 	var mu sync.Mutex
-	server, channel := ServerID("crash"), ChannelID("crash")
 	for w := range 16 {
 		go func() {
 			for i := 0; ; i++ {
-				e := Envelope(server, channel, w<<32|i, 1024)
-				if _, err := st.PutEnvelopes(ctx, []storage.Envelope{e}); err != nil {
+				id, err := write(ctx, w<<32|i)
+				if err != nil {
 					fmt.Fprintln(os.Stderr, "crash child:", err)
 					os.Exit(3)
 				}
 				mu.Lock()
-				os.Stdout.WriteString("ack " + hex.EncodeToString(e.ID[:]) + "\n")
+				os.Stdout.WriteString("ack " + hex.EncodeToString(id[:]) + "\n")
 				mu.Unlock()
 			}
 		}()
@@ -54,11 +96,10 @@ func CrashChild(open func(ctx context.Context) (storage.EnvelopeStore, error)) {
 	select {}
 }
 
-// RunCrash starts the test binary as a crash child (the server "crash" must
-// already be a tenant of the store the child opens), kills it with SIGKILL
+// RunCrash starts the test binary as a crash child, kills it with SIGKILL
 // after it acknowledged acks writes, then checks with reopen that every
-// acknowledged envelope is stored.
-func RunCrash(t *testing.T, acks int, env []string, reopen func(ctx context.Context) (storage.EnvelopeStore, func(), error)) {
+// acknowledged write is stored.
+func RunCrash(t *testing.T, acks int, env []string, reopen func(ctx context.Context) (Lookup, func(), error)) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(append(os.Environ(), CrashEnv+"=1"), env...)
@@ -96,14 +137,14 @@ func RunCrash(t *testing.T, acks int, env []string, reopen func(ctx context.Cont
 	if len(acked) < acks {
 		t.Fatalf("child acknowledged only %d writes before dying", len(acked))
 	}
-	st, closeStore, err := reopen(context.Background())
+	lookup, closeStore, err := reopen(context.Background())
 	if err != nil {
 		t.Fatalf("reopen after SIGKILL: %v", err)
 	}
 	defer closeStore()
 	for _, id := range acked {
-		if _, err := st.GetEnvelope(context.Background(), id); err != nil {
-			t.Fatalf("acknowledged envelope %s lost after SIGKILL: %v", id, err)
+		if err := lookup(context.Background(), id); err != nil {
+			t.Fatalf("acknowledged write %s lost after SIGKILL: %v", id, err)
 		}
 	}
 	t.Logf("%d acknowledged writes, all found after SIGKILL and reopen", len(acked))
