@@ -97,6 +97,17 @@ type Quota struct {
 	Blobs     uint64
 }
 
+// MaxPage bounds the records one read returns (ReadChannel, Events, RangeKeys).
+const MaxPage = 10_000
+
+// CheckPage rejects a page size outside 1..MaxPage: a read is always bounded.
+func CheckPage(limit int) error {
+	if limit < 1 || limit > MaxPage {
+		return fmt.Errorf("%w: page of %d records, want 1..%d", ErrInvalid, limit, MaxPage)
+	}
+	return nil
+}
+
 // Validate rejects limits a backend cannot store (above 2^63-1).
 func (q Quota) Validate() error {
 	for _, v := range []uint64{q.Bytes, q.Envelopes, q.Blobs} {

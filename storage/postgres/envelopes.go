@@ -46,6 +46,9 @@ func scanEnvelope(row pgx.Row) (storage.Envelope, error) {
 
 // ReadChannel returns a channel's envelopes after a sequence number.
 func (s *Store) ReadChannel(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
+	if err := storage.CheckPage(limit); err != nil {
+		return nil, fmt.Errorf("postgres: read channel: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, queryReadChannel, server[:], channel[:], int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: read channel: %w", unavailable(err))
@@ -94,6 +97,9 @@ func rangeArgs(server, channel policy.ID, from, to storage.Key) []any {
 
 // RangeKeys returns the keys of a channel's envelopes in [from, to).
 func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
+	if err := storage.CheckPage(limit); err != nil {
+		return nil, fmt.Errorf("postgres: range keys: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, queryRangeKeys, append(rangeArgs(server, channel, from, to), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: range keys: %w", unavailable(err))

@@ -77,6 +77,9 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 
 // Events returns a server's events after a cursor.
 func (s *Store) Events(ctx context.Context, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
+	if err := storage.CheckPage(limit); err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
 	rows, err := s.pool.Query(ctx, `SELECT seq, id, raw FROM events WHERE server = $1 AND seq > $2 ORDER BY seq LIMIT $3`, server[:], int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: events: %w", unavailable(err))

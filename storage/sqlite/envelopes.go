@@ -174,6 +174,9 @@ func scanEnvelope(row interface{ Scan(...any) error }) (storage.Envelope, error)
 
 // ReadChannel returns a channel's envelopes after a sequence number.
 func (s *Store) ReadChannel(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
+	if err := storage.CheckPage(limit); err != nil {
+		return nil, fmt.Errorf("sqlite: read channel: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT `+envelopeCols+` FROM envelopes
 		WHERE server = ? AND channel = ? AND seq > ? ORDER BY seq LIMIT ?`, server[:], channel[:], int64(after), limit)
 	if err != nil {
@@ -208,6 +211,9 @@ func rangeArgs(server, channel policy.ID, from, to storage.Key) []any {
 
 // RangeKeys returns the keys of a channel's envelopes in [from, to).
 func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
+	if err := storage.CheckPage(limit); err != nil {
+		return nil, fmt.Errorf("sqlite: range keys: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT time, id FROM envelopes WHERE `+rangeWhere+` ORDER BY time, id LIMIT ?`,
 		append(rangeArgs(server, channel, from, to), limit)...)
 	if err != nil {

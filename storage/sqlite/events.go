@@ -67,6 +67,9 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 
 // Events returns a server's events after a cursor.
 func (s *Store) Events(ctx context.Context, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
+	if err := storage.CheckPage(limit); err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, id, raw FROM events WHERE server = ? AND seq > ? ORDER BY seq LIMIT ?`, server[:], int64(after), limit)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: events: %w", err)

@@ -68,7 +68,7 @@ func put(t *testing.T, m Meta, envs ...storage.Envelope) []storage.Stored {
 
 func readAll(t *testing.T, m Meta, server, channel policy.ID) []storage.Envelope {
 	t.Helper()
-	envs, err := m.ReadChannel(ctx, server, channel, 0, math.MaxInt32)
+	envs, err := m.ReadChannel(ctx, server, channel, 0, storage.MaxPage)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -461,5 +461,13 @@ func testInvalid(t *testing.T, m Meta) {
 	}
 	_, err = m.AppendEvents(ctx, s, []storage.Event{{ID: policy.Sum([]byte("a")), Raw: []byte("b")}})
 	wantErr(t, err, storage.ErrInvalid)
+	for _, limit := range []int{0, -1, storage.MaxPage + 1} { // every read is bounded
+		_, err = m.ReadChannel(ctx, s, c, 0, limit)
+		wantErr(t, err, storage.ErrInvalid)
+		_, err = m.Events(ctx, s, 0, limit)
+		wantErr(t, err, storage.ErrInvalid)
+		_, err = m.RangeKeys(ctx, s, c, storage.Key{}, storage.Key{Time: 1}, limit)
+		wantErr(t, err, storage.ErrInvalid)
+	}
 	wantErr(t, m.ApplyTombstone(ctx, e.ID, nil), storage.ErrInvalid)
 }
