@@ -1,0 +1,196 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// EventResult is the outcome of one published state event.
+type EventResult struct {
+	ID policy.ID
+	// Folded is true once the event's ancestors are all known; Reason is
+	// then nil if it was applied, else why it has no effect.
+	Folded bool
+	Reason error
+}
+
+// PublishEvents verifies and stores state events of one server, creating
+// the server (subject to admission) when its genesis is among them. The
+// whole call is refused, storing nothing, if any event fails verification,
+// names another server, or is signed by an identity that is neither a
+// member nor joining (hubs do not store what can never take effect).
+func (s *Service) PublishEvents(ctx context.Context, raws [][]byte) ([]EventResult, error) {
+	if len(raws) == 0 {
+		return nil, nil
+	}
+	events, err := s.verifier.ParseEvents(raws)
+	if err != nil {
+		return nil, err
+	}
+	server := events[0].Server
+	for _, e := range events {
+		if e.Kind == policy.EvGenesis {
+			server = e.ID
+		}
+	}
+	for _, e := range events {
+		if e.Kind != policy.EvGenesis && e.Server != server {
+			return nil, &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("event %s is for server %s, the call is for %s", e.ID, e.Server, server)}
+		}
+		if e.Kind == policy.EvGenesis && e.ID != server {
+			return nil, &policy.Error{Code: policy.CodeWrongServer, Detail: "two genesis events in one call"}
+		}
+	}
+	sl, err := s.serverLog(ctx, server)
+	if err != nil {
+		var genesis *policy.Event
+		for _, e := range events {
+			if e.ID == server {
+				genesis = e
+			}
+		}
+		if genesis == nil {
+			return nil, err
+		}
+		if sl, err = s.admit(ctx, genesis); err != nil {
+			return nil, err
+		}
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	st := sl.log.State()
+	joining := map[policy.PublicKey]bool{} // joiners in this call may act in it
+	for _, e := range events {
+		if e.Kind == policy.EvJoin {
+			joining[e.Author] = true
+		}
+	}
+	stored := make([]storage.Event, 0, len(events))
+	for _, e := range events {
+		switch {
+		case e.Kind == policy.EvGenesis || e.Kind == policy.EvJoin || joining[e.Author] && !st.IsBanned(e.Author):
+		case st.IsBanned(e.Author):
+			return nil, &policy.Error{Code: policy.CodeBanned, Detail: fmt.Sprintf("author %s is banned", e.Author)}
+		case !st.IsMember(e.Author):
+			return nil, &policy.Error{Code: policy.CodeNotMember, Detail: fmt.Sprintf("author %s is not a member", e.Author)}
+		}
+		stored = append(stored, storage.Event{ID: e.ID, Raw: e.Raw})
+	}
+	if _, err := s.cfg.Store.AppendEvents(ctx, server, stored); err != nil {
+		return nil, err
+	}
+	if err := sl.log.AddAll(events); err != nil {
+		return nil, err
+	}
+	out := make([]EventResult, len(events))
+	for i, e := range events {
+		folded, reason := sl.log.Outcome(e.ID)
+		out[i] = EventResult{ID: e.ID, Folded: folded, Reason: reason}
+	}
+	return out, nil
+}
+
+// admit makes a server a tenant when its genesis arrives, as the admission
+// mode allows, and returns its new log.
+func (s *Service) admit(ctx context.Context, genesis *policy.Event) (*serverLog, error) {
+	server := genesis.ID
+	switch _, err := s.cfg.Store.Tenant(ctx, server); {
+	case err == nil: // provisioned by the operator: its genesis is welcome
+	case !errors.Is(err, storage.ErrNotFound):
+		return nil, err
+	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && s.allowed[server]:
+		if err := s.cfg.Store.PutTenant(ctx, server, s.cfg.DefaultQuota); err != nil {
+			return nil, err
+		}
+	case s.cfg.Admission == AllowList:
+		return nil, fmt.Errorf("hub: server %s is not on this hub's allow-list: %w", server, storage.ErrNotHosted)
+	default:
+		return nil, fmt.Errorf("hub: server %s was not provisioned on this hub: %w", server, storage.ErrNotHosted)
+	}
+	if _, err := s.cfg.Store.AppendEvents(ctx, server, []storage.Event{{ID: genesis.ID, Raw: genesis.Raw}}); err != nil {
+		return nil, err
+	}
+	return s.serverLog(ctx, server)
+}
+
+// Posted is the outcome of one posted envelope: a receipt, or why not.
+type Posted struct {
+	Receipt *policy.Receipt
+	Err     error
+}
+
+// Post verifies envelopes as live posts and stores those that pass, each
+// answered with a signed receipt once durable. An envelope is refused, with
+// its typed error and nothing stored, when it fails verification, is not
+// fresh, is invalid in its server's state (sender, ban, device, channel,
+// permission, size), or belongs to a channel this hub may not store.
+func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
+	out := make([]Posted, len(raws))
+	now := s.now()
+	var ok []storage.Envelope
+	var idx []int
+	for i, raw := range raws {
+		e, err := s.verifier.Envelope(raw)
+		if err == nil {
+			err = policy.CheckFresh(e.Time, now)
+		}
+		if err == nil {
+			err = s.accept(ctx, e, now)
+		}
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		ok = append(ok, storage.Envelope{ID: e.ID, Server: e.Server, Channel: e.Channel, Sender: e.Author, Time: e.Time, Raw: e.Raw})
+		idx = append(idx, i)
+	}
+	if len(ok) == 0 {
+		return out
+	}
+	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
+	for j, i := range idx {
+		if err != nil {
+			out[i].Err = err
+			continue
+		}
+		e := ok[j]
+		out[i].Receipt = policy.NewReceipt(s.node, policy.ReceiptBody{Envelope: e.ID, Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, StoredAt: stored[j].StoredAt})
+	}
+	return out
+}
+
+// accept checks an envelope against its server's state and this hub's
+// storage eligibility.
+func (s *Service) accept(ctx context.Context, e *policy.Envelope, now int64) error {
+	sl, err := s.serverLog(ctx, e.Server)
+	if err != nil {
+		return err
+	}
+	sl.mu.Lock()
+	defer sl.mu.Unlock()
+	st := sl.log.State()
+	if err := st.CheckEnvelope(e, now); err != nil {
+		return err
+	}
+	return st.MayStore(s.node.Identity, s.cfg.NodeCert, e.Channel, now)
+}
+
+// Read returns a channel's envelopes after a sequence number.
+func (s *Service) Read(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
+	if _, err := s.serverLog(ctx, server); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.ReadChannel(ctx, server, channel, after, limit)
+}
+
+// Events returns a hosted server's stored state events after a cursor.
+func (s *Service) Events(ctx context.Context, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
+	if _, err := s.serverLog(ctx, server); err != nil {
+		return nil, err
+	}
+	return s.cfg.Store.Events(ctx, server, after, limit)
+}
