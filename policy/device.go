@@ -17,7 +17,7 @@ const (
 	MaxCertLifetime = 400 * 24 * 3600 * 1000  // ms; a device re-certifies at least yearly
 	maxNameLen      = 100                     // bytes, for every human-readable name
 	maxTopicLen     = 1024                    // bytes
-	defaultCacheMax = 1 << 16                 // verified certificates a Verifier keeps
+	defaultCacheMax = 1 << 14                 // verified objects a Verifier keeps (≤ ~23 MB with hybrid keys)
 	MaxClockSkew    = int64(5 * 60 * 1000)    // ms an object may be ahead of "now"
 	msPerDay        = int64(24 * 3600 * 1000) // ms
 )
@@ -168,7 +168,7 @@ type Verifier struct {
 }
 
 // NewVerifier returns a Verifier caching up to size verified objects
-// (a default of 65,536 when size <= 0).
+// (a default of 16,384 when size <= 0).
 func NewVerifier(size int) *Verifier {
 	if size <= 0 {
 		size = defaultCacheMax
