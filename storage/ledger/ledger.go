@@ -116,3 +116,27 @@ func (l *Ledger) Forget(server policy.ID) (used Delta, dirty bool) {
 	delete(l.rows, server)
 	return row.Used, row.dirty
 }
+
+// Charge is what one server is charged for a set of envelopes.
+type Charge struct {
+	Server policy.ID
+	Delta  Delta
+}
+
+// EnvelopeCharges adds up, per server, the bytes and count of the envelopes
+// for which include(i) is true, in server order (the order charges and row
+// locks are taken in, so that concurrent writers do not deadlock).
+func EnvelopeCharges(envs []storage.Envelope, include func(i int) bool) []Charge {
+	sums := map[policy.ID]Delta{}
+	for i, e := range envs {
+		if include(i) {
+			d := sums[e.Server]
+			sums[e.Server] = Delta{d.Bytes + int64(len(e.Raw)), d.Envelopes + 1, d.Blobs}
+		}
+	}
+	out := make([]Charge, 0, len(sums))
+	for _, server := range slices.SortedFunc(maps.Keys(sums), policy.ID.Compare) {
+		out = append(out, Charge{server, sums[server]})
+	}
+	return out
+}

@@ -56,3 +56,19 @@ func TestChargeSettleDiscard(t *testing.T) {
 		t.Fatalf("forget = %+v, %v", used, d)
 	}
 }
+
+func TestEnvelopeCharges(t *testing.T) {
+	a, b := policy.Sum([]byte("a")), policy.Sum([]byte("b"))
+	envs := []storage.Envelope{{Server: b, Raw: make([]byte, 10)}, {Server: a, Raw: make([]byte, 5)}, {Server: b, Raw: make([]byte, 7)}, {Server: a, Raw: make([]byte, 100)}}
+	got := EnvelopeCharges(envs, func(i int) bool { return i != 3 })
+	want := []Charge{{a, Delta{Bytes: 5, Envelopes: 1}}, {b, Delta{Bytes: 17, Envelopes: 2}}}
+	if a.Compare(b) > 0 {
+		want[0], want[1] = want[1], want[0]
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	if len(EnvelopeCharges(envs, func(int) bool { return false })) != 0 {
+		t.Fatal("charges for nothing")
+	}
+}

@@ -234,23 +234,16 @@ func (b *batch) runPuts(ctx context.Context) error {
 	claimed := map[policy.ID]*storage.Stored{} // new in this group: where its result will be
 	var accepted []*putReq
 	for _, p := range b.puts {
-		charges := map[policy.ID]*ledger.Delta{}
 		mine := map[policy.ID]bool{}
-		for _, e := range p.envs {
-			if _, ok := existing[e.ID]; ok || claimed[e.ID] != nil || mine[e.ID] {
-				continue
+		for _, c := range ledger.EnvelopeCharges(p.envs, func(i int) bool {
+			id := p.envs[i].ID
+			if _, ok := existing[id]; ok || claimed[id] != nil || mine[id] {
+				return false
 			}
-			mine[e.ID] = true
-			d := charges[e.Server]
-			if d == nil {
-				d = &ledger.Delta{}
-				charges[e.Server] = d
-			}
-			d.Bytes += int64(len(e.Raw))
-			d.Envelopes++
-		}
-		for _, server := range slices.SortedFunc(maps.Keys(charges), policy.ID.Compare) {
-			if p.err = b.usage.Charge(server, *charges[server]); p.err != nil {
+			mine[id] = true
+			return true
+		}) {
+			if p.err = b.usage.Charge(c.Server, c.Delta); p.err != nil {
 				break
 			}
 		}
@@ -369,6 +362,4 @@ func (b *batch) forget(ctx context.Context, server policy.ID) error {
 	return err
 }
 
-var errNoRows = pgx.ErrNoRows
-
-func isNoRows(err error) bool { return errors.Is(err, errNoRows) }
+func isNoRows(err error) bool { return errors.Is(err, pgx.ErrNoRows) }

@@ -5,8 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -136,21 +134,8 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 // chargeEnvelopes charges each server for the distinct envelopes of the
 // batch that are not in stored.
 func chargeEnvelopes(ctx context.Context, b *batch, envs []storage.Envelope, first map[policy.ID]int, stored map[policy.ID]bool) error {
-	charges := map[policy.ID]*ledger.Delta{}
-	for i, e := range envs {
-		if first[e.ID] != i || stored[e.ID] {
-			continue
-		}
-		d := charges[e.Server]
-		if d == nil {
-			d = &ledger.Delta{}
-			charges[e.Server] = d
-		}
-		d.Bytes += int64(len(e.Raw))
-		d.Envelopes++
-	}
-	for _, server := range slices.SortedFunc(maps.Keys(charges), policy.ID.Compare) {
-		if err := b.charge(ctx, server, *charges[server]); err != nil {
+	for _, c := range ledger.EnvelopeCharges(envs, func(i int) bool { return first[envs[i].ID] == i && !stored[envs[i].ID] }) {
+		if err := b.charge(ctx, c.Server, c.Delta); err != nil {
 			return err
 		}
 	}
