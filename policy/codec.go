@@ -29,6 +29,7 @@ const (
 	KindReceipt      = "receipt"
 	KindInvite       = "invite"
 	KindDiscovery    = "discovery"
+	KindAuth         = "auth"
 )
 
 var (

@@ -31,6 +31,7 @@ var parsers = map[string]func([]byte) (parsed, error){
 	KindTombstone:    parserFor(ParseTombstone, func(x *Tombstone) parsed { return parsed{x.Raw, x.ID} }),
 	KindReceipt:      parserFor(ParseReceipt, func(x *Receipt) parsed { return parsed{x.Raw, x.ID} }),
 	KindDiscovery:    parserFor(ParseRecord, func(x *Record) parsed { return parsed{x.Raw, x.ID} }),
+	KindAuth:         parserFor(ParseAuth, func(x *Auth) parsed { return parsed{x.Raw, Sum(x.Raw)} }),
 }
 
 // fuzzKind checks the invariant of every decoder: a rejection is a typed
@@ -76,6 +77,7 @@ func FuzzParseInvite(f *testing.F)           { fuzzKind(f, KindInvite, nil) }
 func FuzzParseTombstone(f *testing.F)        { fuzzKind(f, KindTombstone, nil) }
 func FuzzParseReceipt(f *testing.F)          { fuzzKind(f, KindReceipt, nil) }
 func FuzzParseRecord(f *testing.F)           { fuzzKind(f, KindDiscovery, nil) }
+func FuzzParseAuth(f *testing.F)             { fuzzKind(f, KindAuth, nil) }
 
 func FuzzParseID(f *testing.F) {
 	f.Add(Sum(nil).String())

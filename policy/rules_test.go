@@ -185,3 +185,67 @@ func TestRecordTieBreaks(t *testing.T) {
 		t.Fatal("same seq and issue: exactly one must win, by ID")
 	}
 }
+
+func TestAuthProof(t *testing.T) {
+	laptop := deviceOf(t, "bob", "bob-laptop")
+	a, err := NewAuth(laptop, AuthBody{Hub: pub("hub"), Challenge: []byte("c"), Time: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Author != pub("bob") || a.Device() != pub("bob-laptop") {
+		t.Fatalf("proof names %s on %s", a.Author, a.Device())
+	}
+	_, err = NewAuth(IdentitySigner(seedKey("bob")), AuthBody{Hub: pub("hub"), Challenge: []byte("c"), Time: t0})
+	wantCode(t, err, CodeCertInvalid)
+	for _, c := range [][]byte{nil, make([]byte, MaxChallengeSize+1)} {
+		_, err = NewAuth(laptop, AuthBody{Hub: pub("hub"), Challenge: c, Time: t0})
+		wantCode(t, err, CodeMalformed)
+	}
+	_, err = NewAuth(laptop, AuthBody{Hub: pub("hub"), Challenge: []byte("c"), Time: t0 + 2*365*msPerDay})
+	wantCode(t, err, CodeCertExpired)
+	forged := slices.Clone(a.Raw)
+	forged[len(forged)-1] ^= 1
+	_, err = ParseAuth(forged)
+	wantCode(t, err, CodeBadSignature)
+	// A proof is not an envelope: domains separate the kinds.
+	_, err = ParseEnvelope(a.Raw)
+	if err == nil {
+		t.Fatal("an auth proof parsed as an envelope")
+	}
+}
+
+func TestMayRead(t *testing.T) {
+	w := newWorld(t, "alice")
+	general := w.channel("alice", "general", Replicated)
+	mods := w.channel("alice", "mods", Replicated)
+	w.do("alice", &ChannelOverride{Channel: mods, Deny: PermRead}, "")
+	w.member("bob")
+	w.member("carol")
+	w.member("dave")
+	w.doAs(deviceOf(t, "dave", "dave-laptop"), &DeviceRevoke{Revocation: NewDeviceRevocation(seedKey("dave"), pub("dave-phone"), w.now).Raw}, "")
+	w.do("alice", &Ban{Member: pub("carol")}, "")
+	cases := []struct {
+		name    string
+		who     PublicKey
+		device  PublicKey
+		channel ID
+		want    Code
+	}{
+		{"member reads a channel", pub("bob"), pub("bob-laptop"), general, ""},
+		{"member reads the state log", pub("bob"), pub("bob-laptop"), ID{}, ""},
+		{"creator reads a closed channel", pub("alice"), pub("alice"), mods, ""},
+		{"member without read permission", pub("bob"), pub("bob-laptop"), mods, CodeForbidden},
+		{"unknown channel", pub("bob"), pub("bob-laptop"), Sum([]byte("nope")), CodeUnknownChannel},
+		{"anonymous", PublicKey{}, PublicKey{}, general, CodeForbidden},
+		{"non-member", pub("zed"), pub("zed-phone"), general, CodeNotMember},
+		{"banned", pub("carol"), pub("carol-phone"), general, CodeBanned},
+		{"revoked device", pub("dave"), pub("dave-phone"), general, CodeDeviceRevoked},
+		{"other device of the same member", pub("dave"), pub("dave-laptop"), general, ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) { wantCode(t, w.state().MayRead(c.who, c.device, c.channel), c.want) })
+	}
+	w.do("alice", &ServerPolicy{Name: "open book", Everyone: PermRead | PermPost, PublicHistory: true}, "")
+	wantCode(t, w.state().MayRead(PublicKey{}, PublicKey{}, general), "")
+	wantCode(t, w.state().MayRead(PublicKey{}, PublicKey{}, Sum([]byte("nope"))), CodeUnknownChannel)
+}

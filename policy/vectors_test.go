@@ -151,6 +151,11 @@ func generateVectors(t testing.TB) vectorSet {
 		t.Fatal(err)
 	}
 	obj("discovery", KindDiscovery, "hub", rec.Raw)
+	auth, err := NewAuth(deviceOf(t, "bob", "bob-laptop"), AuthBody{Hub: pub("hub"), Challenge: []byte("challenge chosen by the hub"), Time: w.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj("auth", KindAuth, "bob-laptop", auth.Raw)
 	vs.resolution = append(vs.resolution, resolutionCase("small server", w.gen, r.events, slices.Reverse))
 
 	// Invalid encodings of the ban event.
@@ -353,7 +358,7 @@ func TestVectors(t *testing.T) {
 func writeFuzzCorpus(t testing.TB, vs vectorSet) {
 	targets := map[string]string{KindEvent: "FuzzParseEvent", KindEnvelope: "FuzzParseEnvelope", KindDeviceCert: "FuzzParseDeviceCert",
 		KindDeviceRevoke: "FuzzParseDeviceRevocation", KindInvite: "FuzzParseInvite", KindTombstone: "FuzzParseTombstone",
-		KindReceipt: "FuzzParseReceipt", KindDiscovery: "FuzzParseRecord"}
+		KindReceipt: "FuzzParseReceipt", KindDiscovery: "FuzzParseRecord", KindAuth: "FuzzParseAuth"}
 	write := func(kind, name, hexBytes string) {
 		dir := filepath.Join("testdata", "fuzz", targets[kind])
 		if err := os.MkdirAll(dir, 0o755); err != nil {
