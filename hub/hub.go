@@ -7,23 +7,28 @@
 // policy says is invalid or what it may not store, and it can be replaced by
 // any other hub holding the same signed data.
 //
-// The Service is the core (ingest and reads); the network API, client
-// authentication, rate limits, subscription fanout and replication are built
-// on it. Known limits of the core as it stands: the state logs of hosted
-// servers stay in memory once loaded (one per tenant; bounding them belongs
-// with the hub's limits), and an envelope checked against a state is stored
-// a moment later, so a ban that lands in between admits that one envelope.
+// The Service is the core (ingest, reads, blobs, fanout hooks); API serves
+// it over HTTP and WebSocket. The state logs of hosted servers are cached in
+// memory, at most Config.MaxServers of them (least recently used go first).
+// Known limits: an envelope checked against a state is stored a moment
+// later, so a ban that lands in between admits that one envelope; and a
+// process sharing its store with others learns of their state events
+// through its Notifier, a few milliseconds late.
 package hub
 
 import (
+	"container/list"
 	"context"
 	"crypto/ed25519"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
+	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )
@@ -33,6 +38,23 @@ type Store interface {
 	storage.Tenants
 	storage.EventLog
 	storage.EnvelopeStore
+	storage.BlobRefs
+}
+
+// Notifier tells the other hub processes that share this hub's Store what
+// it stored, so they fan envelopes out to their own subscribers and refresh
+// their copy of a server's state. It must not block for long: Post calls it
+// after the durable commit, before answering.
+type Notifier interface {
+	Notify(ctx context.Context, notes []Note) error
+}
+
+// Note announces a stored envelope (ID set) or new state events of a server
+// (ID zero) to the other processes sharing the store.
+type Note struct {
+	Server, Channel policy.ID
+	Seq             uint64
+	ID              policy.ID
 }
 
 // Admission decides which servers a hub takes on when their genesis arrives.
@@ -61,6 +83,21 @@ type Config struct {
 	Admission    Admission
 	Allowed      []policy.ID
 	DefaultQuota storage.Quota
+	// Blobs stores attachments; nil disables the blob endpoints.
+	Blobs storage.BlobStore
+	// MaxBlob bounds one blob; default 64 MiB.
+	MaxBlob int64
+	// MaxServers bounds the state logs kept in memory; default 1024.
+	MaxServers int
+	// Broker receives every newly stored envelope for local subscribers;
+	// optional.
+	Broker *fanout.Broker
+	// Notifier announces stored data to processes sharing Store; optional.
+	Notifier Notifier
+	// PostRate and PostBurst limit envelopes per sender identity
+	// (token bucket); defaults 50/s and 200. A negative PostRate disables it.
+	PostRate  float64
+	PostBurst int
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 	// Logger; default discards.
@@ -80,6 +117,18 @@ func (c *Config) validate() error {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.MaxBlob <= 0 {
+		c.MaxBlob = 64 << 20
+	}
+	if c.MaxServers <= 0 {
+		c.MaxServers = 1024
+	}
+	if c.PostRate == 0 {
+		c.PostRate = 50
+	}
+	if c.PostBurst <= 0 {
+		c.PostBurst = 200
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -92,15 +141,24 @@ type Service struct {
 	node     policy.Signer
 	verifier *policy.Verifier
 	allowed  map[policy.ID]bool
+	senders  *Limiter[policy.PublicKey] // nil when unlimited
+	metrics  *Metrics
+	macKey   []byte // authenticates challenges and session tokens
 
-	mu   sync.Mutex               // guards logs
+	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
+	lru  list.List                // of *serverLog, most recently used first
 }
 
-// serverLog is one server's state log; mu guards log and its State.
+// serverLog is one server's state log as loaded from the store. Lock order:
+// serverLog.mu before Service.mu.
 type serverLog struct {
-	mu  sync.Mutex
-	log *policy.Log
+	mu   sync.Mutex
+	log  *policy.Log   // guarded by mu
+	seq  uint64        // guarded by mu; last stored event folded in
+	gone bool          // guarded by mu; evicted: whoever holds it loads again
+	elem *list.Element // guarded by Service.mu
+	id   policy.ID
 }
 
 // New returns a Service.
@@ -109,7 +167,13 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, node: policy.IdentitySigner(cfg.NodeKey), verifier: policy.NewVerifier(0),
-		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}}
+		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics()}
+	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
+	m.Write([]byte(macDomain))
+	s.macKey = m.Sum(nil)
+	if cfg.PostRate > 0 {
+		s.senders = NewLimiter[policy.PublicKey](cfg.PostRate, cfg.PostBurst, 1<<16)
+	}
 	for _, id := range cfg.Allowed {
 		s.allowed[id] = true
 	}
@@ -119,60 +183,143 @@ func New(cfg Config) (*Service, error) {
 // NodeID returns the hub's node key.
 func (s *Service) NodeID() policy.PublicKey { return s.node.Identity }
 
+// Metrics returns the service's collectors, for the binary to register.
+func (s *Service) Metrics() *Metrics { return s.metrics }
+
 func (s *Service) now() int64 { return s.cfg.Now().UnixMilli() }
 
-// serverLog returns a hosted server's log, loading it from the store on
-// first use. A server with no tenant, or no stored genesis, is not hosted.
-func (s *Service) serverLog(ctx context.Context, server policy.ID) (*serverLog, error) {
-	s.mu.Lock()
-	sl, ok := s.logs[server]
-	s.mu.Unlock()
-	if ok {
-		return sl, nil
-	}
-	if _, err := s.cfg.Store.Tenant(ctx, server); err != nil {
-		if errors.Is(err, storage.ErrNotFound) {
-			return nil, fmt.Errorf("hub: server %s: %w", server, storage.ErrNotHosted)
+// lockLog returns a hosted server's log, locked, loading it from the store
+// on first use. A server with no tenant, or no stored genesis, is not
+// hosted. The caller unlocks sl.mu.
+func (s *Service) lockLog(ctx context.Context, server policy.ID) (*serverLog, error) {
+	for {
+		s.mu.Lock()
+		sl, ok := s.logs[server]
+		if !ok {
+			sl = &serverLog{id: server}
+			sl.elem = s.lru.PushFront(sl)
+			s.logs[server] = sl
+		} else {
+			s.lru.MoveToFront(sl.elem)
 		}
-		return nil, err
-	}
-	var raws [][]byte
-	for after := uint64(0); ; {
-		page, err := s.cfg.Store.Events(ctx, server, after, storage.MaxPage)
-		if err != nil {
+		s.mu.Unlock()
+		sl.mu.Lock()
+		if sl.gone {
+			sl.mu.Unlock()
+			continue
+		}
+		if sl.log != nil {
+			return sl, nil
+		}
+		if err := s.load(ctx, sl); err != nil {
+			s.drop(sl)
+			sl.mu.Unlock()
 			return nil, err
 		}
-		for _, e := range page {
-			raws = append(raws, e.Raw)
-			after = e.Seq
+		s.evict()
+		return sl, nil
+	}
+}
+
+// drop removes a log from the cache; the caller holds sl.mu.
+func (s *Service) drop(sl *serverLog) {
+	sl.gone = true
+	s.mu.Lock()
+	if s.logs[sl.id] == sl {
+		delete(s.logs, sl.id)
+		s.lru.Remove(sl.elem)
+	}
+	s.mu.Unlock()
+}
+
+// evict drops least recently used logs beyond MaxServers, skipping logs in
+// use (their holder finishes first).
+func (s *Service) evict() {
+	s.mu.Lock()
+	var victims []*serverLog
+	for e := s.lru.Back(); e != nil && s.lru.Len()-len(victims) > s.cfg.MaxServers; e = e.Prev() {
+		victims = append(victims, e.Value.(*serverLog))
+	}
+	s.mu.Unlock()
+	for _, v := range victims {
+		if v.mu.TryLock() {
+			s.drop(v)
+			v.mu.Unlock()
 		}
-		if len(page) < storage.MaxPage {
-			break
+	}
+}
+
+// load reads a server's whole state log; the caller holds sl.mu.
+func (s *Service) load(ctx context.Context, sl *serverLog) error {
+	if _, err := s.cfg.Store.Tenant(ctx, sl.id); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("hub: server %s: %w", sl.id, storage.ErrNotHosted)
 		}
+		return err
+	}
+	raws, seq, err := s.storedEvents(ctx, sl.id, 0)
+	if err != nil {
+		return err
 	}
 	events, err := s.verifier.ParseEvents(raws)
 	if err != nil {
-		return nil, fmt.Errorf("hub: stored state log of %s: %w", server, err)
+		return fmt.Errorf("hub: stored state log of %s: %w", sl.id, err)
 	}
 	var genesis *policy.Event
 	for _, e := range events {
-		if e.ID == server {
+		if e.ID == sl.id {
 			genesis = e
 		}
 	}
 	if genesis == nil {
-		return nil, fmt.Errorf("hub: server %s has no stored genesis: %w", server, storage.ErrNotHosted)
+		return fmt.Errorf("hub: server %s has no stored genesis: %w", sl.id, storage.ErrNotHosted)
 	}
 	log, err := policy.Resolve(genesis, events)
 	if err != nil {
-		return nil, fmt.Errorf("hub: stored state log of %s: %w", server, err)
+		return fmt.Errorf("hub: stored state log of %s: %w", sl.id, err)
 	}
+	sl.log, sl.seq = log, seq
+	return nil
+}
+
+// refresh folds in the events stored since the log was read (by this
+// process or another sharing the store); the caller holds sl.mu.
+func (s *Service) refresh(ctx context.Context, sl *serverLog) error {
+	raws, seq, err := s.storedEvents(ctx, sl.id, sl.seq)
+	if err != nil || len(raws) == 0 {
+		return err
+	}
+	events, err := s.verifier.ParseEvents(raws)
+	if err != nil {
+		return fmt.Errorf("hub: stored state log of %s: %w", sl.id, err)
+	}
+	if err := sl.log.AddAll(events); err != nil {
+		return err
+	}
+	sl.seq = seq
+	return nil
+}
+
+func (s *Service) storedEvents(ctx context.Context, server policy.ID, after uint64) (raws [][]byte, seq uint64, err error) {
+	seq = after
+	for {
+		page, err := s.cfg.Store.Events(ctx, server, seq, storage.MaxPage)
+		if err != nil {
+			return nil, 0, err
+		}
+		for _, e := range page {
+			raws = append(raws, e.Raw)
+			seq = e.Seq
+		}
+		if len(page) < storage.MaxPage {
+			return raws, seq, nil
+		}
+	}
+}
+
+// Loaded reports how many state logs are in memory.
+func (s *Service) Loaded() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if sl, ok := s.logs[server]; ok { // loaded concurrently
-		return sl, nil
-	}
-	sl = &serverLog{log: log}
-	s.logs[server] = sl
-	return sl, nil
+	return len(s.logs)
 }

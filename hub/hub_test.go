@@ -72,7 +72,11 @@ func (f *fixture) publish(es ...*policy.Event) ([]EventResult, error) {
 	for _, e := range es {
 		raws = append(raws, e.Raw)
 	}
-	res, err := f.hub.PublishEvents(context.Background(), raws)
+	server := es[0].Server
+	if es[0].Kind == policy.EvGenesis {
+		server = es[0].ID
+	}
+	res, err := f.hub.PublishEvents(context.Background(), server, raws)
 	if err == nil {
 		f.heads = []policy.ID{es[len(es)-1].ID}
 	}
@@ -145,7 +149,7 @@ func (f *fixture) post(raws ...[]byte) []Posted { return f.hub.Post(context.Back
 
 func (f *fixture) stored(channel policy.ID) int {
 	f.t.Helper()
-	envs, err := f.hub.Read(context.Background(), f.gen.ID, channel, 0, storage.MaxPage)
+	envs, err := f.hub.Read(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, channel, 0, storage.MaxPage)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -164,8 +168,10 @@ func TestPostAcceptsAndReceiptsVerify(t *testing.T) {
 	if err != nil || r.Hub != f.hub.NodeID() || r.Envelope != e.ID || r.Seq != 1 || r.StoredAt != f.now.UnixMilli() {
 		t.Fatalf("receipt %+v, %v", r, err)
 	}
-	sl, _ := f.hub.serverLog(context.Background(), f.gen.ID)
-	if err := sl.log.State().CheckReceipt(r, e, nil, f.now.UnixMilli()); err != nil {
+	sl, _ := f.hub.lockLog(context.Background(), f.gen.ID)
+	err = sl.log.State().CheckReceipt(r, e, nil, f.now.UnixMilli())
+	sl.mu.Unlock()
+	if err != nil {
 		t.Fatalf("receipt does not prove eligible storage: %v", err)
 	}
 	// Replay: idempotent, same sequence.
@@ -238,7 +244,7 @@ func TestPublishRefusalsStoreNothing(t *testing.T) {
 	f := newFixture(t, Open, storage.Quota{})
 	f.community()
 	count := func() int {
-		evs, err := f.hub.Events(context.Background(), f.gen.ID, 0, storage.MaxPage)
+		evs, err := f.hub.Events(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, 0, storage.MaxPage)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +257,7 @@ func TestPublishRefusalsStoreNothing(t *testing.T) {
 	bad := f.event("alice", &policy.Leave{})
 	raw := slices.Clone(bad.Raw)
 	raw[len(raw)-1] ^= 1
-	if _, err := f.hub.PublishEvents(context.Background(), [][]byte{f.event("alice", &policy.ChannelCreate{Name: "ok", Durability: policy.Strict}).Raw, raw}); !errors.Is(err, policy.ErrBadSignature) {
+	if _, err := f.hub.PublishEvents(context.Background(), f.gen.ID, [][]byte{f.event("alice", &policy.ChannelCreate{Name: "ok", Durability: policy.Strict}).Raw, raw}); !errors.Is(err, policy.ErrBadSignature) {
 		t.Fatalf("batch with a forged event: %v", err)
 	}
 	if count() != before {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )
@@ -23,7 +24,7 @@ type EventResult struct {
 // whole call is refused, storing nothing, if any event fails verification,
 // names another server, or is signed by an identity that is neither a
 // member nor joining (hubs do not store what can never take effect).
-func (s *Service) PublishEvents(ctx context.Context, raws [][]byte) ([]EventResult, error) {
+func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]EventResult, error) {
 	if len(raws) == 0 {
 		return nil, nil
 	}
@@ -31,21 +32,12 @@ func (s *Service) PublishEvents(ctx context.Context, raws [][]byte) ([]EventResu
 	if err != nil {
 		return nil, err
 	}
-	server := events[0].Server
 	for _, e := range events {
-		if e.Kind == policy.EvGenesis {
-			server = e.ID
+		if e.Kind == policy.EvGenesis && e.ID != server || e.Kind != policy.EvGenesis && e.Server != server {
+			return nil, &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("event %s is not of server %s", e.ID, server)}
 		}
 	}
-	for _, e := range events {
-		if e.Kind != policy.EvGenesis && e.Server != server {
-			return nil, &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("event %s is for server %s, the call is for %s", e.ID, e.Server, server)}
-		}
-		if e.Kind == policy.EvGenesis && e.ID != server {
-			return nil, &policy.Error{Code: policy.CodeWrongServer, Detail: "two genesis events in one call"}
-		}
-	}
-	sl, err := s.serverLog(ctx, server)
+	sl, err := s.lockLog(ctx, server)
 	if err != nil {
 		var genesis *policy.Event
 		for _, e := range events {
@@ -53,14 +45,13 @@ func (s *Service) PublishEvents(ctx context.Context, raws [][]byte) ([]EventResu
 				genesis = e
 			}
 		}
-		if genesis == nil {
+		if genesis == nil || !errors.Is(err, storage.ErrNotHosted) {
 			return nil, err
 		}
 		if sl, err = s.admit(ctx, genesis); err != nil {
 			return nil, err
 		}
 	}
-	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	st := sl.log.State()
 	joining := map[policy.PublicKey]bool{} // joiners in this call may act in it
@@ -80,11 +71,15 @@ func (s *Service) PublishEvents(ctx context.Context, raws [][]byte) ([]EventResu
 		}
 		stored = append(stored, storage.Event{ID: e.ID, Raw: e.Raw})
 	}
-	if _, err := s.cfg.Store.AppendEvents(ctx, server, stored); err != nil {
+	n, err := s.cfg.Store.AppendEvents(ctx, server, stored)
+	if err != nil {
 		return nil, err
 	}
-	if err := sl.log.AddAll(events); err != nil {
+	if err := s.refresh(ctx, sl); err != nil {
 		return nil, err
+	}
+	if n > 0 {
+		s.notify(ctx, []Note{{Server: server}})
 	}
 	out := make([]EventResult, len(events))
 	for i, e := range events {
@@ -114,7 +109,8 @@ func (s *Service) admit(ctx context.Context, genesis *policy.Event) (*serverLog,
 	if _, err := s.cfg.Store.AppendEvents(ctx, server, []storage.Event{{ID: genesis.ID, Raw: genesis.Raw}}); err != nil {
 		return nil, err
 	}
-	return s.serverLog(ctx, server)
+	s.metrics.admitted.Inc()
+	return s.lockLog(ctx, server)
 }
 
 // Posted is the outcome of one posted envelope: a receipt, or why not.
@@ -138,6 +134,9 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		if err == nil {
 			err = policy.CheckFresh(e.Time, now)
 		}
+		if err == nil && s.senders != nil && !s.senders.Allow(e.Author) {
+			err = fmt.Errorf("hub: sender %s: %w", e.Author, ErrRateLimited)
+		}
 		if err == nil {
 			err = s.accept(ctx, e, now)
 		}
@@ -152,6 +151,7 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		return out
 	}
 	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
+	var notes []Note
 	for j, i := range idx {
 		if err != nil {
 			out[i].Err = err
@@ -159,38 +159,77 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		}
 		e := ok[j]
 		out[i].Receipt = policy.NewReceipt(s.node, policy.ReceiptBody{Envelope: e.ID, Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, StoredAt: stored[j].StoredAt})
+		if !stored[j].Duplicate {
+			s.publish(&fanout.Message{Topic: fanout.Topic{Server: e.Server, Channel: e.Channel}, Seq: stored[j].Seq, Payload: e.Raw})
+			notes = append(notes, Note{Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, ID: e.ID})
+		}
 	}
+	s.notify(ctx, notes)
+	s.metrics.countPosts(out)
 	return out
+}
+
+// publish hands a stored envelope to local subscribers.
+func (s *Service) publish(m *fanout.Message) {
+	if s.cfg.Broker != nil {
+		s.metrics.delivered.Add(float64(s.cfg.Broker.Publish(m)))
+	}
+}
+
+// notify tells processes sharing the store; a failure is logged, not
+// returned: the data is durable and their subscribers catch up by cursor.
+func (s *Service) notify(ctx context.Context, notes []Note) {
+	if s.cfg.Notifier == nil || len(notes) == 0 {
+		return
+	}
+	if err := s.cfg.Notifier.Notify(ctx, notes); err != nil {
+		s.metrics.notifyErrors.Inc()
+		s.cfg.Logger.Warn("hub: notifying other processes", "err", err)
+	}
+}
+
+// Remote takes a note from another process sharing the store: a stored
+// envelope is fanned out to local subscribers; new state events are folded
+// into the server's log if it is loaded.
+func (s *Service) Remote(ctx context.Context, n Note) error {
+	if n.ID.IsZero() {
+		s.mu.Lock()
+		_, loaded := s.logs[n.Server]
+		s.mu.Unlock()
+		if !loaded {
+			return nil
+		}
+		sl, err := s.lockLog(ctx, n.Server)
+		if err != nil {
+			return err
+		}
+		defer sl.mu.Unlock()
+		return s.refresh(ctx, sl)
+	}
+	if s.cfg.Broker == nil {
+		return nil
+	}
+	e, err := s.cfg.Store.GetEnvelope(ctx, n.ID)
+	if err != nil {
+		return err
+	}
+	if e.Raw != nil {
+		s.publish(&fanout.Message{Topic: fanout.Topic{Server: e.Server, Channel: e.Channel}, Seq: e.Seq, Payload: e.Raw})
+	}
+	return nil
 }
 
 // accept checks an envelope against its server's state and this hub's
 // storage eligibility.
 func (s *Service) accept(ctx context.Context, e *policy.Envelope, now int64) error {
-	sl, err := s.serverLog(ctx, e.Server)
+	sl, err := s.lockLog(ctx, e.Server)
 	if err != nil {
 		return err
 	}
-	sl.mu.Lock()
 	defer sl.mu.Unlock()
 	st := sl.log.State()
 	if err := st.CheckEnvelope(e, now); err != nil {
 		return err
 	}
 	return st.MayStore(s.node.Identity, s.cfg.NodeCert, e.Channel, now)
-}
-
-// Read returns a channel's envelopes after a sequence number.
-func (s *Service) Read(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
-	if _, err := s.serverLog(ctx, server); err != nil {
-		return nil, err
-	}
-	return s.cfg.Store.ReadChannel(ctx, server, channel, after, limit)
-}
-
-// Events returns a hosted server's stored state events after a cursor.
-func (s *Service) Events(ctx context.Context, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
-	if _, err := s.serverLog(ctx, server); err != nil {
-		return nil, err
-	}
-	return s.cfg.Store.Events(ctx, server, after, limit)
 }

@@ -27,6 +27,9 @@ type Auth struct {
 // Device returns the device key that signed the proof.
 func (a *Auth) Device() PublicKey { return a.cert.Device }
 
+// DeviceCert returns the verified certificate of that device.
+func (a *Auth) DeviceCert() *DeviceCert { return a.cert }
+
 // NewAuth signs a proof with a device signer.
 func NewAuth(s Signer, body AuthBody) (*Auth, error) {
 	if s.Cert == nil {
@@ -82,6 +85,26 @@ func (s *State) MayRead(k, d PublicKey, channel ID) error {
 		return errf(CodeNotMember, "%s is not a member", k)
 	case !channel.IsZero() && !s.Permissions(k, channel).Has(PermRead):
 		return errf(CodeForbidden, "%s may not read this channel", k)
+	}
+	return nil
+}
+
+// MayUpload decides whether the holder of identity k, on device d, may
+// store blobs (attachments) for the server at a hub: a member, not banned,
+// on a device that is not revoked, who may post server-wide. Public history
+// does not open uploads.
+func (s *State) MayUpload(k, d PublicKey) error {
+	switch {
+	case k.IsZero():
+		return errf(CodeForbidden, "uploads to server %s are for authenticated members", s.id)
+	case s.IsDeviceRevoked(d):
+		return errf(CodeDeviceRevoked, "device %s was revoked", d)
+	case s.IsBanned(k):
+		return errf(CodeBanned, "%s is banned", k)
+	case !s.IsMember(k):
+		return errf(CodeNotMember, "%s is not a member", k)
+	case !s.Permissions(k, ID{}).Has(PermPost):
+		return errf(CodeForbidden, "%s may not post in this server", k)
 	}
 	return nil
 }

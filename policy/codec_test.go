@@ -2,6 +2,7 @@ package policy
 
 import (
 	"bytes"
+	"encoding/json"
 	"slices"
 	"strings"
 	"testing"
@@ -291,5 +292,32 @@ func TestDiscoveryRecords(t *testing.T) {
 	})
 	if ServerKey(Sum(nil)) == ChatKey(Sum(nil)) {
 		t.Fatal("server and chat DHT keys collide")
+	}
+}
+
+func TestTextForms(t *testing.T) {
+	type pair struct {
+		ID  ID
+		Key PublicKey
+	}
+	in := pair{Sum([]byte("x")), pub("alice")}
+	j, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"ID":"` + in.ID.String() + `","Key":"` + in.Key.String() + `"}`
+	if string(j) != want {
+		t.Fatalf("JSON %s, want %s", j, want)
+	}
+	var out pair
+	if err := json.Unmarshal(j, &out); err != nil || out != in {
+		t.Fatalf("round trip: %v %+v", err, out)
+	}
+	if err := json.Unmarshal([]byte(`{"ID":"bafkreinope"}`), &out); err == nil {
+		t.Fatal("a malformed ID parsed")
+	}
+	// CBOR keeps the 32 raw bytes.
+	if b := marshal(in.ID); len(b) != 34 || b[0] != 0x58 || b[1] != 32 {
+		t.Fatalf("CBOR of an ID is %x", b)
 	}
 }

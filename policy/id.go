@@ -101,3 +101,16 @@ func parseMultibase(s string, prefix []byte, n int) ([]byte, error) {
 	}
 	return raw[len(prefix):], nil
 }
+
+// MarshalText returns the text form, so IDs read as "bafkrei..." in JSON.
+// The canonical CBOR encoding is unaffected: it is always the 32 bytes.
+func (id ID) MarshalText() ([]byte, error) { return []byte(id.String()), nil }
+
+// UnmarshalText parses the text form.
+func (id *ID) UnmarshalText(b []byte) (err error) { *id, err = ParseID(string(b)); return err }
+
+// MarshalText returns the text form, so keys read as multibase in JSON.
+func (k PublicKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
+
+// UnmarshalText parses the text form.
+func (k *PublicKey) UnmarshalText(b []byte) (err error) { *k, err = ParsePublicKey(string(b)); return err }

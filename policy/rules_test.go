@@ -245,7 +245,22 @@ func TestMayRead(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) { wantCode(t, w.state().MayRead(c.who, c.device, c.channel), c.want) })
 	}
+	for _, c := range []struct {
+		who, device PublicKey
+		want        Code
+	}{
+		{pub("bob"), pub("bob-laptop"), ""},
+		{PublicKey{}, PublicKey{}, CodeForbidden},
+		{pub("zed"), pub("zed-phone"), CodeNotMember},
+		{pub("carol"), pub("carol-phone"), CodeBanned},
+		{pub("dave"), pub("dave-phone"), CodeDeviceRevoked},
+	} {
+		wantCode(t, w.state().MayUpload(c.who, c.device), c.want)
+	}
 	w.do("alice", &ServerPolicy{Name: "open book", Everyone: PermRead | PermPost, PublicHistory: true}, "")
 	wantCode(t, w.state().MayRead(PublicKey{}, PublicKey{}, general), "")
+	wantCode(t, w.state().MayUpload(PublicKey{}, PublicKey{}), CodeForbidden)
+	w.do("alice", &ServerPolicy{Name: "read only", Everyone: PermRead}, "")
+	wantCode(t, w.state().MayUpload(pub("bob"), pub("bob-laptop")), CodeForbidden)
 	wantCode(t, w.state().MayRead(PublicKey{}, PublicKey{}, Sum([]byte("nope"))), CodeUnknownChannel)
 }

@@ -1,0 +1,129 @@
+package hub
+
+import (
+	"crypto/subtle"
+	"encoding/csv"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// NewAdmin returns the operator's API (docs/API.md, "Admin"): tenants,
+// quotas, suspension, usage for billing, /metrics from gatherer, and the
+// health endpoints. When token is set every /v1/admin request must carry
+// it as a bearer token; serve it on its own listener either way.
+func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Handler {
+	mux := http.NewServeMux()
+	auth := func(h handlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			err := func() error {
+				if token != "" {
+					got := r.Header.Get("Authorization")
+					if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
+						return fmt.Errorf("%w: admin token required", ErrUnauthenticated)
+					}
+				}
+				return h(w, r)
+			}()
+			if err != nil {
+				we := wireError(err)
+				writeError(w, Status(we.Code), we)
+			}
+		}
+	}
+	mux.HandleFunc("GET /v1/admin/tenants", auth(func(w http.ResponseWriter, r *http.Request) error {
+		return adminTenants(w, r, svc)
+	}))
+	mux.HandleFunc("POST /v1/admin/tenants", auth(func(w http.ResponseWriter, r *http.Request) error {
+		var in wire.TenantRequest
+		if err := decodeBody(r, 64<<10, &in); err != nil {
+			return err
+		}
+		if in.Server.IsZero() {
+			return fmt.Errorf("%w: server is required", ErrBadRequest)
+		}
+		if err := svc.cfg.Store.PutTenant(r.Context(), in.Server, storage.Quota(in.Quota)); err != nil {
+			return err
+		}
+		return adminTenant(w, r, svc, in.Server, http.StatusCreated)
+	}))
+	mux.HandleFunc("GET /v1/admin/tenants/{server}", auth(func(w http.ResponseWriter, r *http.Request) error {
+		server, err := pathID(r, "server")
+		if err != nil {
+			return err
+		}
+		return adminTenant(w, r, svc, server, http.StatusOK)
+	}))
+	for _, op := range []struct {
+		path    string
+		suspend bool
+	}{{"suspend", true}, {"resume", false}} {
+		mux.HandleFunc("POST /v1/admin/tenants/{server}/"+op.path, auth(func(w http.ResponseWriter, r *http.Request) error {
+			server, err := pathID(r, "server")
+			if err != nil {
+				return err
+			}
+			if err := svc.cfg.Store.SetSuspended(r.Context(), server, op.suspend); err != nil {
+				return err
+			}
+			return adminTenant(w, r, svc, server, http.StatusOK)
+		}))
+	}
+	mux.HandleFunc("GET /v1/admin/usage", auth(func(w http.ResponseWriter, r *http.Request) error {
+		if r.URL.Query().Get("format") != "csv" {
+			return adminTenants(w, r, svc)
+		}
+		ts, err := svc.cfg.Store.Tenants(r.Context())
+		if err != nil {
+			return err
+		}
+		at := time.UnixMilli(svc.now()).UTC().Format(time.RFC3339)
+		w.Header().Set("Content-Type", "text/csv")
+		cw := csv.NewWriter(w)
+		cw.Write([]string{"at", "server", "bytes", "envelopes", "blobs", "quota_bytes", "quota_envelopes", "quota_blobs", "suspended"})
+		u := func(v uint64) string { return strconv.FormatUint(v, 10) }
+		for _, t := range ts {
+			cw.Write([]string{at, t.Server.String(), u(t.Usage.Bytes), u(t.Usage.Envelopes), u(t.Usage.Blobs),
+				u(t.Quota.Bytes), u(t.Quota.Envelopes), u(t.Quota.Blobs), strconv.FormatBool(t.Suspended)})
+		}
+		cw.Flush()
+		return nil
+	}))
+	if gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	}
+	health(mux, svc)
+	return mux
+}
+
+func toWire(t storage.Tenant) wire.Tenant {
+	return wire.Tenant{Server: t.Server, Quota: wire.Quota(t.Quota), Usage: wire.Usage(t.Usage), Suspended: t.Suspended, Created: t.Created}
+}
+
+func adminTenants(w http.ResponseWriter, r *http.Request, svc *Service) error {
+	ts, err := svc.cfg.Store.Tenants(r.Context())
+	if err != nil {
+		return err
+	}
+	out := wire.Tenants{Tenants: make([]wire.Tenant, len(ts)), At: svc.now()}
+	for i, t := range ts {
+		out.Tenants[i] = toWire(t)
+	}
+	return reply(w, r, http.StatusOK, out)
+}
+
+func adminTenant(w http.ResponseWriter, r *http.Request, svc *Service, server policy.ID, status int) error {
+	t, err := svc.cfg.Store.Tenant(r.Context(), server)
+	if err != nil {
+		return err
+	}
+	return reply(w, r, status, toWire(t))
+}

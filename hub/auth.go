@@ -1,0 +1,90 @@
+package hub
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// Authentication is stateless, so that every process holding the node key
+// (replicas behind one load balancer) accepts what any of them issued:
+// challenges and session tokens carry their expiry and a MAC under a key
+// derived from the node key. Revocation is not the token's job: every read
+// applies policy's read rule to the token's identity and device against the
+// current state, so a ban or a device revocation takes effect at once.
+const (
+	challengeTTL = 60_000              // ms a challenge may be answered
+	challengeLen = 8 + 16 + 16         // expiry, random, MAC
+	sessionLen   = 32 + 32 + 8 + 16    // identity, device, expiry, MAC
+	sessionTTL   = 24 * 60 * 60 * 1000 // ms; capped by the device certificate
+	macDomain    = "guildhall/v1/hub-session"
+)
+
+func (s *Service) mac(parts ...[]byte) []byte {
+	m := hmac.New(sha256.New, s.macKey)
+	for _, p := range parts {
+		m.Write(p)
+	}
+	return m.Sum(nil)[:16]
+}
+
+// Challenge returns a fresh challenge and when it expires (Unix ms).
+func (s *Service) Challenge() ([]byte, int64) {
+	exp := s.now() + challengeTTL
+	c := make([]byte, 0, challengeLen)
+	c = binary.BigEndian.AppendUint64(c, uint64(exp))
+	c = append(c, make([]byte, 16)...)
+	rand.Read(c[8:24])
+	return append(c, s.mac([]byte("challenge"), c)...), exp
+}
+
+// Session checks a signed auth proof answering one of this hub's
+// challenges and returns a bearer token for its identity and device, with
+// its expiry (Unix ms).
+func (s *Service) Session(proof []byte) (token string, r Reader, expires int64, err error) {
+	a, err := policy.ParseAuth(proof)
+	if err != nil {
+		return "", Reader{}, 0, err
+	}
+	now := s.now()
+	c := a.Challenge
+	switch {
+	case a.Hub != s.node.Identity:
+		return "", Reader{}, 0, fmt.Errorf("%w: proof is for hub %s, this is %s", ErrUnauthenticated, a.Hub, s.node.Identity)
+	case len(c) != challengeLen || !hmac.Equal(c[24:], s.mac([]byte("challenge"), c[:24])):
+		return "", Reader{}, 0, fmt.Errorf("%w: not a challenge of this hub", ErrUnauthenticated)
+	case int64(binary.BigEndian.Uint64(c)) < now:
+		return "", Reader{}, 0, fmt.Errorf("%w: challenge expired", ErrUnauthenticated)
+	}
+	if err := policy.CheckFresh(a.Time, now); err != nil {
+		return "", Reader{}, 0, err
+	}
+	expires = min(now+sessionTTL, a.DeviceCert().Expires)
+	r = Reader{Identity: a.Author, Device: a.Device()}
+	t := make([]byte, 0, sessionLen)
+	t = append(t, r.Identity[:]...)
+	t = append(t, r.Device[:]...)
+	t = binary.BigEndian.AppendUint64(t, uint64(expires))
+	t = append(t, s.mac([]byte("session"), t)...)
+	return base64.RawURLEncoding.EncodeToString(t), r, expires, nil
+}
+
+// Authenticate returns the reader a session token was issued to.
+func (s *Service) Authenticate(token string) (Reader, error) {
+	t, err := base64.RawURLEncoding.DecodeString(token)
+	if err != nil || len(t) != sessionLen || !hmac.Equal(t[72:], s.mac([]byte("session"), t[:72])) {
+		return Reader{}, fmt.Errorf("%w: invalid session token", ErrUnauthenticated)
+	}
+	if int64(binary.BigEndian.Uint64(t[64:72])) < s.now() {
+		return Reader{}, fmt.Errorf("%w: session expired", ErrUnauthenticated)
+	}
+	var r Reader
+	copy(r.Identity[:], t[:32])
+	copy(r.Device[:], t[32:64])
+	return r, nil
+}

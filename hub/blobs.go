@@ -1,0 +1,117 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// mayUpload applies policy's upload rule and the tenant's quota before
+// any byte is received.
+func (s *Service) mayUpload(ctx context.Context, r Reader, server policy.ID, size int64) error {
+	if s.cfg.Blobs == nil {
+		return ErrNoBlobs
+	}
+	if size < 0 || size > s.cfg.MaxBlob {
+		return fmt.Errorf("%w: blob of %d bytes, limit %d", ErrTooLarge, size, s.cfg.MaxBlob)
+	}
+	sl, err := s.lockLog(ctx, server)
+	if err != nil {
+		return err
+	}
+	err = sl.log.State().MayUpload(r.Identity, r.Device)
+	sl.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	t, err := s.cfg.Store.Tenant(ctx, server)
+	switch {
+	case err != nil:
+		return err
+	case t.Suspended:
+		return fmt.Errorf("hub: server %s: %w", server, storage.ErrSuspended)
+	case t.Quota.Bytes > 0 && t.Usage.Bytes+uint64(size) > t.Quota.Bytes:
+		return &storage.QuotaError{Resource: storage.ResourceBytes, Limit: t.Quota.Bytes, Used: t.Usage.Bytes, Want: uint64(size)}
+	case t.Quota.Blobs > 0 && t.Usage.Blobs+1 > t.Quota.Blobs:
+		return &storage.QuotaError{Resource: storage.ResourceBlobs, Limit: t.Quota.Blobs, Used: t.Usage.Blobs, Want: 1}
+	}
+	return nil
+}
+
+// PutBlob stores a blob for a server, streaming and verifying size bytes
+// from body against id, and counts it toward the server's quota. A blob
+// already held (by any server) is not uploaded again. On any failure the
+// server does not reference the blob, and a blob stored by this call alone
+// is deleted.
+func (s *Service) PutBlob(ctx context.Context, r Reader, server, id policy.ID, body io.Reader, size int64) error {
+	if err := s.mayUpload(ctx, r, server, size); err != nil {
+		return err
+	}
+	held, err := s.cfg.Blobs.StatBlob(ctx, id)
+	existed := err == nil
+	switch {
+	case existed && held != size:
+		return fmt.Errorf("%w: blob %s holds %d bytes, not %d", storage.ErrBlobMismatch, id, held, size)
+	case errors.Is(err, storage.ErrNotFound):
+		if err := s.cfg.Blobs.PutBlob(ctx, id, body, size); err != nil {
+			return err
+		}
+	case err != nil:
+		return err
+	}
+	if err := s.cfg.Store.AddBlobRef(ctx, server, id, size); err != nil {
+		if existed {
+			return err
+		}
+		if still, rerr := s.cfg.Store.RemoveBlobRef(ctx, server, id); rerr == nil && !still {
+			_ = s.cfg.Blobs.DeleteBlob(ctx, id)
+		}
+		return err
+	}
+	return nil
+}
+
+// GetBlob streams a blob to a reader who may read the server's history.
+// Blob IDs are hashes of ciphertext: only those who saw an envelope
+// referencing one can name it.
+func (s *Service) GetBlob(ctx context.Context, r Reader, server, id policy.ID) (io.ReadCloser, int64, error) {
+	if s.cfg.Blobs == nil {
+		return nil, 0, ErrNoBlobs
+	}
+	if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
+		return nil, 0, err
+	}
+	return s.cfg.Blobs.GetBlob(ctx, id)
+}
+
+// PresignBlob returns a URL with which the client moves a blob's bytes
+// directly to (put) or from the store, when the store can presign; nil
+// otherwise. A presigned upload carries the blob's checksum, which the store
+// enforces; the reference and its quota are recorded when the URL is issued.
+func (s *Service) PresignBlob(ctx context.Context, r Reader, server, id policy.ID, put bool, size int64, ttl time.Duration) (*url.URL, http.Header, error) {
+	p, ok := s.cfg.Blobs.(storage.Presigner)
+	if !ok {
+		return nil, nil, nil
+	}
+	if !put {
+		if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
+			return nil, nil, err
+		}
+		u, err := p.PresignGet(ctx, id, ttl)
+		return u, nil, err
+	}
+	if err := s.mayUpload(ctx, r, server, size); err != nil {
+		return nil, nil, err
+	}
+	if err := s.cfg.Store.AddBlobRef(ctx, server, id, size); err != nil {
+		return nil, nil, err
+	}
+	return p.PresignPut(ctx, id, ttl)
+}

@@ -1,0 +1,232 @@
+// Package wire defines the messages of the hub's API, version 1: the bodies
+// of its HTTP requests and responses and the frames of its WebSocket. It is
+// the contract between hubs and clients (docs/API.md), shared by both so
+// that neither re-declares it; it holds no behaviour beyond encoding.
+//
+// Every message has a CBOR form (integer keys, deterministic, decoded with
+// limits) for programs and a JSON form (IDs and keys as text, bytes as
+// base64) for people and browsers. Signed objects travel as their exact
+// bytes: the hub never re-encodes what someone signed.
+package wire
+
+import (
+	"github.com/guildhall/guildhall/policy"
+)
+
+// Media types of the two encodings.
+const (
+	CBOR = "application/cbor"
+	JSON = "application/json"
+)
+
+// Error is the body of every failed request and the payload of an error
+// frame: a stable machine code (docs/API.md lists them) and a message for
+// people. Codes never change meaning.
+type Error struct {
+	Code    string `cbor:"1,keyasint" json:"code"`
+	Message string `cbor:"2,keyasint" json:"message"`
+}
+
+// Info describes a hub: GET /v1/info.
+type Info struct {
+	Node    policy.PublicKey `cbor:"1,keyasint" json:"node"`
+	Version string           `cbor:"2,keyasint" json:"version"`
+	// Limits the hub applies to requests.
+	MaxBody     int64 `cbor:"3,keyasint" json:"max_body"`
+	MaxBlob     int64 `cbor:"4,keyasint" json:"max_blob"`
+	MaxBatch    int   `cbor:"5,keyasint" json:"max_batch"`
+	MaxFrame    int64 `cbor:"6,keyasint" json:"max_frame"`
+	MaxPage     int   `cbor:"7,keyasint" json:"max_page"`
+	PresignBlob bool  `cbor:"8,keyasint" json:"presign_blob"`
+}
+
+// Challenge is what POST /v1/auth/challenge returns: bytes to sign in a
+// policy auth proof, usable until Expires (Unix ms).
+type Challenge struct {
+	Challenge []byte `cbor:"1,keyasint" json:"challenge"`
+	Expires   int64  `cbor:"2,keyasint" json:"expires"`
+}
+
+// SessionRequest carries a signed policy auth proof: POST /v1/auth/session.
+type SessionRequest struct {
+	Proof []byte `cbor:"1,keyasint" json:"proof"`
+}
+
+// Session is a bearer token for the identity and device that proved
+// themselves, valid until Expires (Unix ms).
+type Session struct {
+	Token    string           `cbor:"1,keyasint" json:"token"`
+	Identity policy.PublicKey `cbor:"2,keyasint" json:"identity"`
+	Device   policy.PublicKey `cbor:"3,keyasint" json:"device"`
+	Expires  int64            `cbor:"4,keyasint" json:"expires"`
+}
+
+// Objects is a batch of signed objects (state events, envelopes or
+// tombstones), each as its exact signed bytes.
+type Objects struct {
+	Objects [][]byte `cbor:"1,keyasint" json:"objects"`
+}
+
+// EventResult is the outcome of one published state event.
+type EventResult struct {
+	ID     policy.ID `cbor:"1,keyasint" json:"id"`
+	Folded bool      `cbor:"2,keyasint" json:"folded"`
+	// Reason is set when the folded event has no effect (unauthorised).
+	Reason *Error `cbor:"3,keyasint,omitempty" json:"reason,omitempty"`
+}
+
+// EventResults answers POST /v1/servers/{server}/events.
+type EventResults struct {
+	Results []EventResult `cbor:"1,keyasint" json:"results"`
+}
+
+// Event is a stored state event with the hub's per-server cursor.
+type Event struct {
+	Seq uint64 `cbor:"1,keyasint" json:"seq"`
+	Raw []byte `cbor:"2,keyasint" json:"raw"`
+}
+
+// Events is a page of a server's state log; Next is the cursor to ask
+// after, More whether more were available.
+type Events struct {
+	Events []Event `cbor:"1,keyasint" json:"events"`
+	Next   uint64  `cbor:"2,keyasint" json:"next"`
+	More   bool    `cbor:"3,keyasint" json:"more"`
+}
+
+// Result is the outcome of one posted object: a signed receipt (envelopes),
+// or nothing (tombstones), or an error. Results are in request order.
+type Result struct {
+	Receipt []byte `cbor:"1,keyasint,omitempty" json:"receipt,omitempty"`
+	Error   *Error `cbor:"2,keyasint,omitempty" json:"error,omitempty"`
+}
+
+// Results answers a batch of envelopes or tombstones.
+type Results struct {
+	Results []Result `cbor:"1,keyasint" json:"results"`
+}
+
+// Envelope is a stored envelope with the hub's per-channel cursor. Raw is
+// empty and Tombstone set once it was deleted.
+type Envelope struct {
+	Seq       uint64    `cbor:"1,keyasint" json:"seq"`
+	ID        policy.ID `cbor:"2,keyasint" json:"id"`
+	StoredAt  int64     `cbor:"3,keyasint" json:"stored_at"`
+	Raw       []byte    `cbor:"4,keyasint,omitempty" json:"raw,omitempty"`
+	Tombstone []byte    `cbor:"5,keyasint,omitempty" json:"tombstone,omitempty"`
+}
+
+// Envelopes is a page of a channel.
+type Envelopes struct {
+	Envelopes []Envelope `cbor:"1,keyasint" json:"envelopes"`
+	Next      uint64     `cbor:"2,keyasint" json:"next"`
+	More      bool       `cbor:"3,keyasint" json:"more"`
+}
+
+// Key orders envelopes for reconciliation: by time (Unix ms), then ID. The
+// zero Key is the lowest; a Key with Time math.MaxInt64 and the all-ones ID
+// the highest.
+type Key struct {
+	Time int64     `cbor:"1,keyasint" json:"time"`
+	ID   policy.ID `cbor:"2,keyasint" json:"id"`
+}
+
+// Range is one range [From, To) of a reconciliation round. A request range
+// carries its sender's Fingerprint (Count, Sum); a reply range carries
+// either the replier's fingerprint (the range was split and the sender
+// should compare again), or, when the range is small or the fingerprints
+// differ and the range is small enough, the replier's IDs in it (Keys,
+// with Listed true). A reply range that matched is omitted.
+type Range struct {
+	From   Key    `cbor:"1,keyasint" json:"from"`
+	To     Key    `cbor:"2,keyasint" json:"to"`
+	Count  uint64 `cbor:"3,keyasint" json:"count"`
+	Sum    []byte `cbor:"4,keyasint" json:"sum"` // 32 bytes: the sum of the IDs as in storage.Fingerprint
+	Listed bool   `cbor:"5,keyasint,omitempty" json:"listed,omitempty"`
+	Keys   []Key  `cbor:"6,keyasint,omitempty" json:"keys,omitempty"`
+}
+
+// Reconcile is one round: POST .../reconcile with the sender's ranges,
+// answered with the replier's ranges that differ.
+type Reconcile struct {
+	Ranges []Range `cbor:"1,keyasint" json:"ranges"`
+}
+
+// BlobTicket answers a request for a presigned blob URL: the client moves
+// the bytes directly to or from the store, sending Header with a PUT.
+type BlobTicket struct {
+	URL     string              `cbor:"1,keyasint" json:"url"`
+	Header  map[string][]string `cbor:"2,keyasint,omitempty" json:"header,omitempty"`
+	Expires int64               `cbor:"3,keyasint" json:"expires"`
+}
+
+// Topic is a channel to follow over the WebSocket, from cursor After (its
+// last sequence number seen; 0 replays the channel from its start).
+type Topic struct {
+	Server  policy.ID `cbor:"1,keyasint" json:"server"`
+	Channel policy.ID `cbor:"2,keyasint" json:"channel"`
+	After   uint64    `cbor:"3,keyasint,omitempty" json:"after,omitempty"`
+}
+
+// WebSocket operations. A WebSocket message is an array of frames (binary
+// messages in CBOR, text messages in JSON); the hub coalesces the frames it
+// has ready into one message.
+const (
+	OpPost  = "post"  // client: Objects are envelopes; answered by OpAck
+	OpTomb  = "tomb"  // client: Objects are tombstones; answered by OpAck
+	OpSub   = "sub"   // client: follow Topics; answered by OpAck, then OpMsg frames
+	OpUnsub = "unsub" // client: stop following Topics; answered by OpAck
+	OpAck   = "ack"   // hub: the request ID finished; Results for posts
+	OpMsg   = "msg"   // hub: a stored envelope of a followed channel
+	OpErr   = "err"   // hub: request ID failed as a whole (Error)
+	OpCut   = "cut"   // hub: the subscription ended (Error says why); Topics carry resume cursors
+)
+
+// Frame is one operation on the WebSocket.
+type Frame struct {
+	Op      string    `cbor:"1,keyasint" json:"op"`
+	ID      uint64    `cbor:"2,keyasint,omitempty" json:"id,omitempty"`
+	Objects [][]byte  `cbor:"3,keyasint,omitempty" json:"objects,omitempty"`
+	Results []Result  `cbor:"4,keyasint,omitempty" json:"results,omitempty"`
+	Topics  []Topic   `cbor:"5,keyasint,omitempty" json:"topics,omitempty"`
+	Server  policy.ID `cbor:"6,keyasint,omitzero" json:"server,omitzero"`
+	Channel policy.ID `cbor:"7,keyasint,omitzero" json:"channel,omitzero"`
+	Seq     uint64    `cbor:"8,keyasint,omitempty" json:"seq,omitempty"`
+	Raw     []byte    `cbor:"9,keyasint,omitempty" json:"raw,omitempty"`
+	Error   *Error    `cbor:"10,keyasint,omitempty" json:"error,omitempty"`
+}
+
+// Quota bounds what a tenant may store; zero in a field means no limit.
+type Quota struct {
+	Bytes     uint64 `cbor:"1,keyasint" json:"bytes"`
+	Envelopes uint64 `cbor:"2,keyasint" json:"envelopes"`
+	Blobs     uint64 `cbor:"3,keyasint" json:"blobs"`
+}
+
+// Usage is what a tenant stores now.
+type Usage struct {
+	Bytes     uint64 `cbor:"1,keyasint" json:"bytes"`
+	Envelopes uint64 `cbor:"2,keyasint" json:"envelopes"`
+	Blobs     uint64 `cbor:"3,keyasint" json:"blobs"`
+}
+
+// Tenant is a hosted server as the admin API shows it.
+type Tenant struct {
+	Server    policy.ID `cbor:"1,keyasint" json:"server"`
+	Quota     Quota     `cbor:"2,keyasint" json:"quota"`
+	Usage     Usage     `cbor:"3,keyasint" json:"usage"`
+	Suspended bool      `cbor:"4,keyasint" json:"suspended"`
+	Created   int64     `cbor:"5,keyasint" json:"created"`
+}
+
+// Tenants lists tenants; At is when usage was read (Unix ms).
+type Tenants struct {
+	Tenants []Tenant `cbor:"1,keyasint" json:"tenants"`
+	At      int64    `cbor:"2,keyasint" json:"at"`
+}
+
+// TenantRequest creates a tenant or replaces its quota: POST /v1/admin/tenants.
+type TenantRequest struct {
+	Server policy.ID `cbor:"1,keyasint" json:"server"`
+	Quota  Quota     `cbor:"2,keyasint" json:"quota"`
+}
