@@ -31,6 +31,15 @@ type Message struct {
 	Payload []byte // the envelope's signed bytes
 }
 
+// Note announces, to the other hub processes sharing one store, a stored
+// envelope (ID set: fan it out) or new state events of a server (ID zero:
+// refresh its state). It carries identifiers only, never content.
+type Note struct {
+	Server, Channel policy.ID
+	Seq             uint64
+	ID              policy.ID
+}
+
 // ErrSlow ends a subscription whose queue overflowed; ErrClosed one its
 // owner closed.
 var (
@@ -41,7 +50,7 @@ var (
 // Config bounds a Broker.
 type Config struct {
 	Shards    int // subscription map shards; default 64
-	QueueLen  int // messages queued per subscriber before it is cut off; default 64
+	QueueLen  int // messages queued per subscriber before it is cut off; default 1024 (a full post batch)
 	MaxTopics int // topics one subscription may follow; default 256
 }
 
@@ -63,7 +72,7 @@ func New(cfg Config) *Broker {
 		cfg.Shards = 64
 	}
 	if cfg.QueueLen <= 0 {
-		cfg.QueueLen = 64
+		cfg.QueueLen = 1024
 	}
 	if cfg.MaxTopics <= 0 {
 		cfg.MaxTopics = 256

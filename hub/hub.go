@@ -49,13 +49,9 @@ type Notifier interface {
 	Notify(ctx context.Context, notes []Note) error
 }
 
-// Note announces a stored envelope (ID set) or new state events of a server
-// (ID zero) to the other processes sharing the store.
-type Note struct {
-	Server, Channel policy.ID
-	Seq             uint64
-	ID              policy.ID
-}
+// Note announces a stored envelope or new state events to the other
+// processes sharing the store.
+type Note = fanout.Note
 
 // Admission decides which servers a hub takes on when their genesis arrives.
 type Admission int

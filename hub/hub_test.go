@@ -5,14 +5,12 @@ import (
 	"crypto/ed25519"
 	"crypto/sha256"
 	"errors"
-	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/sqlite"
 )
 
 var t0 = time.Date(2026, 11, 1, 12, 0, 0, 0, time.UTC)
@@ -25,7 +23,7 @@ func key(name string) ed25519.PrivateKey {
 // fixture is a hub on embedded storage and a community that uses it.
 type fixture struct {
 	t       *testing.T
-	store   *sqlite.Store
+	store   Store
 	hub     *Service
 	now     time.Time
 	gen     *policy.Event
@@ -36,16 +34,24 @@ type fixture struct {
 
 func newFixture(t *testing.T, adm Admission, quota storage.Quota) *fixture {
 	t.Helper()
+	return newFixtureOn(t, "sqlite", func(c *Config) { c.Admission, c.DefaultQuota = adm, quota })
+}
+
+// newFixtureOn starts a hub on a storage profile: "sqlite" (embedded, with
+// blobs in files) or "postgres" (a fresh schema of GUILDHALL_TEST_POSTGRES,
+// blobs in MinIO when GUILDHALL_TEST_S3 is set, else in files).
+func newFixtureOn(t *testing.T, profile string, configure ...func(*Config)) *fixture {
+	t.Helper()
 	f := &fixture{t: t, now: t0}
 	clock := func() time.Time { return f.now }
-	st, err := sqlite.Open(context.Background(), sqlite.Config{Path: filepath.Join(t.TempDir(), "hub.db"), Now: clock})
-	if err != nil {
-		t.Fatal(err)
+	store, blobs := openProfile(t, profile, clock)
+	f.store = store
+	cfg := Config{NodeKey: key("hub"), Store: store, Blobs: blobs, Admission: Open, Now: clock}
+	for _, c := range configure {
+		c(&cfg)
 	}
-	t.Cleanup(func() { st.Close() })
-	f.store = st
-	f.hub, err = New(Config{NodeKey: key("hub"), Store: st, Admission: adm, DefaultQuota: quota, Now: clock})
-	if err != nil {
+	var err error
+	if f.hub, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	return f

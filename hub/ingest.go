@@ -233,3 +233,19 @@ func (s *Service) accept(ctx context.Context, e *policy.Envelope, now int64) err
 	}
 	return st.MayStore(s.node.Identity, s.cfg.NodeCert, e.Channel, now)
 }
+
+// Resync refreshes every loaded state log from the store, after notes from
+// other processes may have been missed.
+func (s *Service) Resync(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]policy.ID, 0, len(s.logs))
+	for id := range s.logs {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	for _, id := range ids {
+		if err := s.Remote(ctx, Note{Server: id}); err != nil {
+			s.cfg.Logger.Warn("hub: resync", "server", id, "err", err)
+		}
+	}
+}

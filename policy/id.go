@@ -113,4 +113,7 @@ func (id *ID) UnmarshalText(b []byte) (err error) { *id, err = ParseID(string(b)
 func (k PublicKey) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // UnmarshalText parses the text form.
-func (k *PublicKey) UnmarshalText(b []byte) (err error) { *k, err = ParsePublicKey(string(b)); return err }
+func (k *PublicKey) UnmarshalText(b []byte) (err error) {
+	*k, err = ParsePublicKey(string(b))
+	return err
+}
