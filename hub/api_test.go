@@ -392,7 +392,7 @@ func TestAPIReadsFollowTheState(t *testing.T) {
 				t.Fatalf("%s: %d %+v", name, st, we)
 			}
 		}
-		e.now = e.now.Add(2 * time.Minute)
+		e.advance(2 * time.Minute)
 		proof, _ := policy.NewAuth(carol, policy.AuthBody{Hub: e.hub.NodeID(), Challenge: ch.Challenge, Time: e.now.UnixMilli()})
 		if st, we := call(t, "POST", e.srv.URL+"/v1/auth/session", "", wire.SessionRequest{Proof: proof.Raw}, nil); st != http.StatusUnauthorized {
 			t.Fatalf("expired challenge: %d %+v", st, we)

@@ -198,6 +198,7 @@ func (s *Service) lockLog(ctx context.Context, server policy.ID) (*serverLog, er
 		} else {
 			s.lru.MoveToFront(sl.elem)
 		}
+		over := s.lru.Len() > s.cfg.MaxServers
 		s.mu.Unlock()
 		sl.mu.Lock()
 		if sl.gone {
@@ -205,6 +206,9 @@ func (s *Service) lockLog(ctx context.Context, server policy.ID) (*serverLog, er
 			continue
 		}
 		if sl.log != nil {
+			if over { // an earlier eviction skipped logs in use
+				s.evict()
+			}
 			return sl, nil
 		}
 		if err := s.load(ctx, sl); err != nil {
@@ -229,7 +233,8 @@ func (s *Service) drop(sl *serverLog) {
 }
 
 // evict drops least recently used logs beyond MaxServers, skipping logs in
-// use (their holder finishes first).
+// use: the bound is exceeded only while more logs than it are in use, and
+// the next access after that evicts again.
 func (s *Service) evict() {
 	s.mu.Lock()
 	var victims []*serverLog

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +24,7 @@ func key(name string) ed25519.PrivateKey {
 // fixture is a hub on embedded storage and a community that uses it.
 type fixture struct {
 	t       *testing.T
+	mu      sync.Mutex // guards writes of now
 	store   Store
 	hub     *Service
 	now     time.Time
@@ -43,7 +45,7 @@ func newFixture(t *testing.T, adm Admission, quota storage.Quota) *fixture {
 func newFixtureOn(t *testing.T, profile string, configure ...func(*Config)) *fixture {
 	t.Helper()
 	f := &fixture{t: t, now: t0}
-	clock := func() time.Time { return f.now }
+	clock := func() time.Time { f.mu.Lock(); defer f.mu.Unlock(); return f.now }
 	store, blobs := openProfile(t, profile, clock)
 	f.store = store
 	cfg := Config{NodeKey: key("hub"), Store: store, Blobs: blobs, Admission: Open, Now: clock}
@@ -57,7 +59,15 @@ func newFixtureOn(t *testing.T, profile string, configure ...func(*Config)) *fix
 	return f
 }
 
-func (f *fixture) tick() int64 { f.now = f.now.Add(time.Second); return f.now.UnixMilli() }
+func (f *fixture) tick() int64 { return f.advance(time.Second) }
+
+// advance moves the clock, which the hub's goroutines read.
+func (f *fixture) advance(d time.Duration) int64 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.now = f.now.Add(d)
+	return f.now.UnixMilli()
+}
 
 // event signs an event on the current heads.
 func (f *fixture) event(who string, c policy.Content) *policy.Event {
@@ -196,7 +206,7 @@ func TestPostRefusals(t *testing.T) {
 	forgedRaw := slices.Clone(forged.Raw)
 	forgedRaw[len(forgedRaw)-1] ^= 1
 	stale := f.envelope(dave, f.general, 10)
-	f.now = f.now.Add(10 * time.Minute)
+	f.advance(10 * time.Minute)
 	for _, tc := range []struct {
 		name string
 		raw  func() []byte
