@@ -1,0 +1,232 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// Config is the hub's configuration file (configs/hub.yaml documents every
+// key). Environment variables override the file, flags override both.
+type Config struct {
+	DataDir     string       `yaml:"data_dir"`
+	NodeKeyFile string       `yaml:"node_key_file"`
+	Listen      string       `yaml:"listen"`
+	TLS         TLSConfig    `yaml:"tls"`
+	Admin       AdminConfig  `yaml:"admin"`
+	Storage     StorageConf  `yaml:"storage"`
+	Admission   AdmissionCfg `yaml:"admission"`
+	Limits      Limits       `yaml:"limits"`
+	LogLevel    string       `yaml:"log_level"`
+	LogFormat   string       `yaml:"log_format"`
+}
+
+type TLSConfig struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+type AdminConfig struct {
+	Listen    string `yaml:"listen"`
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+}
+
+type StorageConf struct {
+	PostgresURL string   `yaml:"postgres_url"`
+	S3          S3Config `yaml:"s3"`
+}
+
+type S3Config struct {
+	Endpoint      string `yaml:"endpoint"`
+	Bucket        string `yaml:"bucket"`
+	Region        string `yaml:"region"`
+	AccessKey     string `yaml:"access_key"`
+	SecretKey     string `yaml:"secret_key"`
+	SecretKeyFile string `yaml:"secret_key_file"`
+	Secure        bool   `yaml:"secure"`
+	CreateBucket  bool   `yaml:"create_bucket"`
+}
+
+type AdmissionCfg struct {
+	Mode         string      `yaml:"mode"`
+	Allow        []string    `yaml:"allow"`
+	DefaultQuota QuotaConfig `yaml:"default_quota"`
+}
+
+type QuotaConfig struct {
+	Bytes     uint64 `yaml:"bytes"`
+	Envelopes uint64 `yaml:"envelopes"`
+	Blobs     uint64 `yaml:"blobs"`
+}
+
+type Limits struct {
+	MaxBody     int64   `yaml:"max_body"`
+	MaxBatch    int     `yaml:"max_batch"`
+	MaxFrame    int64   `yaml:"max_frame"`
+	MaxBlob     int64   `yaml:"max_blob"`
+	MaxSockets  int     `yaml:"max_sockets"`
+	MaxServers  int     `yaml:"max_servers"`
+	QueueLen    int     `yaml:"queue_len"`
+	SourceRate  float64 `yaml:"source_rate"`
+	SourceBurst int     `yaml:"source_burst"`
+	PostRate    float64 `yaml:"post_rate"`
+	PostBurst   int     `yaml:"post_burst"`
+}
+
+// load reads a config file strictly: an unknown key is an error, so a typo
+// never silently falls back to a default.
+func load(path string) (Config, error) {
+	var c Config
+	if path == "" {
+		return c, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return c, err
+	}
+	defer f.Close()
+	dec := yaml.NewDecoder(f)
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return c, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// envOverrides are the environment variables that override the file.
+var envOverrides = []struct {
+	name string
+	set  func(c *Config, v string) error
+}{
+	{"GUILDHALL_HUB_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
+	{"GUILDHALL_HUB_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"GUILDHALL_HUB_ADMIN_LISTEN", func(c *Config, v string) error { c.Admin.Listen = v; return nil }},
+	{"GUILDHALL_HUB_ADMIN_TOKEN", func(c *Config, v string) error { c.Admin.Token = v; return nil }},
+	{"GUILDHALL_HUB_POSTGRES_URL", func(c *Config, v string) error { c.Storage.PostgresURL = v; return nil }},
+	{"GUILDHALL_HUB_S3_ENDPOINT", func(c *Config, v string) error { c.Storage.S3.Endpoint = v; return nil }},
+	{"GUILDHALL_HUB_S3_BUCKET", func(c *Config, v string) error { c.Storage.S3.Bucket = v; return nil }},
+	{"GUILDHALL_HUB_S3_ACCESS_KEY", func(c *Config, v string) error { c.Storage.S3.AccessKey = v; return nil }},
+	{"GUILDHALL_HUB_S3_SECRET_KEY", func(c *Config, v string) error { c.Storage.S3.SecretKey = v; return nil }},
+	{"GUILDHALL_HUB_ADMISSION", func(c *Config, v string) error { c.Admission.Mode = v; return nil }},
+	{"GUILDHALL_HUB_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
+	{"GUILDHALL_HUB_POST_RATE", func(c *Config, v string) (err error) {
+		c.Limits.PostRate, err = strconv.ParseFloat(v, 64)
+		return err
+	}},
+	{"GUILDHALL_HUB_SOURCE_RATE", func(c *Config, v string) (err error) {
+		c.Limits.SourceRate, err = strconv.ParseFloat(v, 64)
+		return err
+	}},
+}
+
+func (c *Config) applyEnv(getenv func(string) string) error {
+	for _, o := range envOverrides {
+		if v := getenv(o.name); v != "" {
+			if err := o.set(c, v); err != nil {
+				return fmt.Errorf("%s: %w", o.name, err)
+			}
+		}
+	}
+	return nil
+}
+
+// finish fills defaults and checks the result. The defaults are a home
+// node: embedded storage in the user's data directory, listening on
+// loopback only, admitting any server (only local programs can reach it).
+func (c *Config) finish() error {
+	if c.DataDir == "" {
+		base := os.Getenv("XDG_DATA_HOME")
+		if base == "" {
+			home, err := os.UserHomeDir()
+			if err != nil {
+				return fmt.Errorf("data_dir: no home directory: %w", err)
+			}
+			base = filepath.Join(home, ".local", "share")
+		}
+		c.DataDir = filepath.Join(base, "guildhall", "hub")
+	}
+	if c.NodeKeyFile == "" {
+		c.NodeKeyFile = filepath.Join(c.DataDir, "node.key")
+	}
+	if c.Listen == "" {
+		c.Listen = "127.0.0.1:7420"
+	}
+	if c.Admin.Listen == "" {
+		c.Admin.Listen = "127.0.0.1:7421"
+	}
+	if c.Admin.TokenFile != "" && c.Admin.Token == "" {
+		b, err := os.ReadFile(c.Admin.TokenFile)
+		if err != nil {
+			return fmt.Errorf("admin.token_file: %w", err)
+		}
+		c.Admin.Token = strings.TrimSpace(string(b))
+	}
+	if c.Storage.S3.SecretKeyFile != "" && c.Storage.S3.SecretKey == "" {
+		b, err := os.ReadFile(c.Storage.S3.SecretKeyFile)
+		if err != nil {
+			return fmt.Errorf("storage.s3.secret_key_file: %w", err)
+		}
+		c.Storage.S3.SecretKey = strings.TrimSpace(string(b))
+	}
+	if c.Admission.Mode == "" {
+		c.Admission.Mode = "provisioned"
+		if loopback(c.Listen) {
+			c.Admission.Mode = "open"
+		}
+	}
+	var errs []error
+	switch c.Admission.Mode {
+	case "open", "allow-list", "provisioned":
+	default:
+		errs = append(errs, fmt.Errorf("admission.mode %q: want open, allow-list or provisioned", c.Admission.Mode))
+	}
+	for _, s := range c.Admission.Allow {
+		if _, err := policy.ParseID(s); err != nil {
+			errs = append(errs, fmt.Errorf("admission.allow %q: %w", s, err))
+		}
+	}
+	if !loopback(c.Admin.Listen) && c.Admin.Token == "" {
+		errs = append(errs, fmt.Errorf("admin.listen %s is not a loopback address: set admin.token (or token_file)", c.Admin.Listen))
+	}
+	if c.Admin.Listen == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+		errs = append(errs, errors.New("admin.listen must differ from listen"))
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		errs = append(errs, errors.New("tls: set both cert_file and key_file, or neither"))
+	}
+	s3 := c.Storage.S3
+	if s3.Endpoint != "" && (s3.Bucket == "" || s3.AccessKey == "" || s3.SecretKey == "") {
+		errs = append(errs, errors.New("storage.s3: endpoint needs bucket, access_key and secret_key"))
+	}
+	if s3.Endpoint != "" && c.Storage.PostgresURL == "" {
+		errs = append(errs, errors.New("storage.s3 needs storage.postgres_url: blob references live in the database"))
+	}
+	switch c.LogLevel {
+	case "", "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	}
+	return errors.Join(errs...)
+}
+
+// loopback reports whether a listen address binds only loopback.
+func loopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

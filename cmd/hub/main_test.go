@@ -1,0 +1,167 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/policy"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := load("../../configs/hub.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Admin.Token = "set by the operator"
+	c.Storage.PostgresURL = "postgres://hub@db/hub"
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Listen != "0.0.0.0:7420" || c.Admission.Mode != "provisioned" || c.Limits.PostRate != 50 || c.Admission.DefaultQuota.Bytes != 10<<30 {
+		t.Fatalf("loaded %+v", c)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	dir := t.TempDir()
+	write := func(s string) string {
+		p := filepath.Join(dir, "hub.yaml")
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if _, err := load(write("listne: 1.2.3.4:5\n")); err == nil || !strings.Contains(err.Error(), "listne") {
+		t.Fatalf("a misspelt key was accepted: %v", err)
+	}
+	for name, c := range map[string]Config{
+		"public admin without token": {DataDir: dir, Admin: AdminConfig{Listen: "0.0.0.0:7421"}},
+		"unknown admission":          {DataDir: dir, Admission: AdmissionCfg{Mode: "sometimes"}},
+		"bad allow-list entry":       {DataDir: dir, Admission: AdmissionCfg{Allow: []string{"nope"}}},
+		"half TLS":                   {DataDir: dir, TLS: TLSConfig{CertFile: "c.pem"}},
+		"S3 without database":        {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
+		"S3 without credentials":     {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
+	} {
+		if err := c.finish(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	// Public listener with no admission mode: deny by default.
+	c := Config{DataDir: dir, Listen: "0.0.0.0:7420"}
+	if err := c.finish(); err != nil || c.Admission.Mode != "provisioned" {
+		t.Fatalf("public default admission %q, %v", c.Admission.Mode, err)
+	}
+	// Environment overrides the file, flags override the environment.
+	p := write("listen: 127.0.0.1:1111\nadmin:\n  listen: 127.0.0.1:2222\n")
+	env := map[string]string{"GUILDHALL_HUB_LISTEN": "127.0.0.1:3333", "GUILDHALL_HUB_ADMISSION": "allow-list"}
+	cf, _ := load(p)
+	if err := cf.applyEnv(func(k string) string { return env[k] }); err != nil || cf.Listen != "127.0.0.1:3333" || cf.Admission.Mode != "allow-list" || cf.Admin.Listen != "127.0.0.1:2222" {
+		t.Fatalf("env override: %+v %v", cf, err)
+	}
+	env["GUILDHALL_HUB_POST_RATE"] = "fast"
+	if err := cf.applyEnv(func(k string) string { return env[k] }); err == nil {
+		t.Fatal("a malformed number in the environment was accepted")
+	}
+}
+
+func TestNodeKeyFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "keys", "node.key")
+	k1, created, err := nodeKey(p)
+	if err != nil || !created {
+		t.Fatal(created, err)
+	}
+	fi, _ := os.Stat(p)
+	if fi.Mode().Perm() != 0o600 {
+		t.Fatalf("mode %v", fi.Mode().Perm())
+	}
+	k2, created, err := nodeKey(p)
+	if err != nil || created || !k1.Equal(k2) {
+		t.Fatal("the key did not survive a restart")
+	}
+	os.Chmod(p, 0o644)
+	if _, _, err := nodeKey(p); err == nil {
+		t.Fatal("a world-readable key was accepted")
+	}
+	os.WriteFile(p, []byte("garbage"), 0o600)
+	if _, _, err := nodeKey(p); err == nil {
+		t.Fatal("a garbage key was accepted")
+	}
+}
+
+// The binary with no configuration: starts a home node, prints where it
+// listens and its node ID, answers, and exits cleanly on SIGTERM; a restart
+// keeps its node ID.
+func TestBinaryHomeNode(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "hub")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	home := t.TempDir()
+	start := func() (*exec.Cmd, string, string) {
+		cmd := exec.Command(bin, "-listen", "127.0.0.1:0", "-admin-listen", "127.0.0.1:0")
+		cmd.Env = append(os.Environ(), "HOME="+home, "XDG_DATA_HOME=")
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		var node, api string
+		sc := bufio.NewScanner(out)
+		for sc.Scan() && (node == "" || api == "") {
+			if m := regexp.MustCompile(`^node\s+(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+				node = m[1]
+			}
+			if m := regexp.MustCompile(`^api\s+(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+				api = m[1]
+			}
+		}
+		go io.Copy(io.Discard, out)
+		return cmd, node, api
+	}
+	cmd, node, api := start()
+	resp, err := http.Get(api + "/v1/info")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var info wire.Info
+	if err := wire.Unmarshal(resp.Header.Get("Content-Type"), b, &info); err != nil || info.Node.String() != node {
+		t.Fatalf("info %+v %v, printed node %s", info, err, node)
+	}
+	if _, err := policy.ParsePublicKey(node); err != nil {
+		t.Fatal(err)
+	}
+	if fi, err := os.Stat(filepath.Join(home, ".local/share/guildhall/hub/node.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("node key: %v %v", fi, err)
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+	_, node2, _ := start()
+	if node2 != node {
+		t.Fatalf("node ID changed across a restart: %s -> %s", node, node2)
+	}
+}
