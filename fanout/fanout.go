@@ -29,6 +29,9 @@ type Message struct {
 	Topic   Topic
 	Seq     uint64 // the hub's per-channel sequence number
 	Payload []byte // the envelope's signed bytes
+	// Encoded is an optional delivery form of the message prepared once by
+	// the publisher (the hub's WebSocket frame), shared by every subscriber.
+	Encoded []byte
 }
 
 // Note announces, to the other hub processes sharing one store, a stored

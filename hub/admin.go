@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -97,6 +98,9 @@ func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Han
 		cw.Flush()
 		return nil
 	}))
+	// Profiles, for operators measuring their own hub (behind the token).
+	mux.HandleFunc("GET /debug/pprof/", auth(func(w http.ResponseWriter, r *http.Request) error { pprof.Index(w, r); return nil }))
+	mux.HandleFunc("GET /debug/pprof/profile", auth(func(w http.ResponseWriter, r *http.Request) error { pprof.Profile(w, r); return nil }))
 	if gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	}

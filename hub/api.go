@@ -42,6 +42,9 @@ type APIConfig struct {
 	// Recheck is how often a subscription's read permission is checked
 	// again (bans and revocations end subscriptions within it); default 10 s.
 	Recheck time.Duration
+	// Coalesce is the longest a pushed message waits so that one write to
+	// a subscriber carries several; answers are never delayed. Default 25 ms.
+	Coalesce time.Duration
 	// PresignTTL is the lifetime of presigned blob URLs; default 15 min.
 	PresignTTL time.Duration
 	// Logger; default discards.
@@ -70,7 +73,7 @@ func (c *APIConfig) defaults() {
 	for _, p := range []struct {
 		v *time.Duration
 		d time.Duration
-	}{{&c.WriteTimeout, 10 * time.Second}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}} {
+	}{{&c.WriteTimeout, 10 * time.Second}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}, {&c.Coalesce, 25 * time.Millisecond}} {
 		if *p.v <= 0 {
 			*p.v = p.d
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/guildhall/guildhall/fanout"
+	"github.com/guildhall/guildhall/hub/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )
@@ -169,9 +170,11 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	return out
 }
 
-// publish hands a stored envelope to local subscribers.
+// publish hands a stored envelope to local subscribers, with its WebSocket
+// frame encoded once for all of them.
 func (s *Service) publish(m *fanout.Message) {
 	if s.cfg.Broker != nil {
+		m.Encoded, _ = wire.Marshal(wire.CBOR, wire.Frame{Op: wire.OpMsg, Server: m.Topic.Server, Channel: m.Topic.Channel, Seq: m.Seq, Raw: m.Payload})
 		s.metrics.delivered.Add(float64(s.cfg.Broker.Publish(m)))
 	}
 }

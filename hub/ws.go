@@ -24,7 +24,7 @@ const (
 // WebSocket limits.
 const (
 	maxCoalesce   = 128 // frames per outgoing message
-	outQueue      = 256 // acks waiting for the writer
+	outQueue      = 16  // answers waiting for the writer (posts in flight wait beyond it)
 	maxSubTopics  = 256
 	postTimeout   = 30 * time.Second
 	replayPage    = 1000
@@ -40,7 +40,7 @@ type socket struct {
 	rd   Reader
 	mt   string // encoding of the hub's messages: CBOR, or JSON with ?encoding=json
 
-	out    chan wire.Frame // acks and errors for the writer
+	out    chan *wire.Frame // answers and errors for the writer
 	ctl    chan wire.Frame // sub and unsub for the writer
 	drain  chan struct{}   // closed when the hub shuts down
 	quiet  chan struct{}   // closed when draining finished the posts in flight
@@ -55,8 +55,11 @@ type socket struct {
 	// Owned by the writer goroutine.
 	sub    *fanout.Subscription
 	topics map[fanout.Topic]uint64 // followed topics -> last sequence sent
-	batch  []wire.Frame
-	dead   bool // a write failed: discard the rest
+	batch  [][]byte                // encoded frames waiting to be written
+	urgent bool                    // batch holds an answer or a cut: write it now
+	dead   bool                    // a write failed: discard the rest
+	last   time.Time               // of the last write
+	wbuf   []byte
 }
 
 func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
@@ -83,7 +86,7 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Get("encoding") == "json" {
 		mt = wire.JSON
 	}
-	s := &socket{a: a, conn: conn, rd: rd, mt: mt, out: make(chan wire.Frame, outQueue), ctl: make(chan wire.Frame),
+	s := &socket{a: a, conn: conn, rd: rd, mt: mt, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
 		drain: make(chan struct{}), quiet: make(chan struct{}), finish: make(chan struct{}), slots: make(chan struct{}, a.cfg.MaxInflight),
 		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{}}
 	a.mu.Lock()
@@ -144,7 +147,7 @@ func (s *socket) readLoop(r *http.Request) {
 	}
 }
 
-func (s *socket) send(f wire.Frame) { s.out <- f }
+func (s *socket) send(f wire.Frame) { s.out <- &f }
 
 // handle starts one client operation.
 func (s *socket) handle(f wire.Frame) {
@@ -232,15 +235,27 @@ func (s *socket) writeLoop() {
 		}
 	}()
 	drain := s.drain
+	var flush *time.Timer
+	var flushC <-chan time.Time
+	defer func() {
+		if flush != nil {
+			flush.Stop()
+		}
+	}()
 	for {
 		var subC <-chan *fanout.Message
 		var subDone <-chan struct{}
 		if s.sub != nil {
-			subC, subDone = s.sub.C(), s.sub.Done()
+			subDone = s.sub.Done()
+			if flushC == nil { // while a write waits, messages wait in the queue: one wake-up per write
+				subC = s.sub.C()
+			}
 		}
 		select {
 		case f := <-s.out:
-			s.batch = append(s.batch, f)
+			s.add(*f)
+		case <-flushC:
+			flushC = nil
 		case f := <-s.ctl:
 			s.subscribe(f)
 		case m := <-subC:
@@ -269,26 +284,57 @@ func (s *socket) writeLoop() {
 			}
 			return
 		}
+		var queue <-chan *fanout.Message
+		if s.sub != nil {
+			queue = s.sub.C()
+		}
 	coalesce:
 		for len(s.batch) < maxCoalesce {
 			select {
 			case f := <-s.out:
-				s.batch = append(s.batch, f)
-			case m := <-subC:
+				s.add(*f)
+			case m := <-queue:
 				s.message(m)
 			default:
 				break coalesce
 			}
 		}
-		s.flush()
+		// Answers go out at once; pushed messages at most every Coalesce,
+		// so that under load one write carries many of them.
+		wait := s.a.cfg.Coalesce - time.Since(s.last)
+		if s.urgent || wait <= 0 || len(s.batch) >= maxCoalesce {
+			s.flush()
+			if flush != nil {
+				flush.Stop()
+				flushC = nil
+			}
+		} else if len(s.batch) > 0 && flushC == nil {
+			if flush == nil {
+				flush = time.NewTimer(wait)
+			} else {
+				flush.Reset(wait)
+			}
+			flushC = flush.C
+		}
 	}
+}
+
+// add queues a frame of the hub's own (an answer or a cut) for writing now.
+func (s *socket) add(f wire.Frame) {
+	b, err := wire.Marshal(s.mt, f)
+	if err != nil {
+		s.a.cfg.Logger.Error("hub: encoding a frame", "err", err)
+		return
+	}
+	s.batch = append(s.batch, b)
+	s.urgent = true
 }
 
 func (s *socket) drainOut() {
 	for {
 		select {
 		case f := <-s.out:
-			s.batch = append(s.batch, f)
+			s.add(*f)
 		default:
 			return
 		}
@@ -302,7 +348,19 @@ func (s *socket) message(m *fanout.Message) {
 		return
 	}
 	s.topics[m.Topic] = m.Seq
-	s.batch = append(s.batch, wire.Frame{Op: wire.OpMsg, Server: m.Topic.Server, Channel: m.Topic.Channel, Seq: m.Seq, Raw: m.Payload})
+	if s.mt == wire.CBOR && m.Encoded != nil { // encoded once for every subscriber
+		s.batch = append(s.batch, m.Encoded)
+		return
+	}
+	s.push(wire.Frame{Op: wire.OpMsg, Server: m.Topic.Server, Channel: m.Topic.Channel, Seq: m.Seq, Raw: m.Payload})
+}
+
+// push queues a message frame, which may wait for the coalescing interval.
+func (s *socket) push(f wire.Frame) {
+	b, err := wire.Marshal(s.mt, f)
+	if err == nil {
+		s.batch = append(s.batch, b)
+	}
 }
 
 // flush writes the batch as one message.
@@ -310,19 +368,21 @@ func (s *socket) flush() {
 	if len(s.batch) == 0 {
 		return
 	}
-	defer func() { clear(s.batch); s.batch = s.batch[:0] }()
+	defer func() { clear(s.batch); s.batch, s.urgent, s.last = s.batch[:0], false, time.Now() }()
 	if s.dead {
 		return
 	}
-	b, err := wire.Marshal(s.mt, s.batch)
-	if err == nil {
-		typ := websocket.MessageBinary
-		if s.mt == wire.JSON {
-			typ = websocket.MessageText
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), s.a.cfg.WriteTimeout)
-		err = s.conn.Write(ctx, typ, b)
-		cancel()
+	typ, b := websocket.MessageBinary, wire.AppendArray(s.wbuf[:0], s.mt, s.batch)
+	if s.mt == wire.JSON {
+		typ = websocket.MessageText
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.a.cfg.WriteTimeout)
+	err := s.conn.Write(ctx, typ, b)
+	cancel()
+	if cap(b) <= 64<<10 {
+		s.wbuf = b[:0] // keep a modest buffer; drop one grown by a burst
+	} else {
+		s.wbuf = nil
 	}
 	if err != nil {
 		s.dead = true
@@ -334,9 +394,7 @@ func (s *socket) flush() {
 // replaced by one over the new set (the old one's queued messages are
 // forwarded first), then new topics with a cursor are replayed from storage.
 func (s *socket) subscribe(f wire.Frame) {
-	fail := func(err error) {
-		s.batch = append(s.batch, wire.Frame{Op: wire.OpErr, ID: f.ID, Error: wireError(err)})
-	}
+	fail := func(err error) { s.add(wire.Frame{Op: wire.OpErr, ID: f.ID, Error: wireError(err)}) }
 	next := make(map[fanout.Topic]uint64, len(s.topics)+len(f.Topics))
 	for t, n := range s.topics {
 		next[t] = n
@@ -367,7 +425,7 @@ func (s *socket) subscribe(f wire.Frame) {
 		fail(err)
 		return
 	}
-	s.batch = append(s.batch, wire.Frame{Op: wire.OpAck, ID: f.ID})
+	s.add(wire.Frame{Op: wire.OpAck, ID: f.ID})
 	for _, t := range replay {
 		if err := s.replay(t); err != nil {
 			s.cut(Code(err), err.Error(), &fanout.Topic{Server: t.Server, Channel: t.Channel})
@@ -428,7 +486,7 @@ func (s *socket) replay(t wire.Topic) error {
 		}
 		for _, e := range envs {
 			if e.Raw != nil {
-				s.batch = append(s.batch, wire.Frame{Op: wire.OpMsg, Server: t.Server, Channel: t.Channel, Seq: e.Seq, Raw: e.Raw})
+				s.push(wire.Frame{Op: wire.OpMsg, Server: t.Server, Channel: t.Channel, Seq: e.Seq, Raw: e.Raw})
 			}
 			s.topics[topic] = e.Seq
 			if len(s.batch) >= maxCoalesce {
@@ -469,7 +527,7 @@ func (s *socket) cut(code, msg string, only *fanout.Topic) {
 	if len(f.Topics) == 0 {
 		return
 	}
-	s.batch = append(s.batch, f)
+	s.add(f)
 	if err := s.resubscribe(next); err != nil {
 		s.resubscribe(nil)
 	}

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 
 	"go.yaml.in/yaml/v3"
 
@@ -69,17 +70,18 @@ type QuotaConfig struct {
 }
 
 type Limits struct {
-	MaxBody     int64   `yaml:"max_body"`
-	MaxBatch    int     `yaml:"max_batch"`
-	MaxFrame    int64   `yaml:"max_frame"`
-	MaxBlob     int64   `yaml:"max_blob"`
-	MaxSockets  int     `yaml:"max_sockets"`
-	MaxServers  int     `yaml:"max_servers"`
-	QueueLen    int     `yaml:"queue_len"`
-	SourceRate  float64 `yaml:"source_rate"`
-	SourceBurst int     `yaml:"source_burst"`
-	PostRate    float64 `yaml:"post_rate"`
-	PostBurst   int     `yaml:"post_burst"`
+	MaxBody     int64         `yaml:"max_body"`
+	MaxBatch    int           `yaml:"max_batch"`
+	MaxFrame    int64         `yaml:"max_frame"`
+	MaxBlob     int64         `yaml:"max_blob"`
+	MaxSockets  int           `yaml:"max_sockets"`
+	MaxServers  int           `yaml:"max_servers"`
+	QueueLen    int           `yaml:"queue_len"`
+	SourceRate  float64       `yaml:"source_rate"`
+	SourceBurst int           `yaml:"source_burst"`
+	PostRate    float64       `yaml:"post_rate"`
+	PostBurst   int           `yaml:"post_burst"`
+	Coalesce    time.Duration `yaml:"coalesce"`
 }
 
 // load reads a config file strictly: an unknown key is an error, so a typo
@@ -120,6 +122,10 @@ var envOverrides = []struct {
 	{"GUILDHALL_HUB_LOG_LEVEL", func(c *Config, v string) error { c.LogLevel = v; return nil }},
 	{"GUILDHALL_HUB_POST_RATE", func(c *Config, v string) (err error) {
 		c.Limits.PostRate, err = strconv.ParseFloat(v, 64)
+		return err
+	}},
+	{"GUILDHALL_HUB_COALESCE", func(c *Config, v string) (err error) {
+		c.Limits.Coalesce, err = time.ParseDuration(v)
 		return err
 	}},
 	{"GUILDHALL_HUB_SOURCE_RATE", func(c *Config, v string) (err error) {

@@ -195,7 +195,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(svc.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	api := hub.NewAPI(svc, hub.APIConfig{Version: version, Logger: log, MaxBody: cfg.Limits.MaxBody, MaxBatch: cfg.Limits.MaxBatch,
-		MaxFrame: cfg.Limits.MaxFrame, MaxSockets: cfg.Limits.MaxSockets, SourceRate: cfg.Limits.SourceRate, SourceBurst: cfg.Limits.SourceBurst})
+		MaxFrame: cfg.Limits.MaxFrame, MaxSockets: cfg.Limits.MaxSockets, Coalesce: cfg.Limits.Coalesce, SourceRate: cfg.Limits.SourceRate, SourceBurst: cfg.Limits.SourceBurst})
 
 	public := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

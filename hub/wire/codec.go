@@ -73,3 +73,34 @@ func Unmarshal(mediaType string, b []byte, v any) error {
 	}
 	return nil
 }
+
+// AppendArray appends to dst one message holding already encoded frames:
+// a CBOR array, or a JSON array, of them. A hub encodes a pushed message
+// once and shares the bytes between every socket that receives it.
+func AppendArray(dst []byte, mediaType string, items [][]byte) []byte {
+	if mediaType == JSON {
+		dst = append(dst, '[')
+		for i, it := range items {
+			if i > 0 {
+				dst = append(dst, ',')
+			}
+			dst = append(dst, it...)
+		}
+		return append(dst, ']')
+	}
+	n := uint64(len(items))
+	switch {
+	case n < 24:
+		dst = append(dst, 0x80|byte(n))
+	case n <= 0xff:
+		dst = append(dst, 0x98, byte(n))
+	case n <= 0xffff:
+		dst = append(dst, 0x99, byte(n>>8), byte(n))
+	default:
+		dst = append(dst, 0x9a, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
+	}
+	for _, it := range items {
+		dst = append(dst, it...)
+	}
+	return dst
+}
