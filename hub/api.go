@@ -144,7 +144,9 @@ func (a *API) route(pattern string, h handlerFunc) {
 			}
 			writeError(w, status, we)
 		}
-		a.svc.metrics.requests.WithLabelValues(name, strconv.Itoa(status/100)+"xx").Observe(time.Since(start).Seconds())
+		if name != "/v1/ws" || err != nil { // a WebSocket's lifetime is not a request's latency
+			a.svc.metrics.requests.WithLabelValues(name, strconv.Itoa(status/100)+"xx").Observe(time.Since(start).Seconds())
+		}
 	})
 }
 
@@ -191,7 +193,7 @@ func reply(w http.ResponseWriter, r *http.Request, status int, v any) error {
 	}
 	w.Header().Set("Content-Type", mt)
 	w.WriteHeader(status)
-	_, err = w.Write(b)
+	w.Write(b) // a client that went away is not an error of the request
 	return nil
 }
 

@@ -41,11 +41,11 @@ type socket struct {
 	mt   string // encoding of the hub's messages: CBOR, or JSON with ?encoding=json
 
 	out    chan *wire.Frame // answers and errors for the writer
-	ctl    chan wire.Frame // sub and unsub for the writer
-	drain  chan struct{}   // closed when the hub shuts down
-	quiet  chan struct{}   // closed when draining finished the posts in flight
-	finish chan struct{}   // closed when nothing more will be sent to out
-	slots  chan struct{}   // MaxInflight tokens
+	ctl    chan wire.Frame  // sub and unsub for the writer
+	drain  chan struct{}    // closed when the hub shuts down
+	quiet  chan struct{}    // closed when draining finished the posts in flight
+	finish chan struct{}    // closed when nothing more will be sent to out
+	slots  chan struct{}    // MaxInflight tokens
 
 	mu       sync.Mutex // guards inflight, draining, idle
 	inflight int
@@ -234,7 +234,7 @@ func (s *socket) writeLoop() {
 			s.sub.Close()
 		}
 	}()
-	drain := s.drain
+	drain, quiet := s.drain, s.quiet
 	var flush *time.Timer
 	var flushC <-chan time.Time
 	defer func() {
@@ -269,7 +269,8 @@ func (s *socket) writeLoop() {
 			s.cut(CodeGoingAway, "hub shutting down; resume from the cursors elsewhere or later", nil)
 			s.flush()
 			go func() { s.setDraining(); <-s.idle; close(s.quiet) }()
-		case <-s.quiet: // every post in flight was answered: say goodbye
+		case <-quiet: // every post in flight was answered: say goodbye
+			quiet = nil
 			s.drainOut()
 			s.flush()
 			if !s.dead {
