@@ -111,6 +111,7 @@ func NewAPI(svc *Service, cfg APIConfig) *API {
 	a.route("POST /v1/envelopes", a.postEnvelopes)
 	a.route("GET /v1/servers/{server}/channels/{channel}/envelopes", a.readChannel)
 	a.route("POST /v1/servers/{server}/channels/{channel}/reconcile", a.reconcile)
+	a.route("GET /v1/servers/{server}/envelopes/{id}", a.envelope)
 	a.route("POST /v1/tombstones", a.tombstones)
 	a.route("PUT /v1/servers/{server}/blobs/{blob}", a.putBlob)
 	a.route("GET /v1/servers/{server}/blobs/{blob}", a.getBlob)
@@ -422,6 +423,26 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 		out.Next = e.Seq
 	}
 	return reply(w, r, 200, out)
+}
+
+func (a *API) envelope(w http.ResponseWriter, r *http.Request) error {
+	server, err := pathID(r, "server")
+	if err != nil {
+		return err
+	}
+	id, err := pathID(r, "id")
+	if err != nil {
+		return err
+	}
+	rd, err := a.reader(r)
+	if err != nil {
+		return err
+	}
+	e, err := a.svc.Envelope(r.Context(), rd, server, id)
+	if err != nil {
+		return readErr(rd, err)
+	}
+	return reply(w, r, 200, wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone})
 }
 
 func (a *API) reconcile(w http.ResponseWriter, r *http.Request) error {

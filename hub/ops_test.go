@@ -366,6 +366,20 @@ func TestReconcile(t *testing.T) {
 		if rounds > 4 {
 			t.Fatalf("%d rounds", rounds)
 		}
+		// What was found is fetched by ID; an ID of another server is not found.
+		for id := range found {
+			var env wire.Envelope
+			if st, we := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", e.gen.ID, id), token, nil, &env); we != nil || env.ID != id || policy.Sum(env.Raw) != id {
+				t.Fatalf("fetch %s: %d %+v", id, st, we)
+			}
+			if st, _ := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", id, id), token, nil, nil); st != http.StatusNotFound {
+				t.Fatalf("fetch under another server: %d", st)
+			}
+			if st, _ := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", e.gen.ID, id), "", nil, nil); st != http.StatusUnauthorized {
+				t.Fatalf("anonymous fetch: %d", st)
+			}
+			break
+		}
 		if st, _ := call(t, "POST", e.url("/v1/servers/%s/channels/%s/reconcile", e.gen.ID, e.general), "", wire.Reconcile{Ranges: []wire.Range{{To: wire.Key(top)}}}, nil); st != http.StatusUnauthorized {
 			t.Fatalf("anonymous reconciliation: %d", st)
 		}

@@ -45,6 +45,22 @@ func (s *Service) Events(ctx context.Context, r Reader, server policy.ID, after 
 	return s.cfg.Store.Events(ctx, server, after, limit)
 }
 
+// Envelope returns one stored envelope by ID to a reader who may read its
+// channel; an envelope of another server is not found.
+func (s *Service) Envelope(ctx context.Context, r Reader, server, id policy.ID) (storage.Envelope, error) {
+	e, err := s.cfg.Store.GetEnvelope(ctx, id)
+	if err != nil {
+		return e, err
+	}
+	if e.Server != server {
+		return storage.Envelope{}, fmt.Errorf("hub: envelope %s: %w", id, storage.ErrNotFound)
+	}
+	if err := s.MayRead(ctx, server, e.Channel, r); err != nil {
+		return storage.Envelope{}, err
+	}
+	return e, nil
+}
+
 // Tombstone applies signed tombstones, each answered by nil or why not.
 // Applying one twice is a no-op; an unknown target is storage.ErrNotFound.
 func (s *Service) Tombstone(ctx context.Context, raws [][]byte) []error {
