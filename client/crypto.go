@@ -1,0 +1,228 @@
+package client
+
+import (
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/ecdh"
+	"crypto/hpke"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// What an envelope's ciphertext carries, told by its first byte. Hubs see
+// this byte (they learn that a channel was re-keyed, which its pattern of
+// envelopes would tell them anyway) and nothing else.
+const (
+	payloadMessage byte = 1 // a message sealed with an epoch key
+	payloadKeys    byte = 2 // an epoch key sealed to readers' devices
+)
+
+// ErrNoKey is returned for a message sealed with an epoch key this device
+// does not hold: it was not a reader when the epoch began.
+var ErrNoKey = errors.New("client: no key for this message's epoch")
+
+// Body is what a message says; only its channel's readers ever see it.
+type Body struct {
+	Text    string       `cbor:"1,keyasint,omitempty"`
+	Files   []Attachment `cbor:"2,keyasint,omitempty"`
+	Profile *Profile     `cbor:"3,keyasint,omitempty"`
+}
+
+// Attachment is an encrypted blob a message refers to, with the key that
+// opens it (so only the message's readers can).
+type Attachment struct {
+	Blob policy.ID `cbor:"1,keyasint"`
+	Key  []byte    `cbor:"2,keyasint"`
+	Name string    `cbor:"3,keyasint,omitempty"`
+	Size int64     `cbor:"4,keyasint"`
+}
+
+// Profile is a member's display name and description, signed by them and
+// sent inside a message, so infrastructure never learns names.
+type Profile struct {
+	Name  string `cbor:"1,keyasint"`
+	About string `cbor:"2,keyasint,omitempty"`
+}
+
+func keyID(key []byte) (id [8]byte) {
+	h := sha256.Sum256(append([]byte("guildhall/v1/key-id"), key...))
+	copy(id[:], h[:8])
+	return id
+}
+
+func newEpochKey(epoch uint64) epochKey {
+	k := make([]byte, 32)
+	rand.Read(k)
+	return epochKey{Epoch: epoch, ID: keyID(k), Key: k}
+}
+
+func messageAAD(server, channel policy.ID, epoch uint64) []byte {
+	aad := append([]byte("guildhall/v1/message"), server[:]...)
+	aad = append(aad, channel[:]...)
+	return binary.BigEndian.AppendUint64(aad, epoch)
+}
+
+func gcm(key []byte) cipher.AEAD {
+	b, err := aes.NewCipher(key)
+	if err != nil {
+		panic(err) // keys are always 32 bytes
+	}
+	a, _ := cipher.NewGCM(b)
+	return a
+}
+
+// sealBody encrypts a message body under an epoch key.
+func sealBody(k epochKey, server, channel policy.ID, body Body) ([]byte, error) {
+	plain, err := cbor.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	out := append([]byte{payloadMessage}, k.ID[:]...)
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	out = append(out, nonce...)
+	return gcm(k.Key).Seal(out, nonce, plain, messageAAD(server, channel, k.Epoch)), nil
+}
+
+// openBody decrypts a message with whichever held key matches.
+func openBody(keys []epochKey, server, channel policy.ID, epoch uint64, ct []byte) (Body, error) {
+	var b Body
+	if len(ct) < 1+8+12+16 || ct[0] != payloadMessage {
+		return b, errors.New("client: not a sealed message")
+	}
+	for _, k := range keys {
+		if k.Epoch != epoch || string(k.ID[:]) != string(ct[1:9]) {
+			continue
+		}
+		plain, err := gcm(k.Key).Open(nil, ct[9:21], ct[21:], messageAAD(server, channel, epoch))
+		if err != nil {
+			return b, fmt.Errorf("client: message does not open with its epoch key: %w", err)
+		}
+		return b, cbor.Unmarshal(plain, &b)
+	}
+	return b, ErrNoKey
+}
+
+// bundle carries one epoch key sealed to each recipient device.
+type bundle struct {
+	Epoch   uint64  `cbor:"1,keyasint"`
+	KeyID   []byte  `cbor:"2,keyasint"`
+	Entries []entry `cbor:"3,keyasint"`
+}
+
+type entry struct {
+	Device policy.PublicKey `cbor:"1,keyasint"`
+	Sealed []byte           `cbor:"2,keyasint"` // HPKE enc || ciphertext of the key
+}
+
+func bundleInfo(server, channel policy.ID, epoch uint64, id [8]byte) []byte {
+	info := append([]byte("guildhall/v1/epoch-key"), server[:]...)
+	info = append(info, channel[:]...)
+	info = binary.BigEndian.AppendUint64(info, epoch)
+	return append(info, id[:]...)
+}
+
+// maxEntries bounds one bundle envelope (about 130 bytes per entry).
+const maxEntries = 800
+
+// sealBundles seals an epoch key to devices (HPKE: DHKEM X25519,
+// HKDF-SHA256, AES-256-GCM), as many envelopes' worth as needed.
+func sealBundles(k epochKey, server, channel policy.ID, devices []*policy.DeviceCert) ([][]byte, error) {
+	info := bundleInfo(server, channel, k.Epoch, k.ID)
+	var out [][]byte
+	b := bundle{Epoch: k.Epoch, KeyID: k.ID[:]}
+	flush := func() error {
+		enc, err := cbor.Marshal(b)
+		if err != nil {
+			return err
+		}
+		out = append(out, append([]byte{payloadKeys}, enc...))
+		b.Entries = nil
+		return nil
+	}
+	for _, d := range devices {
+		if d.KEM != policy.KEMX25519 {
+			continue // this client speaks X25519 only; hybrid devices get keys from clients that speak it
+		}
+		pub, err := ecdh.X25519().NewPublicKey(d.EncKey)
+		if err != nil {
+			continue
+		}
+		hpub, err := hpke.NewDHKEMPublicKey(pub)
+		if err != nil {
+			continue
+		}
+		sealed, err := hpke.Seal(hpub, hpke.HKDFSHA256(), hpke.AES256GCM(), info, k.Key)
+		if err != nil {
+			return nil, err
+		}
+		b.Entries = append(b.Entries, entry{Device: d.Device, Sealed: sealed})
+		if len(b.Entries) == maxEntries {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(b.Entries) > 0 || len(out) == 0 {
+		if err := flush(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// openBundle returns the epoch key a bundle seals to this device, if any.
+func openBundle(keys DeviceKeys, server, channel policy.ID, ct []byte) (epochKey, bool, error) {
+	var b bundle
+	if len(ct) < 2 || ct[0] != payloadKeys {
+		return epochKey{}, false, errors.New("client: not a key bundle")
+	}
+	if err := cbor.Unmarshal(ct[1:], &b); err != nil || len(b.KeyID) != 8 {
+		return epochKey{}, false, fmt.Errorf("client: malformed key bundle: %v", err)
+	}
+	var id [8]byte
+	copy(id[:], b.KeyID)
+	me := policy.KeyOf(keys.Sign)
+	for _, e := range b.Entries {
+		if e.Device != me {
+			continue
+		}
+		priv, err := hpke.NewDHKEMPrivateKey(keys.Enc)
+		if err != nil {
+			return epochKey{}, false, err
+		}
+		key, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), bundleInfo(server, channel, b.Epoch, id), e.Sealed)
+		if err != nil || keyID(key) != id {
+			return epochKey{}, false, fmt.Errorf("client: key bundle entry does not open: %v", err)
+		}
+		k := epochKey{Epoch: b.Epoch, ID: id, Key: key}
+		for _, e := range b.Entries {
+			k.Recipients = append(k.Recipients, e.Device)
+		}
+		return k, true, nil
+	}
+	return epochKey{Epoch: b.Epoch, ID: id}, false, nil
+}
+
+// sealFile encrypts an attachment under a fresh key: nonce || AES-256-GCM.
+func sealFile(data []byte) (blob, key []byte) {
+	key = make([]byte, 32)
+	rand.Read(key)
+	nonce := make([]byte, 12)
+	rand.Read(nonce)
+	return gcm(key).Seal(nonce, nonce, data, []byte("guildhall/v1/file")), key
+}
+
+func openFile(blob, key []byte) ([]byte, error) {
+	if len(blob) < 12+16 || len(key) != 32 {
+		return nil, errors.New("client: not an encrypted attachment")
+	}
+	return gcm(key).Open(nil, blob[:12], blob[12:], []byte("guildhall/v1/file"))
+}

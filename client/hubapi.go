@@ -1,0 +1,317 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/policy"
+)
+
+// HubError is a hub's refusal: its stable code (docs/API.md) and message.
+type HubError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *HubError) Error() string { return fmt.Sprintf("hub: %s: %s", e.Code, e.Message) }
+
+// IsCode reports whether err is a hub refusal with that code.
+func IsCode(err error, code string) bool {
+	var he *HubError
+	return errors.As(err, &he) && he.Code == code
+}
+
+// Hub talks to one hub's public API.
+type Hub struct {
+	URL  string
+	HTTP *http.Client
+
+	mu      sync.Mutex
+	node    policy.PublicKey // guarded by mu; learned from /v1/info
+	token   string           // guarded by mu
+	expires time.Time        // guarded by mu
+}
+
+// NewHub returns a client for the hub at url (http:// or https://).
+func NewHub(url string) *Hub {
+	return &Hub{URL: strings.TrimRight(url, "/"), HTTP: &http.Client{Timeout: 60 * time.Second}}
+}
+
+func (h *Hub) call(ctx context.Context, method, path, token string, in, out any) error {
+	var body io.Reader
+	switch v := in.(type) {
+	case nil:
+	case rawBody:
+		body = bytes.NewReader(v)
+	default:
+		b, err := wire.Marshal(wire.CBOR, in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, h.URL+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", wire.CBOR)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := h.HTTP.Do(req)
+	if err != nil {
+		return fmt.Errorf("hub %s: %w", h.URL, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 256<<20))
+	if err != nil {
+		return fmt.Errorf("hub %s: %w", h.URL, err)
+	}
+	if resp.StatusCode >= 300 {
+		var we wire.Error
+		if wire.Unmarshal(wire.JSON, b, &we) != nil || we.Code == "" {
+			return &HubError{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+		}
+		return &HubError{Status: resp.StatusCode, Code: we.Code, Message: we.Message}
+	}
+	if out == nil {
+		return nil
+	}
+	return wire.Unmarshal(resp.Header.Get("Content-Type"), b, out)
+}
+
+// Info returns the hub's description and remembers its node key.
+func (h *Hub) Info(ctx context.Context) (wire.Info, error) {
+	var info wire.Info
+	if err := h.call(ctx, "GET", "/v1/info", "", nil, &info); err != nil {
+		return info, err
+	}
+	h.mu.Lock()
+	h.node = info.Node
+	h.mu.Unlock()
+	return info, nil
+}
+
+// Node returns the hub's node key, asking the hub once.
+func (h *Hub) Node(ctx context.Context) (policy.PublicKey, error) {
+	h.mu.Lock()
+	n := h.node
+	h.mu.Unlock()
+	if !n.IsZero() {
+		return n, nil
+	}
+	info, err := h.Info(ctx)
+	return info.Node, err
+}
+
+// Login proves the device to the hub (device-key challenge) and keeps the
+// session token; it is called by the reads that need one.
+func (h *Hub) Login(ctx context.Context, d *Device) (string, error) {
+	h.mu.Lock()
+	if h.token != "" && time.Until(h.expires) > time.Minute {
+		t := h.token
+		h.mu.Unlock()
+		return t, nil
+	}
+	h.mu.Unlock()
+	node, err := h.Node(ctx)
+	if err != nil {
+		return "", err
+	}
+	var c wire.Challenge
+	if err := h.call(ctx, "POST", "/v1/auth/challenge", "", nil, &c); err != nil {
+		return "", err
+	}
+	proof, err := policy.NewAuth(d.Signer(), policy.AuthBody{Hub: node, Challenge: c.Challenge, Time: time.Now().UnixMilli()})
+	if err != nil {
+		return "", err
+	}
+	var s wire.Session
+	if err := h.call(ctx, "POST", "/v1/auth/session", "", wire.SessionRequest{Proof: proof.Raw}, &s); err != nil {
+		return "", err
+	}
+	h.mu.Lock()
+	h.token, h.expires = s.Token, time.UnixMilli(s.Expires)
+	h.mu.Unlock()
+	return s.Token, nil
+}
+
+// PublishEvents publishes state events of a server.
+func (h *Hub) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]wire.EventResult, error) {
+	var out wire.EventResults
+	err := h.call(ctx, "POST", "/v1/servers/"+server.String()+"/events", "", wire.Objects{Objects: raws}, &out)
+	return out.Results, err
+}
+
+// Events returns a page of a server's state log.
+func (h *Hub) Events(ctx context.Context, token string, server policy.ID, after uint64) (wire.Events, error) {
+	var out wire.Events
+	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/events?after=%d&limit=10000", server, after), token, nil, &out)
+	return out, err
+}
+
+// Post posts envelopes; results are in order.
+func (h *Hub) Post(ctx context.Context, raws [][]byte) ([]wire.Result, error) {
+	var out wire.Results
+	err := h.call(ctx, "POST", "/v1/envelopes", "", wire.Objects{Objects: raws}, &out)
+	return out.Results, err
+}
+
+// Read returns a page of a channel after a cursor.
+func (h *Hub) Read(ctx context.Context, token string, server, channel policy.ID, after uint64, limit int) (wire.Envelopes, error) {
+	var out wire.Envelopes
+	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/channels/%s/envelopes?after=%d&limit=%d", server, channel, after, limit), token, nil, &out)
+	return out, err
+}
+
+// Envelope fetches one envelope by ID.
+func (h *Hub) Envelope(ctx context.Context, token string, server, id policy.ID) (wire.Envelope, error) {
+	var out wire.Envelope
+	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/envelopes/%s", server, id), token, nil, &out)
+	return out, err
+}
+
+// Reconcile runs one reconciliation round.
+func (h *Hub) Reconcile(ctx context.Context, token string, server, channel policy.ID, ranges []wire.Range) ([]wire.Range, error) {
+	var out wire.Reconcile
+	err := h.call(ctx, "POST", fmt.Sprintf("/v1/servers/%s/channels/%s/reconcile", server, channel), token, wire.Reconcile{Ranges: ranges}, &out)
+	return out.Ranges, err
+}
+
+// Tombstone posts tombstones.
+func (h *Hub) Tombstone(ctx context.Context, raws [][]byte) ([]wire.Result, error) {
+	var out wire.Results
+	err := h.call(ctx, "POST", "/v1/tombstones", "", wire.Objects{Objects: raws}, &out)
+	return out.Results, err
+}
+
+// PutBlob uploads a blob's bytes.
+func (h *Hub) PutBlob(ctx context.Context, token string, server, id policy.ID, data []byte) error {
+	return h.call(ctx, "PUT", fmt.Sprintf("/v1/servers/%s/blobs/%s", server, id), token, rawBody(data), nil)
+}
+
+// rawBody is sent as is, not encoded.
+type rawBody []byte
+
+// GetBlob downloads a blob's bytes, checking they hash to its ID.
+func (h *Hub) GetBlob(ctx context.Context, token string, server, id policy.ID) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/servers/%s/blobs/%s", h.URL, server, id), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := h.HTTP.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<30))
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != 200 {
+		var we wire.Error
+		wire.Unmarshal(wire.JSON, b, &we)
+		return nil, &HubError{Status: resp.StatusCode, Code: we.Code, Message: we.Message}
+	}
+	if policy.Sum(b) != id {
+		return nil, fmt.Errorf("client: blob %s from %s does not match its ID", id, h.URL)
+	}
+	return b, nil
+}
+
+// Subscription follows channels over a hub's WebSocket.
+type Subscription struct {
+	conn *websocket.Conn
+	C    <-chan wire.Frame // msg and cut frames; closed when the socket ends
+	err  error
+	mu   sync.Mutex
+}
+
+// Err tells why the subscription ended, once C is closed.
+func (s *Subscription) Err() error { s.mu.Lock(); defer s.mu.Unlock(); return s.err }
+
+// Close ends the subscription.
+func (s *Subscription) Close() error { return s.conn.Close(websocket.StatusNormalClosure, "") }
+
+// Subscribe follows topics from their cursors.
+func (h *Hub) Subscribe(ctx context.Context, token string, topics []wire.Topic) (*Subscription, error) {
+	u, err := url.Parse(h.URL + "/v1/ws")
+	if err != nil {
+		return nil, err
+	}
+	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
+	hdr := http.Header{}
+	if token != "" {
+		hdr.Set("Authorization", "Bearer "+token)
+	}
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: hdr})
+	if err != nil {
+		return nil, fmt.Errorf("hub %s: %w", h.URL, err)
+	}
+	conn.SetReadLimit(64 << 20)
+	b, _ := wire.Marshal(wire.CBOR, []wire.Frame{{Op: wire.OpSub, ID: 1, Topics: topics}})
+	if err := conn.Write(ctx, websocket.MessageBinary, b); err != nil {
+		conn.CloseNow()
+		return nil, err
+	}
+	c := make(chan wire.Frame, 256)
+	s := &Subscription{conn: conn, C: c}
+	acked := make(chan error, 1)
+	go func() {
+		defer close(c)
+		first := true
+		for {
+			_, b, err := conn.Read(context.Background())
+			if err != nil {
+				s.mu.Lock()
+				s.err = err
+				s.mu.Unlock()
+				if first {
+					acked <- err
+				}
+				return
+			}
+			var frames []wire.Frame
+			if err := wire.Unmarshal(wire.CBOR, b, &frames); err != nil {
+				continue
+			}
+			for _, f := range frames {
+				switch {
+				case first && f.ID == 1 && f.Op == wire.OpErr:
+					acked <- &HubError{Code: f.Error.Code, Message: f.Error.Message}
+					conn.CloseNow()
+					return
+				case first && f.ID == 1 && f.Op == wire.OpAck:
+					first = false
+					acked <- nil
+				case f.Op == wire.OpMsg || f.Op == wire.OpCut:
+					c <- f
+				}
+			}
+		}
+	}()
+	select {
+	case err := <-acked:
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	case <-ctx.Done():
+		conn.CloseNow()
+		return nil, ctx.Err()
+	}
+}

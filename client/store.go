@@ -1,0 +1,263 @@
+package client
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// store is the client's local database: keys, the state logs it verified,
+// device certificates it has seen, channel keys, and decrypted history. It
+// lives in one SQLite file, mode 0600 in a 0700 directory: it holds private
+// keys and plaintext, and is the one place plaintext is kept.
+type store struct {
+	db  *sql.DB
+	dir string
+}
+
+const schema = `
+CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v BLOB NOT NULL);
+CREATE TABLE IF NOT EXISTS servers (id BLOB PRIMARY KEY, hubs TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (server BLOB NOT NULL, id BLOB NOT NULL, raw BLOB NOT NULL, PRIMARY KEY (server, id));
+CREATE TABLE IF NOT EXISTS devices (device BLOB PRIMARY KEY, identity BLOB NOT NULL, cert BLOB NOT NULL, expires INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS devices_identity ON devices (identity);
+CREATE TABLE IF NOT EXISTS epoch_keys (server BLOB NOT NULL, channel BLOB NOT NULL, epoch INTEGER NOT NULL, key_id BLOB NOT NULL, key BLOB NOT NULL,
+  recipients BLOB NOT NULL, PRIMARY KEY (server, channel, epoch, key_id));
+CREATE TABLE IF NOT EXISTS epochs_seen (server BLOB NOT NULL, channel BLOB NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (server, channel, epoch));
+CREATE TABLE IF NOT EXISTS messages (id BLOB PRIMARY KEY, server BLOB NOT NULL, channel BLOB NOT NULL, sender BLOB NOT NULL,
+  time INTEGER NOT NULL, epoch INTEGER NOT NULL, kind INTEGER NOT NULL, raw BLOB NOT NULL, body BLOB, deleted INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX IF NOT EXISTS messages_channel ON messages (server, channel, time, id);
+CREATE INDEX IF NOT EXISTS messages_undecrypted ON messages (server, channel, epoch) WHERE body IS NULL AND kind = 1;
+CREATE TABLE IF NOT EXISTS cursors (hub TEXT NOT NULL, server BLOB NOT NULL, channel BLOB NOT NULL, after INTEGER NOT NULL,
+  PRIMARY KEY (hub, server, channel));
+`
+
+func openStore(dir string) (*store, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(dir, "client.db")
+	if f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o600); err == nil {
+		f.Close()
+	} else {
+		return nil, err
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=busy_timeout(5000)&_pragma=foreign_keys(on)")
+	if err != nil {
+		return nil, err
+	}
+	db.SetMaxOpenConns(1) // one writer; the client is one process
+	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("client: local store %s: %w", path, err)
+	}
+	return &store{db: db, dir: dir}, nil
+}
+
+func (s *store) close() error { return s.db.Close() }
+
+func (s *store) get(ctx context.Context, k string) ([]byte, error) {
+	var v []byte
+	err := s.db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = ?", k).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return v, err
+}
+
+func (s *store) put(ctx context.Context, k string, v []byte) error {
+	_, err := s.db.ExecContext(ctx, "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", k, v)
+	return err
+}
+
+func (s *store) addServer(ctx context.Context, id policy.ID, hubs []string) error {
+	old, err := s.hubs(ctx, id)
+	if err != nil {
+		return err
+	}
+	seen := map[string]bool{}
+	var all []string
+	for _, h := range append(old, hubs...) {
+		if !seen[h] {
+			seen[h] = true
+			all = append(all, h)
+		}
+	}
+	b, _ := json.Marshal(all)
+	_, err = s.db.ExecContext(ctx, "INSERT INTO servers (id, hubs) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET hubs = excluded.hubs", id[:], string(b))
+	return err
+}
+
+func (s *store) hubs(ctx context.Context, id policy.ID) ([]string, error) {
+	var js string
+	err := s.db.QueryRowContext(ctx, "SELECT hubs FROM servers WHERE id = ?", id[:]).Scan(&js)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	var hubs []string
+	if err == nil {
+		err = json.Unmarshal([]byte(js), &hubs)
+	}
+	return hubs, err
+}
+
+func (s *store) servers(ctx context.Context) ([]policy.ID, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT id FROM servers ORDER BY id")
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []policy.ID
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, policy.ID(b))
+	}
+	return out, rows.Err()
+}
+
+func (s *store) addEvents(ctx context.Context, server policy.ID, events []*policy.Event) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback()
+	for _, e := range events {
+		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO events (server, id, raw) VALUES (?, ?, ?)", server[:], e.ID[:], e.Raw); err != nil {
+			return err
+		}
+	}
+	return tx.Commit()
+}
+
+func (s *store) events(ctx context.Context, server policy.ID) ([][]byte, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT raw FROM events WHERE server = ?", server[:])
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out [][]byte
+	for rows.Next() {
+		var b []byte
+		if err := rows.Scan(&b); err != nil {
+			return nil, err
+		}
+		out = append(out, b)
+	}
+	return out, rows.Err()
+}
+
+// addDevice remembers a verified device certificate (the newest per device).
+func (s *store) addDevice(ctx context.Context, c *policy.DeviceCert) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, identity, cert, expires) VALUES (?, ?, ?, ?)
+		ON CONFLICT (device) DO UPDATE SET cert = excluded.cert, expires = excluded.expires WHERE excluded.expires > devices.expires`,
+		c.Device[:], c.Identity[:], c.Raw, c.Expires)
+	return err
+}
+
+// devicesOf returns the certificates seen for identities.
+func (s *store) devicesOf(ctx context.Context, ids []policy.PublicKey) ([]*policy.DeviceCert, error) {
+	var out []*policy.DeviceCert
+	for _, id := range ids {
+		rows, err := s.db.QueryContext(ctx, "SELECT cert FROM devices WHERE identity = ?", id[:])
+		if err != nil {
+			return nil, err
+		}
+		for rows.Next() {
+			var b []byte
+			if err := rows.Scan(&b); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			c, err := policy.ParseDeviceCert(b)
+			if err == nil {
+				out = append(out, c)
+			}
+		}
+		rows.Close()
+	}
+	return out, nil
+}
+
+type epochKey struct {
+	Epoch      uint64
+	ID         [8]byte
+	Key        []byte
+	Recipients []policy.PublicKey // the devices it was sealed to, as far as this device saw
+}
+
+func (s *store) addKey(ctx context.Context, server, channel policy.ID, k epochKey) error {
+	var rcpt []byte
+	for _, d := range k.Recipients {
+		rcpt = append(rcpt, d[:]...)
+	}
+	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epoch_keys (server, channel, epoch, key_id, key, recipients) VALUES (?, ?, ?, ?, ?, ?)",
+		server[:], channel[:], int64(k.Epoch), k.ID[:], k.Key, rcpt)
+	if err == nil {
+		err = s.sawEpoch(ctx, server, channel, k.Epoch)
+	}
+	return err
+}
+
+func (s *store) sawEpoch(ctx context.Context, server, channel policy.ID, epoch uint64) error {
+	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epochs_seen (server, channel, epoch) VALUES (?, ?, ?)", server[:], channel[:], int64(epoch))
+	return err
+}
+
+// keys returns the channel's keys, newest epoch first and, within an
+// epoch, the most recently learned first.
+func (s *store) keys(ctx context.Context, server, channel policy.ID) ([]epochKey, error) {
+	rows, err := s.db.QueryContext(ctx, "SELECT epoch, key_id, key, recipients FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []epochKey
+	for rows.Next() {
+		var k epochKey
+		var e int64
+		var id, rcpt []byte
+		if err := rows.Scan(&e, &id, &k.Key, &rcpt); err != nil {
+			return nil, err
+		}
+		for i := 0; i+32 <= len(rcpt); i += 32 {
+			k.Recipients = append(k.Recipients, policy.PublicKey(rcpt[i:i+32]))
+		}
+		k.Epoch = uint64(e)
+		copy(k.ID[:], id)
+		out = append(out, k)
+	}
+	return out, rows.Err()
+}
+
+// maxEpoch returns the highest epoch seen in a channel (keys held or not).
+func (s *store) maxEpoch(ctx context.Context, server, channel policy.ID) (uint64, error) {
+	var e sql.NullInt64
+	err := s.db.QueryRowContext(ctx, "SELECT MAX(epoch) FROM epochs_seen WHERE server = ? AND channel = ?", server[:], channel[:]).Scan(&e)
+	return uint64(e.Int64), err
+}
+
+func (s *store) cursor(ctx context.Context, hub string, server, channel policy.ID) (uint64, error) {
+	var n int64
+	err := s.db.QueryRowContext(ctx, "SELECT after FROM cursors WHERE hub = ? AND server = ? AND channel = ?", hub, server[:], channel[:]).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	return uint64(n), err
+}
+
+func (s *store) setCursor(ctx context.Context, hub string, server, channel policy.ID, after uint64) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (hub, server, channel, after) VALUES (?, ?, ?, ?)
+		ON CONFLICT (hub, server, channel) DO UPDATE SET after = MAX(after, excluded.after)`, hub, server[:], channel[:], int64(after))
+	return err
+}
