@@ -200,11 +200,11 @@ func TestGuaranteedChannelNeedsAReceipt(t *testing.T) {
 			first := marker(t, "first")
 			must[*Sent](t)(alice.Send(ctx, server, news, first)) // starts the epoch while the hub is up
 
-			hub.stop() // no hub answers
+			hub.Stop() // no hub answers
 			if _, err := alice.Send(ctx, server, news, marker(t, "lost")); !errors.Is(err, ErrNotDurable) {
 				t.Fatalf("with no hub: %v", err)
 			}
-			hub.start()
+			hub.Start()
 			// A hub that answers but is no longer eligible is no better.
 			node := must[policy.PublicKey](t)(alice.hub(hub.URL).Node(ctx))
 			must[*policy.Event](t)(alice.Publish(ctx, server, &policy.StorageRevoke{Node: node}))

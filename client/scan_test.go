@@ -44,7 +44,7 @@ func findPlaintext(t *testing.T, h *hubProc, markers []string) []string {
 			}
 		}
 	}
-	filepath.WalkDir(h.dir, func(path string, d fs.DirEntry, err error) error {
+	filepath.WalkDir(h.Dir, func(path string, d fs.DirEntry, err error) error {
 		if err == nil && !d.IsDir() {
 			if b, err := os.ReadFile(path); err == nil {
 				check(path, b)
@@ -52,9 +52,9 @@ func findPlaintext(t *testing.T, h *hubProc, markers []string) []string {
 		}
 		return nil
 	})
-	if h.dbURL != "" {
+	if h.DBURL != "" {
 		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, h.dbURL)
+		conn, err := pgx.Connect(ctx, h.DBURL)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -89,11 +89,11 @@ func findPlaintext(t *testing.T, h *hubProc, markers []string) []string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for obj := range mc.ListObjects(ctx, h.bucket, minio.ListObjectsOptions{Recursive: true}) {
+		for obj := range mc.ListObjects(ctx, h.Bucket, minio.ListObjectsOptions{Recursive: true}) {
 			if obj.Err != nil {
 				t.Fatal(obj.Err)
 			}
-			r, err := mc.GetObject(ctx, h.bucket, obj.Key, minio.GetObjectOptions{})
+			r, err := mc.GetObject(ctx, h.Bucket, obj.Key, minio.GetObjectOptions{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,10 +117,10 @@ func TestScanFindsPlaintext(t *testing.T) {
 		t.Run(p, func(t *testing.T) {
 			h := startHub(t, p)
 			m := marker(t, "canary")
-			os.WriteFile(filepath.Join(h.dir, "canary"), []byte("xx"+m+"xx"), 0o600)
-			if h.dbURL != "" {
+			os.WriteFile(filepath.Join(h.Dir, "canary"), []byte("xx"+m+"xx"), 0o600)
+			if h.DBURL != "" {
 				ctx := context.Background()
-				conn, err := pgx.Connect(ctx, h.dbURL)
+				conn, err := pgx.Connect(ctx, h.DBURL)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -131,7 +131,7 @@ func TestScanFindsPlaintext(t *testing.T) {
 			}
 			found := findPlaintext(t, h, []string{m})
 			want := 1
-			if h.dbURL != "" {
+			if h.DBURL != "" {
 				want = 2
 			}
 			if len(found) != want {

@@ -1,6 +1,9 @@
 package policy
 
-import "strings"
+import (
+	"slices"
+	"strings"
+)
 
 // Perm is a set of permissions, a bit field.
 type Perm uint64
@@ -37,6 +40,35 @@ func (p Perm) String() string {
 		names = append(names, "unknown")
 	}
 	return strings.Join(names, "|")
+}
+
+// ParsePerm parses permission names separated by "|" or ",", as String
+// writes them; "all" names every permission and "" none.
+func ParsePerm(s string) (Perm, error) {
+	var p Perm
+	for _, n := range strings.FieldsFunc(s, func(r rune) bool { return r == '|' || r == ',' }) {
+		n = strings.TrimSpace(n)
+		if n == "all" {
+			p |= PermAll
+			continue
+		}
+		i := slices.Index(permNames, n)
+		if i < 0 {
+			return 0, errf(CodeMalformed, "unknown permission %q (known: %s, all)", n, strings.Join(permNames, ", "))
+		}
+		p |= 1 << i
+	}
+	return p, nil
+}
+
+// ParseDurability parses a durability mode's name.
+func ParseDurability(s string) (Durability, error) {
+	for d := Strict; d <= Guaranteed; d++ {
+		if d.String() == s {
+			return d, nil
+		}
+	}
+	return 0, errf(CodeMalformed, "durability %q is not strict, replicated or guaranteed", s)
 }
 
 func (p Perm) validate() error {

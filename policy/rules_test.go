@@ -264,3 +264,29 @@ func TestMayRead(t *testing.T) {
 	wantCode(t, w.state().MayUpload(pub("bob"), pub("bob-laptop")), CodeForbidden)
 	wantCode(t, w.state().MayRead(PublicKey{}, PublicKey{}, Sum([]byte("nope"))), CodeUnknownChannel)
 }
+
+func TestParsePermAndDurability(t *testing.T) {
+	for p := Perm(0); p <= PermAll; p += 7 {
+		got, err := ParsePerm(p.String())
+		if err != nil || got != p {
+			t.Fatalf("%v: %v %v", p, got, err)
+		}
+	}
+	if p, err := ParsePerm("read, post"); err != nil || p != PermRead|PermPost {
+		t.Fatalf("%v %v", p, err)
+	}
+	if p, _ := ParsePerm("all"); p != PermAll {
+		t.Fatal("all")
+	}
+	if _, err := ParsePerm("read,fly"); CodeOf(err) != CodeMalformed {
+		t.Fatalf("unknown permission: %v", err)
+	}
+	for d := Strict; d <= Guaranteed; d++ {
+		if got, err := ParseDurability(d.String()); err != nil || got != d {
+			t.Fatal(d)
+		}
+	}
+	if _, err := ParseDurability("eventual"); err == nil {
+		t.Fatal("unknown durability parsed")
+	}
+}

@@ -185,6 +185,16 @@ func (s *State) Channels() []Channel {
 	return out
 }
 
+// Roles returns every role, ordered by ID.
+func (s *State) Roles() []Role {
+	out := make([]Role, 0, len(s.roles))
+	for _, id := range slices.SortedFunc(maps.Keys(s.roles), ID.Compare) {
+		r, _ := s.Role(id)
+		out = append(out, r)
+	}
+	return out
+}
+
 // Members returns every member, ordered by key.
 func (s *State) Members() []PublicKey {
 	return slices.SortedFunc(maps.Keys(s.members), PublicKey.Compare)

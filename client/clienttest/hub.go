@@ -1,0 +1,176 @@
+// Package clienttest runs real hub processes (the cmd/hub binary) on real
+// storage for end-to-end tests of clients: the embedded profile, or
+// PostgreSQL and MinIO from the test environment (deploy/testenv.sh).
+package clienttest
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/guildhall/guildhall/storage/storagetest"
+)
+
+var (
+	hubBinOnce sync.Once
+	hubBin     string
+	hubBinErr  error
+)
+
+// buildHub builds cmd/hub once per test binary. The module root is found
+// from the working directory, so tests of any package can use it.
+func buildHub(t *testing.T) string {
+	t.Helper()
+	hubBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "guildhall-hub-bin")
+		if err != nil {
+			hubBinErr = err
+			return
+		}
+		hubBin = filepath.Join(dir, "hub")
+		root, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}").Output()
+		if err != nil {
+			hubBinErr = fmt.Errorf("finding the module: %v", err)
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", hubBin, filepath.Join(strings.TrimSpace(string(root)), "cmd", "hub")).CombinedOutput()
+		if err != nil {
+			hubBinErr = fmt.Errorf("building the hub: %v\n%s", err, out)
+		}
+	})
+	if hubBinErr != nil {
+		t.Fatal(hubBinErr)
+	}
+	return hubBin
+}
+
+// Hub is a running hub process.
+type Hub struct {
+	t       *testing.T
+	Profile string
+	URL     string // public API
+	Admin   string // admin API
+	Dir     string // data directory
+	DBURL   string // its own database (postgres profile)
+	Bucket  string // its own bucket (postgres profile)
+	config  string
+	cmd     *exec.Cmd
+}
+
+// StartHub starts a hub on a storage profile: "sqlite" (embedded) or
+// "postgres" (its own database of GUILDHALL_TEST_POSTGRES, blobs in its own
+// bucket of GUILDHALL_TEST_S3). It admits any server; the test stops it.
+func StartHub(t *testing.T, profile string) *Hub {
+	t.Helper()
+	h := &Hub{t: t, Profile: profile, Dir: t.TempDir()}
+	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nadmission:\n  mode: open\n", h.Dir)
+	if profile == "postgres" {
+		base := storagetest.Require(t, "GUILDHALL_TEST_POSTGRES")
+		s3 := storagetest.Require(t, "GUILDHALL_TEST_S3")
+		h.DBURL = createDatabase(t, base)
+		u, err := url.Parse(s3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Bucket = fmt.Sprintf("e2e-%x", rand.Uint64())
+		cfg += fmt.Sprintf("storage:\n  postgres_url: %q\n  s3:\n    endpoint: %s\n    bucket: %s\n    access_key: %s\n    secret_key: %s\n    secure: false\n    create_bucket: true\n",
+			h.DBURL, u.Host, h.Bucket, os.Getenv("GUILDHALL_TEST_S3_ACCESS_KEY"), os.Getenv("GUILDHALL_TEST_S3_SECRET_KEY"))
+	}
+	h.config = filepath.Join(h.Dir, "hub.yaml")
+	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h.Start()
+	t.Cleanup(h.Stop)
+	return h
+}
+
+// Start starts the hub (again, on the same port after Stop).
+func (h *Hub) Start() {
+	h.t.Helper()
+	cmd := exec.Command(buildHub(h.t), "-config", h.config)
+	if h.URL != "" { // restart on the same port
+		cmd.Args = append(cmd.Args, "-listen", strings.TrimPrefix(h.URL, "http://"))
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	h.cmd = cmd
+	sc := bufio.NewScanner(out)
+	api, admin := regexp.MustCompile(`^api\s+(\S+)`), regexp.MustCompile(`^admin\s+(\S+)`)
+	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
+	defer deadline.Stop()
+	for sc.Scan() {
+		if m := api.FindStringSubmatch(sc.Text()); m != nil {
+			h.URL = m[1]
+		}
+		if m := admin.FindStringSubmatch(sc.Text()); m != nil {
+			h.Admin = m[1]
+			break
+		}
+	}
+	if h.Admin == "" {
+		h.t.Fatal("the hub did not start")
+	}
+	go func() {
+		for sc.Scan() {
+		}
+	}()
+}
+
+// Stop stops the hub with SIGINT, as an operator would.
+func (h *Hub) Stop() {
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { h.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		h.cmd.Process.Kill()
+		<-done
+	}
+	h.cmd = nil
+}
+
+func createDatabase(t *testing.T, base string) string {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	name := fmt.Sprintf("e2e_%x", rand.Uint64())
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatal(err)
+	}
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
+
+// Profiles are the storage profiles a hub runs on.
+var Profiles = []string{"sqlite", "postgres"}
