@@ -15,6 +15,7 @@ import (
 
 	"github.com/guildhall/guildhall/hub/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/ratelimit"
 	"github.com/guildhall/guildhall/storage"
 )
 
@@ -87,7 +88,7 @@ func (c *APIConfig) defaults() {
 type API struct {
 	svc     *Service
 	cfg     APIConfig
-	sources *Limiter[netip.Addr] // nil when unlimited
+	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
 	mux     *http.ServeMux
 
 	mu      sync.Mutex // guards sockets and closing
@@ -101,7 +102,7 @@ func NewAPI(svc *Service, cfg APIConfig) *API {
 	cfg.defaults()
 	a := &API{svc: svc, cfg: cfg, mux: http.NewServeMux(), sockets: map[*socket]struct{}{}}
 	if cfg.SourceRate > 0 {
-		a.sources = NewLimiter[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
+		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
 	}
 	a.route("GET /v1/info", a.info)
 	a.route("POST /v1/auth/challenge", a.challenge)

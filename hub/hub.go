@@ -30,6 +30,7 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/ratelimit"
 	"github.com/guildhall/guildhall/storage"
 )
 
@@ -137,7 +138,7 @@ type Service struct {
 	node     policy.Signer
 	verifier *policy.Verifier
 	allowed  map[policy.ID]bool
-	senders  *Limiter[policy.PublicKey] // nil when unlimited
+	senders  *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
 	metrics  *Metrics
 	macKey   []byte // authenticates challenges and session tokens
 
@@ -168,7 +169,7 @@ func New(cfg Config) (*Service, error) {
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)
 	if cfg.PostRate > 0 {
-		s.senders = NewLimiter[policy.PublicKey](cfg.PostRate, cfg.PostBurst, 1<<16)
+		s.senders = ratelimit.New[policy.PublicKey](cfg.PostRate, cfg.PostBurst, 1<<16)
 	}
 	for _, id := range cfg.Allowed {
 		s.allowed[id] = true

@@ -1,4 +1,7 @@
-package hub
+// Package ratelimit holds keyed token buckets: a rate per key (a source
+// address, an identity) with bursts, over a bounded set of keys, for the
+// hub and the relay to refuse what would be abused.
+package ratelimit
 
 import (
 	"sync"
@@ -24,8 +27,8 @@ type bucket struct {
 	last   time.Time
 }
 
-// NewLimiter returns a Limiter.
-func NewLimiter[K comparable](rate float64, burst, maxKeys int) *Limiter[K] {
+// New returns a Limiter.
+func New[K comparable](rate float64, burst, maxKeys int) *Limiter[K] {
 	return &Limiter[K]{rate: rate, burst: float64(burst), maxKeys: maxKeys, now: time.Now, buckets: map[K]*bucket{}}
 }
 
