@@ -1,0 +1,216 @@
+package relay
+
+import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
+	"net"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/storage/storagetest"
+)
+
+// testRelay is a relay on loopback: UDP and TCP on one port, TLS on another.
+type testRelay struct {
+	*Server
+	port, tlsPort int
+}
+
+func startRelay(t *testing.T, configure func(*Config)) *testRelay {
+	t.Helper()
+	var udp net.PacketConn
+	var tcp net.Listener
+	for range 20 { // UDP and TCP on the same port number, as clients expect
+		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := net.Listen("tcp4", pc.LocalAddr().String())
+		if err == nil {
+			udp, tcp = pc, l
+			break
+		}
+		pc.Close()
+	}
+	if udp == nil {
+		t.Fatal("no port free for UDP and TCP")
+	}
+	tl, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Realm: "guildhall", Users: map[string]string{"alice": "wonderland"}, Secrets: []string{"new-secret", "old-secret"},
+		UDP: []net.PacketConn{udp}, TCP: []net.Listener{tcp}, TLS: []net.Listener{tls.NewListener(tl, selfSigned(t))},
+		RelayIP: net.ParseIP("127.0.0.1"), RelayBind: "127.0.0.1", PortMin: 40000, PortMax: 49999,
+		Limits: Limits{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
+	if configure != nil {
+		configure(&cfg)
+	}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); tl.Close() })
+	return &testRelay{Server: s, port: udp.LocalAddr().(*net.UDPAddr).Port, tlsPort: tl.Addr().(*net.TCPAddr).Port}
+}
+
+func selfSigned(t *testing.T) *tls.Config {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "relay.test"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}
+}
+
+// turnutils returns the directory of coturn's test tools.
+func turnutils(t *testing.T) string {
+	t.Helper()
+	dir := storagetest.Require(t, "GUILDHALL_TEST_TURNUTILS")
+	if _, err := os.Stat(filepath.Join(dir, "turnutils_uclient")); err != nil {
+		t.Fatalf("GUILDHALL_TEST_TURNUTILS=%s has no turnutils_uclient: %v", dir, err)
+	}
+	return dir
+}
+
+// startPeer runs turnutils_peer, coturn's echo peer, on loopback.
+func startPeer(t *testing.T) int {
+	t.Helper()
+	dir := turnutils(t)
+	for range 20 {
+		l, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.LocalAddr().(*net.UDPAddr).Port
+		l.Close()
+		cmd := exec.Command(filepath.Join(dir, "turnutils_peer"), "-L", "127.0.0.1", "-p", strconv.Itoa(port))
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(100 * time.Millisecond)
+		if cmd.ProcessState == nil {
+			t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+			return port
+		}
+	}
+	t.Fatal("turnutils_peer did not start")
+	return 0
+}
+
+var lossRE = regexp.MustCompile(`Total lost packets (\d+) \(([\d.]+)%\)`)
+
+// uclient runs turnutils_uclient and returns its output, failing unless it
+// reports 0% loss.
+func uclient(t *testing.T, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(turnutils(t), "turnutils_uclient"), args...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("turnutils_uclient %v: %v\n%s", args, err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		t.Fatalf("turnutils_uclient %v hung\n%s", args, out.String())
+	}
+	return out.String()
+}
+
+func wantNoLoss(t *testing.T, out string) {
+	t.Helper()
+	m := lossRE.FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("no loss figure in:\n%s", out)
+	}
+	if m[1] != "0" {
+		t.Fatalf("lost %s packets (%s%%):\n%s", m[1], m[2], out)
+	}
+	if !regexp.MustCompile(`Total (transmit|send) .*?[1-9]`).MatchString(out) && !regexp.MustCompile(`tot_send_msgs=[1-9]`).MatchString(out) {
+		t.Logf("uclient output:\n%s", out)
+	}
+}
+
+// coturn's own client against the relay: UDP, REST credentials under both
+// secrets, TCP, TLS, client to client; no loss in any.
+func TestInteropUclient(t *testing.T) {
+	r := startRelay(t, nil)
+	peer := startPeer(t)
+	common := []string{"-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-n", "40", "-m", "4", "-l", "160", "-z", "5"}
+	port := []string{"-p", fmt.Sprint(r.port)}
+	for _, c := range []struct {
+		name string
+		args []string
+	}{
+		{"udp long-term", append([]string{"-u", "alice", "-w", "wonderland"}, port...)},
+		{"udp rest new secret", append([]string{"-u", "bob", "-W", "new-secret"}, port...)},
+		{"udp rest old secret", append([]string{"-u", "bob", "-W", "old-secret"}, port...)},
+		{"tcp", append([]string{"-t", "-u", "alice", "-w", "wonderland"}, port...)},
+		{"tls", []string{"-S", "-t", "-u", "alice", "-w", "wonderland", "-p", fmt.Sprint(r.tlsPort)}},
+		{"client to client", append([]string{"-y", "-u", "alice", "-w", "wonderland"}, port...)},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			wantNoLoss(t, uclient(t, append(append(c.args, common...), "127.0.0.1")...))
+		})
+	}
+}
+
+// Negative protocol tests and a DoS burst leave the relay serving a normal
+// client at once.
+func TestInteropHostileClients(t *testing.T) {
+	r := startRelay(t, nil)
+	peer := startPeer(t)
+	args := func(extra ...string) []string {
+		return append(append([]string{"-u", "alice", "-w", "wonderland", "-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-p", fmt.Sprint(r.port)}, extra...), "127.0.0.1")
+	}
+	for _, mode := range [][]string{{"-R", "-n", "10"}, {"-O", "-m", "20", "-n", "5"}, {"-N", "-n", "10"}} {
+		cmd := exec.Command(filepath.Join(turnutils(t), "turnutils_uclient"), args(mode...)...)
+		done := make(chan struct{})
+		go func() { cmd.Run(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+	}
+	wantNoLoss(t, uclient(t, args("-n", "40", "-m", "2", "-l", "160", "-z", "5")...))
+}
+
+// With the default configuration (no allow-list) a loopback peer is refused.
+func TestInteropLoopbackPeerRefused(t *testing.T) {
+	r := startRelay(t, func(c *Config) { c.Limits.Allow = nil })
+	peer := startPeer(t)
+	cmd := exec.Command(filepath.Join(turnutils(t), "turnutils_uclient"), "-u", "alice", "-w", "wonderland", "-e", "127.0.0.1", "-r", fmt.Sprint(peer),
+		"-p", fmt.Sprint(r.port), "-n", "5", "127.0.0.1")
+	out, _ := cmd.CombinedOutput()
+	if m := lossRE.FindSubmatch(out); m != nil && string(m[1]) == "0" {
+		t.Fatalf("packets reached a loopback peer:\n%s", out)
+	}
+	if got := testutilCount(r.metrics.deniedPeers); got == 0 {
+		t.Fatalf("no denied peer counted; uclient said:\n%s", out)
+	}
+}

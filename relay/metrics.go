@@ -1,0 +1,70 @@
+package relay
+
+import "github.com/prometheus/client_golang/prometheus"
+
+// Metrics are the relay's collectors; none carries a user name.
+type Metrics struct {
+	active            prometheus.Gauge
+	allocations       *prometheus.CounterVec // by client transport
+	bytes, packets    *prometheus.CounterVec // by relay transport and direction
+	authFailures      prometheus.Counter
+	deniedPeers       prometheus.Counter
+	quotaRejections   *prometheus.CounterVec // by reason: user, total, draining
+	challengesDropped prometheus.Counter
+	capDropped        prometheus.Counter
+
+	hot map[[2]string][2]prometheus.Counter // resolved bytes and packets children, read-only
+}
+
+func newMetrics() *Metrics {
+	ns := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "guildhall", Subsystem: "relay", Name: name, Help: help}
+	}
+	m := &Metrics{
+		active:      prometheus.NewGauge(prometheus.GaugeOpts(ns("allocations_active", "Live TURN allocations."))),
+		allocations: prometheus.NewCounterVec(prometheus.CounterOpts(ns("allocations_total", "TURN allocations created, by client transport.")), []string{"transport"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts(ns("relayed_bytes_total", "Bytes relayed, by relay transport and direction.")),
+			[]string{"transport", "direction"}),
+		packets: prometheus.NewCounterVec(prometheus.CounterOpts(ns("relayed_packets_total", "Packets (TCP: reads and writes) relayed, by relay transport and direction.")),
+			[]string{"transport", "direction"}),
+		authFailures: prometheus.NewCounter(prometheus.CounterOpts(ns("auth_failures_total", "Requests whose credentials failed."))),
+		deniedPeers:  prometheus.NewCounter(prometheus.CounterOpts(ns("denied_peers_total", "Permissions, channel binds and connects refused for their peer address."))),
+		quotaRejections: prometheus.NewCounterVec(prometheus.CounterOpts(ns("quota_rejections_total", "Allocations refused, by reason: user, total, draining.")),
+			[]string{"reason"}),
+		challengesDropped: prometheus.NewCounter(prometheus.CounterOpts(ns("challenges_dropped_total", "401 answers not sent: over the per-source rate."))),
+		capDropped:        prometheus.NewCounter(prometheus.CounterOpts(ns("bandwidth_dropped_total", "Datagrams dropped over an allocation's bandwidth cap."))),
+		hot:               map[[2]string][2]prometheus.Counter{},
+	}
+	for _, t := range []string{"udp", "tcp"} {
+		for _, d := range []string{"to_peer", "to_client"} {
+			m.hot[[2]string{t, d}] = [2]prometheus.Counter{m.bytes.WithLabelValues(t, d), m.packets.WithLabelValues(t, d)}
+		}
+	}
+	return m
+}
+
+// relayed counts one packet: the children are resolved once, as this is
+// called for every packet.
+func (m *Metrics) relayed(transport, direction string, n int) {
+	c := m.hot[[2]string{transport, direction}]
+	c[0].Add(float64(n))
+	c[1].Inc()
+}
+
+func (m *Metrics) all() []prometheus.Collector {
+	return []prometheus.Collector{m.active, m.allocations, m.bytes, m.packets, m.authFailures, m.deniedPeers, m.quotaRejections, m.challengesDropped, m.capDropped}
+}
+
+// Describe implements prometheus.Collector.
+func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, c := range m.all() {
+		c.Describe(ch)
+	}
+}
+
+// Collect implements prometheus.Collector.
+func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
+	for _, c := range m.all() {
+		c.Collect(ch)
+	}
+}

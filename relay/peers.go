@@ -1,0 +1,85 @@
+package relay
+
+import (
+	"net"
+	"net/netip"
+)
+
+// deniedPeers are the IANA special-purpose ranges a relay must not reach
+// for its clients (RFC 6890 and the IANA IPv4/IPv6 special-purpose address
+// registries): a TURN server that relays to them lets anyone on the
+// internet probe and attack the operator's own networks.
+var deniedPeers = mustPrefixes(
+	// IPv4
+	"0.0.0.0/8",       // "this network", includes 0.0.0.0
+	"10.0.0.0/8",      // private
+	"100.64.0.0/10",   // shared address space (CGNAT)
+	"127.0.0.0/8",     // loopback
+	"169.254.0.0/16",  // link-local (and cloud metadata at 169.254.169.254)
+	"172.16.0.0/12",   // private
+	"192.0.0.0/24",    // IETF protocol assignments
+	"192.0.2.0/24",    // documentation (TEST-NET-1)
+	"192.31.196.0/24", // AS112
+	"192.52.193.0/24", // AMT
+	"192.88.99.0/24",  // deprecated 6to4 relay anycast
+	"192.168.0.0/16",  // private
+	"192.175.48.0/24", // direct delegation AS112
+	"198.18.0.0/15",   // benchmarking
+	"198.51.100.0/24", // documentation (TEST-NET-2)
+	"203.0.113.0/24",  // documentation (TEST-NET-3)
+	"224.0.0.0/4",     // multicast
+	"240.0.0.0/4",     // reserved, includes 255.255.255.255
+	// IPv6
+	"::/128",         // unspecified
+	"::1/128",        // loopback
+	"::ffff:0:0/96",  // IPv4-mapped (checked unmapped too)
+	"64:ff9b::/96",   // NAT64: embeds IPv4 addresses
+	"64:ff9b:1::/48", // local-use NAT64
+	"100::/64",       // discard-only
+	"2001::/23",      // IETF protocol assignments (Teredo, ORCHID...)
+	"2001:db8::/32",  // documentation
+	"2002::/16",      // 6to4: embeds IPv4 addresses
+	"3fff::/20",      // documentation
+	"5f00::/16",      // segment routing SIDs
+	"fc00::/7",       // unique local
+	"fe80::/10",      // link-local
+	"ff00::/8",       // multicast
+)
+
+func mustPrefixes(ss ...string) []netip.Prefix {
+	out := make([]netip.Prefix, len(ss))
+	for i, s := range ss {
+		out[i] = netip.MustParsePrefix(s)
+	}
+	return out
+}
+
+// peerFilter decides which peers clients may reach.
+type peerFilter struct {
+	allow []netip.Prefix      // explicit exceptions, checked first
+	self  map[netip.Addr]bool // the relay's own addresses: never a peer
+}
+
+// allowed reports whether a client may reach ip. IPv4-mapped IPv6 and
+// IPv4-compatible forms are judged as the IPv4 address they carry.
+func (f *peerFilter) allowed(ip net.IP) bool {
+	a, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range f.allow {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	if f.self[a] {
+		return false
+	}
+	for _, p := range deniedPeers {
+		if p.Contains(a) {
+			return false
+		}
+	}
+	return true
+}

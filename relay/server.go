@@ -1,0 +1,309 @@
+package relay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/turn/v5"
+
+	"github.com/guildhall/guildhall/ratelimit"
+)
+
+// Defaults of the safety limits; Config documents each.
+const (
+	DefaultUserQuota          = 32
+	DefaultTotalQuota         = 10_000
+	DefaultBandwidth          = 4 << 20 // bytes per second per allocation and direction
+	DefaultAllocationLifetime = 10 * time.Minute
+	MaxAllocationLifetime     = time.Hour // RFC 5766 §6.2; pion caps requests at it too
+	DefaultPermissionLifetime = 5 * time.Minute
+	DefaultChannelLifetime    = 10 * time.Minute
+	DefaultChallengeRate      = 20 // 401 answers per second per source address
+	DefaultChallengeBurst     = 40
+)
+
+// Config configures a Server. The server does not own its listeners'
+// creation: the binary makes them (several UDP sockets on one port with
+// SO_REUSEPORT, TCP, TLS) and the server reads them.
+type Config struct {
+	// Realm of the long-term credentials; required.
+	Realm string
+	// Users are static long-term credentials: username -> password.
+	Users map[string]string
+	// Secrets are TURN REST API shared secrets (coturn's
+	// static-auth-secret), newest first; all are accepted, for rotation.
+	Secrets []string
+	// UDP, TCP and TLS are the listeners clients connect to (TLS ones are
+	// already TLS-wrapped). At least one is required.
+	UDP      []net.PacketConn
+	TCP, TLS []net.Listener
+	// RelayIP is the address given to clients as their relayed address (the
+	// public address); RelayBind is where relay sockets are bound (default
+	// "0.0.0.0"); PortMin..PortMax the relay port range (default
+	// 49152..65535).
+	RelayIP          net.IP
+	RelayBind        string
+	PortMin, PortMax uint16
+	// Limits can be replaced at run time (Reload).
+	Limits Limits
+	// Logger; default discards.
+	Logger *slog.Logger
+	// Now is the clock for REST credential expiry; default time.Now.
+	Now func() time.Time
+}
+
+// Limits are the relay's reloadable safety settings. Zero values take the
+// defaults; a negative quota or bandwidth disables that limit.
+type Limits struct {
+	// Allow lists peer prefixes exempt from the special-purpose deny list
+	// (for example a private network the relay should serve).
+	Allow []netip.Prefix
+	// UserQuota bounds allocations per user (REST: per user part);
+	// TotalQuota bounds them in all.
+	UserQuota, TotalQuota int
+	// Bandwidth caps each allocation, in bytes per second per direction.
+	Bandwidth int64
+	// Lifetimes: the default allocation lifetime (clients may ask for up to
+	// MaxAllocationLifetime), permission and channel binding lifetimes.
+	AllocationLifetime, PermissionLifetime, ChannelLifetime time.Duration
+	// ChallengeRate and ChallengeBurst bound 401 answers per source address.
+	ChallengeRate  float64
+	ChallengeBurst int
+}
+
+func (l *Limits) defaults() error {
+	def := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&l.UserQuota, DefaultUserQuota)
+	def(&l.TotalQuota, DefaultTotalQuota)
+	def(&l.ChallengeBurst, DefaultChallengeBurst)
+	if l.Bandwidth == 0 {
+		l.Bandwidth = DefaultBandwidth
+	}
+	if l.ChallengeRate == 0 {
+		l.ChallengeRate = DefaultChallengeRate
+	}
+	for _, d := range []struct {
+		v   *time.Duration
+		def time.Duration
+	}{{&l.AllocationLifetime, DefaultAllocationLifetime}, {&l.PermissionLifetime, DefaultPermissionLifetime}, {&l.ChannelLifetime, DefaultChannelLifetime}} {
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if l.AllocationLifetime > MaxAllocationLifetime || l.PermissionLifetime > MaxAllocationLifetime || l.ChannelLifetime > MaxAllocationLifetime {
+		return fmt.Errorf("relay: lifetimes are capped at %v", MaxAllocationLifetime)
+	}
+	return nil
+}
+
+// limits is Limits in force, as the handlers read it.
+type limits struct {
+	filter     peerFilter
+	userQuota  int
+	totalQuota int
+	bandwidth  int64
+}
+
+// Server is a running TURN server.
+type Server struct {
+	cfg        Config
+	turn       *turn.Server
+	creds      atomic.Pointer[credentials]
+	limits     atomic.Pointer[limits]
+	chooser    keyChooser
+	challenges *ratelimit.Limiter[netip.Addr]
+	metrics    *Metrics
+	draining   atomic.Bool
+	self       map[netip.Addr]bool
+
+	mu      sync.Mutex     // guards perUser and total
+	perUser map[string]int // live allocations per user ID
+	total   int
+}
+
+// ErrNoCredentials refuses to start a relay anyone could use.
+var ErrNoCredentials = errors.New("relay: no users and no REST secrets configured: a relay without credentials would be open to anyone")
+
+// New starts a server reading its listeners.
+func New(cfg Config) (*Server, error) {
+	if cfg.Realm == "" {
+		return nil, errors.New("relay: Realm is required")
+	}
+	if len(cfg.Users) == 0 && len(cfg.Secrets) == 0 {
+		return nil, ErrNoCredentials
+	}
+	if len(cfg.UDP)+len(cfg.TCP)+len(cfg.TLS) == 0 {
+		return nil, errors.New("relay: no listeners")
+	}
+	if cfg.RelayIP == nil {
+		return nil, errors.New("relay: RelayIP (the public address) is required")
+	}
+	if cfg.RelayBind == "" {
+		cfg.RelayBind = "0.0.0.0"
+	}
+	if cfg.PortMin == 0 {
+		cfg.PortMin, cfg.PortMax = 49152, 65535
+	}
+	if cfg.PortMin > cfg.PortMax {
+		return nil, errors.New("relay: PortMin above PortMax")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if err := cfg.Limits.defaults(); err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, metrics: newMetrics(), perUser: map[string]int{}, self: map[netip.Addr]bool{}}
+	s.chooser.keys = map[string][]byte{}
+	if a, ok := netip.AddrFromSlice(cfg.RelayIP); ok && !a.Unmap().IsUnspecified() {
+		s.self[a.Unmap()] = true
+	}
+	s.setCredentials(cfg.Realm, cfg.Users, cfg.Secrets)
+	s.setLimits(cfg.Limits)
+	s.challenges = ratelimit.New[netip.Addr](cfg.Limits.ChallengeRate, cfg.Limits.ChallengeBurst, 1<<16)
+
+	gen := func() turn.RelayAddressGenerator {
+		return &relayGen{s: s, inner: &turn.RelayAddressGeneratorPortRange{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind,
+			MinPort: cfg.PortMin, MaxPort: cfg.PortMax, MaxRetries: 20}}
+	}
+	var tc turn.ServerConfig
+	for _, pc := range cfg.UDP {
+		tc.PacketConnConfigs = append(tc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: pc, s: s},
+			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
+	}
+	for _, l := range append(append([]net.Listener{}, cfg.TCP...), cfg.TLS...) {
+		tc.ListenerConfigs = append(tc.ListenerConfigs, turn.ListenerConfig{Listener: &listener{Listener: l, s: s},
+			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
+	}
+	tc.Realm = cfg.Realm
+	tc.AuthHandler = s.authenticate
+	tc.QuotaHandler = s.quota
+	tc.EventHandler = turn.EventHandler{
+		OnAuth:              s.onAuth,
+		OnAllocationCreated: s.onCreated,
+		OnAllocationDeleted: s.onDeleted,
+	}
+	tc.AllocationLifetime = cfg.Limits.AllocationLifetime
+	tc.PermissionTimeout = cfg.Limits.PermissionLifetime
+	tc.ChannelBindTimeout = cfg.Limits.ChannelLifetime
+	tc.LoggerFactory = logging.NewDefaultLoggerFactory()
+	tc.LoggerFactory.(*logging.DefaultLoggerFactory).DefaultLogLevel = logging.LogLevelError
+	ts, err := turn.NewServer(tc)
+	if err != nil {
+		return nil, fmt.Errorf("relay: %w", err)
+	}
+	s.turn = ts
+	return s, nil
+}
+
+func (s *Server) now() time.Time { return s.cfg.Now() }
+
+func (s *Server) setCredentials(realm string, users map[string]string, secrets []string) {
+	c := &credentials{realm: realm, users: map[string][]byte{}, secrets: append([]string(nil), secrets...)}
+	for u, p := range users {
+		c.users[u] = turn.GenerateAuthKey(u, realm, p)
+	}
+	s.creds.Store(c)
+}
+
+func (s *Server) setLimits(l Limits) {
+	s.limits.Store(&limits{filter: peerFilter{allow: l.Allow, self: s.self}, userQuota: l.UserQuota, totalQuota: l.TotalQuota, bandwidth: l.Bandwidth})
+}
+
+// Reload replaces credentials and limits (lifetimes and listeners stay as
+// started; the per-source challenge rate too).
+func (s *Server) Reload(users map[string]string, secrets []string, l Limits) error {
+	if len(users) == 0 && len(secrets) == 0 {
+		return ErrNoCredentials
+	}
+	if err := l.defaults(); err != nil {
+		return err
+	}
+	s.setCredentials(s.cfg.Realm, users, secrets)
+	s.setLimits(l)
+	return nil
+}
+
+// permit is the permission handler: CreatePermission, ChannelBind and TCP
+// Connect all pass through it.
+func (s *Server) permit(_ net.Addr, peer net.IP) bool {
+	if s.limits.Load().filter.allowed(peer) {
+		return true
+	}
+	s.metrics.deniedPeers.Inc()
+	return false
+}
+
+// quota admits a new allocation: not while draining, within the user's
+// and the total quota.
+func (s *Server) quota(user, _ string, _ net.Addr) bool {
+	l := s.limits.Load()
+	reason := ""
+	s.mu.Lock()
+	switch {
+	case s.draining.Load():
+		reason = "draining"
+	case l.totalQuota > 0 && s.total >= l.totalQuota:
+		reason = "total"
+	case l.userQuota > 0 && s.perUser[user] >= l.userQuota:
+		reason = "user"
+	}
+	s.mu.Unlock()
+	if reason != "" {
+		s.metrics.quotaRejections.WithLabelValues(reason).Inc()
+		return false
+	}
+	return true
+}
+
+func (s *Server) onAuth(_, _ net.Addr, _, _, _ string, _ string, verdict bool) {
+	if !verdict {
+		s.metrics.authFailures.Inc()
+	}
+}
+
+func (s *Server) onCreated(_, _ net.Addr, protocol, user, _ string, _ net.Addr, _ int) {
+	s.mu.Lock()
+	s.perUser[user]++
+	s.total++
+	s.mu.Unlock()
+	s.metrics.active.Inc()
+	s.metrics.allocations.WithLabelValues(protocol).Inc()
+}
+
+func (s *Server) onDeleted(_, _ net.Addr, _, user, _ string) {
+	s.mu.Lock()
+	if s.perUser[user]--; s.perUser[user] <= 0 {
+		delete(s.perUser, user)
+	}
+	s.total--
+	s.mu.Unlock()
+	s.metrics.active.Dec()
+}
+
+// Allocations returns how many allocations are live.
+func (s *Server) Allocations() int { return s.turn.AllocationCount() }
+
+// Drain refuses new allocations; existing ones continue until they end or
+// the server is closed.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Close stops the server and ends every allocation.
+func (s *Server) Close() error { return s.turn.Close() }
+
+// Metrics returns the server's collectors, for the binary to register.
+func (s *Server) Metrics() *Metrics { return s.metrics }
