@@ -1,0 +1,117 @@
+package main
+
+import (
+	"bufio"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	c, err := load("../../configs/relay.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Auth.Secrets = []string{"set by the operator"}
+	if err := c.finish(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Limits.UserQuota != 32 || c.Relay.PortMin != 49152 || c.Metrics.Listen != "127.0.0.1:9641" {
+		t.Fatalf("loaded %+v", c)
+	}
+}
+
+func TestConfigRefusals(t *testing.T) {
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	os.WriteFile(secrets, []byte("s3cret\n"), 0o644)
+	for name, c := range map[string]Config{
+		"no external address": {Auth: AuthConfig{Secrets: []string{"s"}}},
+		"metrics on all interfaces": {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Metrics: struct {
+			Listen string `yaml:"listen"`
+		}{"0.0.0.0:9641"}},
+		"metrics on the relay address": {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Metrics: struct {
+			Listen string `yaml:"listen"`
+		}{"192.0.2.1:9641"}},
+		"TLS without a certificate":     {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Listen: ListenConfig{TLS: "0.0.0.0:5349"}},
+		"a world-readable secrets file": {ExternalIP: "192.0.2.1", Auth: AuthConfig{SecretsFile: secrets}},
+		"a static user with a colon":    {ExternalIP: "192.0.2.1", Auth: AuthConfig{Users: map[string]string{"a:b": "p"}}},
+		"a malformed allow prefix":      {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: LimitsConfig{Allow: []string{"10.0.0.0/99"}}},
+	} {
+		if err := c.finish(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+	if _, err := load(""); err == nil {
+		t.Fatal("no configuration accepted")
+	}
+}
+
+// The binary: refuses to start without credentials; with them it serves,
+// reloads on SIGHUP and exits on SIGTERM once drained.
+func TestBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "relay")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "relay.yaml")
+	write := func(auth string) {
+		os.WriteFile(cfg, []byte("external_ip: 127.0.0.2\nlisten:\n  udp: 127.0.0.1:0\n  udp_sockets: 2\nmetrics:\n  listen: 127.0.0.1:0\ndrain_timeout: 1s\n"+auth), 0o600)
+	}
+	write("")
+	if out, err := exec.Command(bin, "-config", cfg).CombinedOutput(); err == nil || !strings.Contains(string(out), "no users and no REST secrets") {
+		t.Fatalf("started without credentials: %v\n%s", err, out)
+	}
+	write("auth:\n  secrets: [one]\n")
+	cmd := exec.Command(bin, "-config", cfg)
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	var metrics string
+	sc := bufio.NewScanner(out)
+	sockets := false
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), "(2 sockets)") {
+			sockets = true
+		}
+		if m := regexp.MustCompile(`^metrics (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			metrics = m[1]
+			break
+		}
+	}
+	if !sockets || metrics == "" {
+		t.Fatal("the relay did not report its listeners")
+	}
+	resp, err := http.Get(metrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("metrics: %d", resp.StatusCode)
+	}
+	write("auth:\n  secrets: [two, one]\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	time.Sleep(200 * time.Millisecond)
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit after SIGTERM")
+	}
+}
