@@ -22,8 +22,10 @@ type listenConn struct {
 
 func (c *listenConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := c.PacketConn.ReadFrom(b)
-	if err == nil {
-		c.s.chooser.observe(c.s.creds.Load(), addr.String(), b[:n])
+	if err == nil && n >= 20 && b[0]&0xc0 == 0 { // a STUN message, not ChannelData
+		if creds := c.s.creds.Load(); len(creds.secrets) > 1 {
+			c.s.chooser.observe(creds, addr.String(), b[:n])
+		}
 	}
 	return n, addr, err
 }
@@ -102,8 +104,8 @@ func (c *streamConn) feed(p []byte) {
 		if len(c.buf) < size {
 			return
 		}
-		if c.buf[0]&0xc0 == 0 {
-			c.s.chooser.observe(c.s.creds.Load(), c.RemoteAddr().String(), c.buf[:size])
+		if creds := c.s.creds.Load(); c.buf[0]&0xc0 == 0 && len(creds.secrets) > 1 {
+			c.s.chooser.observe(creds, c.RemoteAddr().String(), c.buf[:size])
 		}
 		c.buf = c.buf[size:]
 	}
@@ -126,7 +128,8 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	if err != nil {
 		return nil, nil, err
 	}
-	return &relayConn{PacketConn: pc, s: g.s, up: g.s.newBucket(), down: g.s.newBucket()}, addr, nil
+	return &relayConn{PacketConn: newBatchReader(pc, 4, 1600), s: g.s, up: g.s.newBucket(), down: g.s.newBucket(),
+		toPeer: g.s.metrics.counters("udp", "to_peer"), toClient: g.s.metrics.counters("udp", "to_client")}, addr, nil
 }
 
 func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -150,8 +153,9 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 // datagrams are dropped, as a congested path would.
 type relayConn struct {
 	net.PacketConn
-	s        *Server
-	up, down *bucket
+	s                *Server
+	up, down         *bucket
+	toPeer, toClient counters
 }
 
 func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
@@ -159,7 +163,7 @@ func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 		c.s.metrics.capDropped.Inc()
 		return len(b), nil
 	}
-	c.s.metrics.relayed("udp", "to_peer", len(b))
+	c.toPeer.add(len(b))
 	return c.PacketConn.WriteTo(b, addr)
 }
 
@@ -168,7 +172,7 @@ func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		n, addr, err := c.PacketConn.ReadFrom(b)
 		if err != nil || c.down.take(n) {
 			if err == nil {
-				c.s.metrics.relayed("udp", "to_client", n)
+				c.toClient.add(n)
 			}
 			return n, addr, err
 		}

@@ -159,7 +159,7 @@ func wantNoLoss(t *testing.T, out string) {
 func TestInteropUclient(t *testing.T) {
 	r := startRelay(t, nil)
 	peer := startPeer(t)
-	common := []string{"-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-n", "40", "-m", "4", "-l", "160", "-z", "5"}
+	common := []string{"-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-n", "20", "-m", "4", "-l", "160", "-z", "5"}
 	port := []string{"-p", fmt.Sprint(r.port)}
 	for _, c := range []struct {
 		name string

@@ -13,7 +13,7 @@ type Metrics struct {
 	challengesDropped prometheus.Counter
 	capDropped        prometheus.Counter
 
-	hot map[[2]string][2]prometheus.Counter // resolved bytes and packets children, read-only
+	hot map[[2]string]counters // resolved bytes and packets children, read-only
 }
 
 func newMetrics() *Metrics {
@@ -33,22 +33,31 @@ func newMetrics() *Metrics {
 			[]string{"reason"}),
 		challengesDropped: prometheus.NewCounter(prometheus.CounterOpts(ns("challenges_dropped_total", "401 answers not sent: over the per-source rate."))),
 		capDropped:        prometheus.NewCounter(prometheus.CounterOpts(ns("bandwidth_dropped_total", "Datagrams dropped over an allocation's bandwidth cap."))),
-		hot:               map[[2]string][2]prometheus.Counter{},
+		hot:               map[[2]string]counters{},
 	}
 	for _, t := range []string{"udp", "tcp"} {
 		for _, d := range []string{"to_peer", "to_client"} {
-			m.hot[[2]string{t, d}] = [2]prometheus.Counter{m.bytes.WithLabelValues(t, d), m.packets.WithLabelValues(t, d)}
+			m.hot[[2]string{t, d}] = counters{m.bytes.WithLabelValues(t, d), m.packets.WithLabelValues(t, d)}
 		}
 	}
 	return m
 }
 
-// relayed counts one packet: the children are resolved once, as this is
-// called for every packet.
-func (m *Metrics) relayed(transport, direction string, n int) {
-	c := m.hot[[2]string{transport, direction}]
+// counters are the bytes and packets counters of one transport and
+// direction, resolved once: they count every packet.
+type counters [2]prometheus.Counter
+
+func (c counters) add(n int) {
 	c[0].Add(float64(n))
 	c[1].Inc()
+}
+
+func (m *Metrics) counters(transport, direction string) counters {
+	return m.hot[[2]string{transport, direction}]
+}
+
+func (m *Metrics) relayed(transport, direction string, n int) {
+	m.counters(transport, direction).add(n)
 }
 
 func (m *Metrics) all() []prometheus.Collector {

@@ -182,7 +182,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	var tc turn.ServerConfig
 	for _, pc := range cfg.UDP {
-		tc.PacketConnConfigs = append(tc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: pc, s: s},
+		tc.PacketConnConfigs = append(tc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: newBatchReader(pc, 32, 1600), s: s},
 			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
 	}
 	for _, l := range append(append([]net.Listener{}, cfg.TCP...), cfg.TLS...) {

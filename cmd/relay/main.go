@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"runtime"
@@ -85,6 +86,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		if n <= 0 {
 			n = runtime.GOMAXPROCS(0)
 		}
+		// A plain bind first: it fails if any socket (another relay's
+		// SO_REUSEPORT group included) holds the port, which would otherwise
+		// silently share this relay's clients.
+		probe, err := net.ListenPacket("udp", cfg.Listen.UDP)
+		if err != nil {
+			return fmt.Errorf("listen.udp %s: %w (is another relay running?)", cfg.Listen.UDP, err)
+		}
+		cfg.Listen.UDP = probe.LocalAddr().String()
+		probe.Close()
 		for range n { // one socket and one read loop per core, the kernel spreads clients (SO_REUSEPORT)
 			pc, err := reusePort.ListenPacket(ctx, "udp", cfg.Listen.UDP)
 			if err != nil {
@@ -138,6 +148,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index) // the listener is never public (see finish)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	ml, err := net.Listen("tcp", cfg.Metrics.Listen)
 	if err != nil {
 		return err
