@@ -320,4 +320,3 @@ func rss(pid int) int64 {
 	}
 	return 0
 }
-
