@@ -98,6 +98,22 @@ func (k *keyChooser) chosen(src, username string) []byte {
 // credentials that have not expired. The user ID (for quotas) of a REST
 // credential is its user part.
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
+	user, key, ok := s.lookupKey(ra)
+	if ok && ra.SrcAddr != nil && ra.SrcAddr.Network() == "tcp" {
+		s.streamKeys.Store(ra.SrcAddr.String(), key)
+	}
+	return user, key, ok
+}
+
+// streamKey returns the key a TCP client's requests were authenticated with.
+func (s *Server) streamKey(addr string) stun.MessageIntegrity {
+	if k, ok := s.streamKeys.Load(addr); ok {
+		return stun.MessageIntegrity(k.([]byte))
+	}
+	return nil
+}
+
+func (s *Server) lookupKey(ra *turn.RequestAttributes) (string, []byte, bool) {
 	creds := s.creds.Load()
 	if ra.Realm != creds.realm {
 		return "", nil, false

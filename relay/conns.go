@@ -71,6 +71,36 @@ func (l *listener) Accept() (net.Conn, error) {
 	return &streamConn{Conn: c, s: l.s}, nil
 }
 
+// Write completes ConnectionBind success responses: pion/turn sends them
+// without MESSAGE-INTEGRITY, which RFC 8489 §9.2.4 requires in a response
+// to an authenticated request and which RFC 6062 clients (coturn's among
+// them) check. The key is the one the request was authenticated with.
+func (c *streamConn) Write(b []byte) (int, error) {
+	if len(b) >= 20 && b[0]&0xc0 == 0 && binary.BigEndian.Uint16(b) == connectionBindSuccess {
+		if key := c.s.streamKey(c.RemoteAddr().String()); key != nil {
+			m := &stun.Message{Raw: append([]byte(nil), b...)}
+			if m.Decode() == nil && !m.Contains(stun.AttrMessageIntegrity) {
+				if key.AddTo(m) == nil && stun.Fingerprint.AddTo(m) == nil {
+					if _, err := c.Conn.Write(m.Raw); err != nil {
+						return 0, err
+					}
+					return len(b), nil
+				}
+			}
+		}
+	}
+	return c.Conn.Write(b)
+}
+
+// connectionBindSuccess is the message type of a ConnectionBind success
+// response (method 0x00b, class success).
+var connectionBindSuccess = stun.NewType(stun.MethodConnectionBind, stun.ClassSuccessResponse).Value()
+
+func (c *streamConn) Close() error {
+	c.s.streamKeys.Delete(c.RemoteAddr().String())
+	return c.Conn.Close()
+}
+
 // streamConn observes the STUN messages of a TCP stream as they pass,
 // framing them itself: STUN messages carry their length, and ChannelData
 // is padded to four bytes over TCP (RFC 5766 §11.5).

@@ -214,3 +214,9 @@ func TestInteropLoopbackPeerRefused(t *testing.T) {
 		t.Fatalf("no denied peer counted; uclient said:\n%s", out)
 	}
 }
+
+// RFC 6062: TCP relaying between two of coturn's clients through the relay.
+func TestInteropTCPRelay(t *testing.T) {
+	r := startRelay(t, nil)
+	wantNoLoss(t, uclient(t, "-T", "-u", "alice", "-w", "wonderland", "-p", fmt.Sprint(r.port), "-n", "20", "-m", "2", "-l", "160", "-z", "5", "127.0.0.1"))
+}

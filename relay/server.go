@@ -123,6 +123,7 @@ type Server struct {
 	limits     atomic.Pointer[limits]
 	chooser    keyChooser
 	challenges *ratelimit.Limiter[netip.Addr]
+	streamKeys sync.Map // TCP client address -> the key its requests were authenticated with
 	metrics    *Metrics
 	draining   atomic.Bool
 	self       map[netip.Addr]bool
