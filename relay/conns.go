@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun/v3"
@@ -77,6 +78,7 @@ func (l *listener) Accept() (net.Conn, error) {
 // them) check. The key is the one the request was authenticated with.
 func (c *streamConn) Write(b []byte) (int, error) {
 	if len(b) >= 20 && b[0]&0xc0 == 0 && binary.BigEndian.Uint16(b) == connectionBindSuccess {
+		c.raw.Store(true)
 		if key := c.s.streamKey(c.RemoteAddr().String()); key != nil {
 			m := &stun.Message{Raw: append([]byte(nil), b...)}
 			if m.Decode() == nil && !m.Contains(stun.AttrMessageIntegrity) {
@@ -107,7 +109,10 @@ func (c *streamConn) Close() error {
 type streamConn struct {
 	net.Conn
 	s   *Server
-	buf []byte // bytes of the current frame; bounded by the frame size
+	raw atomic.Bool // after ConnectionBind the stream carries peer data, not STUN
+
+	mu  sync.Mutex // guards buf: pion may read a bound data connection from two goroutines
+	buf []byte     // bytes of the current frame; bounded by the frame size
 }
 
 const maxFrame = 65535 + 20
@@ -119,6 +124,11 @@ func (c *streamConn) Read(b []byte) (int, error) {
 }
 
 func (c *streamConn) feed(p []byte) {
+	if c.raw.Load() || len(p) == 0 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.buf = append(c.buf, p...)
 	for len(c.buf) >= 4 {
 		var size int

@@ -188,11 +188,14 @@ func TestInteropHostileClients(t *testing.T) {
 	}
 	for _, mode := range [][]string{{"-R", "-n", "10"}, {"-O", "-m", "20", "-n", "5"}, {"-N", "-n", "10"}} {
 		cmd := exec.Command(filepath.Join(turnutils(t), "turnutils_uclient"), args(mode...)...)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
 		done := make(chan struct{})
-		go func() { cmd.Run(); close(done) }()
+		go func() { cmd.Wait(); close(done) }()
 		select {
 		case <-done:
-		case <-time.After(30 * time.Second):
+		case <-time.After(15 * time.Second): // hostile modes may not end by themselves
 			cmd.Process.Kill()
 			<-done
 		}
