@@ -52,7 +52,7 @@ func startRelay(t *testing.T, configure func(*Config)) *testRelay {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := Config{Realm: "guildhall", Users: map[string]string{"alice": "wonderland"}, Secrets: []string{"new-secret", "old-secret"},
+	cfg := Config{Realm: "guildhall", Users: map[string]string{"alice": "wonderland", "mallory": "evil"}, Secrets: []string{"new-secret", "old-secret"},
 		UDP: []net.PacketConn{udp}, TCP: []net.Listener{tcp}, TLS: []net.Listener{tls.NewListener(tl, selfSigned(t))},
 		RelayIP: net.ParseIP("127.0.0.1"), RelayBind: "127.0.0.1", PortMin: 40000, PortMax: 49999,
 		Limits: Limits{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
@@ -183,11 +183,12 @@ func TestInteropUclient(t *testing.T) {
 func TestInteropHostileClients(t *testing.T) {
 	r := startRelay(t, nil)
 	peer := startPeer(t)
-	args := func(extra ...string) []string {
-		return append(append([]string{"-u", "alice", "-w", "wonderland", "-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-p", fmt.Sprint(r.port)}, extra...), "127.0.0.1")
+	args := func(user, pass string, extra ...string) []string {
+		return append(append([]string{"-u", user, "-w", pass, "-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-p", fmt.Sprint(r.port)}, extra...), "127.0.0.1")
 	}
+	// The hostile runs exhaust mallory's own quota; others are not affected.
 	for _, mode := range [][]string{{"-R", "-n", "10"}, {"-O", "-m", "20", "-n", "5"}, {"-N", "-n", "10"}} {
-		cmd := exec.Command(filepath.Join(turnutils(t), "turnutils_uclient"), args(mode...)...)
+		cmd := exec.Command(filepath.Join(turnutils(t), "turnutils_uclient"), args("mallory", "evil", mode...)...)
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
@@ -200,7 +201,7 @@ func TestInteropHostileClients(t *testing.T) {
 			<-done
 		}
 	}
-	wantNoLoss(t, uclient(t, args("-n", "40", "-m", "2", "-l", "160", "-z", "5")...))
+	wantNoLoss(t, uclient(t, args("alice", "wonderland", "-n", "40", "-m", "2", "-l", "160", "-z", "5")...))
 }
 
 // With the default configuration (no allow-list) a loopback peer is refused.
