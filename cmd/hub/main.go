@@ -30,6 +30,7 @@ import (
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/nodekey"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/fs"
@@ -143,7 +144,7 @@ func stores(ctx context.Context, cfg Config, log *slog.Logger) (hub.Store, stora
 }
 
 func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) error {
-	key, created, err := nodeKey(cfg.NodeKeyFile)
+	key, created, err := nodekey.Load(cfg.NodeKeyFile)
 	if err != nil {
 		return err
 	}

@@ -74,30 +74,6 @@ func TestConfigRefusals(t *testing.T) {
 	}
 }
 
-func TestNodeKeyFile(t *testing.T) {
-	p := filepath.Join(t.TempDir(), "keys", "node.key")
-	k1, created, err := nodeKey(p)
-	if err != nil || !created {
-		t.Fatal(created, err)
-	}
-	fi, _ := os.Stat(p)
-	if fi.Mode().Perm() != 0o600 {
-		t.Fatalf("mode %v", fi.Mode().Perm())
-	}
-	k2, created, err := nodeKey(p)
-	if err != nil || created || !k1.Equal(k2) {
-		t.Fatal("the key did not survive a restart")
-	}
-	os.Chmod(p, 0o644)
-	if _, _, err := nodeKey(p); err == nil {
-		t.Fatal("a world-readable key was accepted")
-	}
-	os.WriteFile(p, []byte("garbage"), 0o600)
-	if _, _, err := nodeKey(p); err == nil {
-		t.Fatal("a garbage key was accepted")
-	}
-}
-
 // The binary with no configuration: starts a home node, prints where it
 // listens and its node ID, answers, and exits cleanly on SIGTERM; a restart
 // keeps its node ID.

@@ -1,4 +1,7 @@
-package main
+// Package nodekey keeps a node's Ed25519 key in a file: PKCS #8 PEM, created
+// with mode 0600 on first start, refused when others may read it. The hub
+// signs receipts with it; the relay's and hub's libp2p identity is it.
+package nodekey
 
 import (
 	"crypto/ed25519"
@@ -12,10 +15,10 @@ import (
 	"path/filepath"
 )
 
-// nodeKey loads the hub's Ed25519 node key from a PKCS #8 PEM file, or
-// creates it (mode 0600, in a 0700 directory) on first start. A key file
-// readable by others is refused: the key signs every receipt.
-func nodeKey(path string) (ed25519.PrivateKey, bool, error) {
+// Load reads the node key from a PKCS #8 PEM file, or creates it (mode
+// 0600, in a 0700 directory) when the file does not exist; created reports
+// which. A key file readable by group or others is refused.
+func Load(path string) (key ed25519.PrivateKey, created bool, err error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return createNodeKey(path)
