@@ -10,9 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/guildhall/guildhall/relay"
+	"github.com/guildhall/guildhall/relay/p2p"
 )
 
 // Config is the relay's configuration file (configs/relay.yaml documents
@@ -28,8 +30,30 @@ type Config struct {
 	Metrics    struct {
 		Listen string `yaml:"listen"`
 	} `yaml:"metrics"`
+	P2P          P2PConfig     `yaml:"p2p"`
 	DrainTimeout time.Duration `yaml:"drain_timeout"`
 	LogLevel     string        `yaml:"log_level"`
+}
+
+// P2PConfig is the libp2p node beside the TURN server.
+type P2PConfig struct {
+	Enabled     bool     `yaml:"enabled"`
+	KeyFile     string   `yaml:"key_file"`
+	Listen      []string `yaml:"listen"`
+	Announce    []string `yaml:"announce"`
+	ForcePublic bool     `yaml:"force_public"`
+	DHT         bool     `yaml:"dht"`
+	Bootstrap   []string `yaml:"bootstrap"`
+	Relay       struct {
+		MaxReservations      int           `yaml:"max_reservations"`
+		MaxCircuits          int           `yaml:"max_circuits"`
+		MaxReservationsPerIP int           `yaml:"max_reservations_per_ip"`
+		ReservationTTL       time.Duration `yaml:"reservation_ttl"`
+		CircuitDuration      time.Duration `yaml:"circuit_duration"`
+		CircuitData          int64         `yaml:"circuit_data"`
+		ACL                  string        `yaml:"acl"`
+		Allow                []string      `yaml:"allow"`
+	} `yaml:"relay"`
 }
 
 type ListenConfig struct {
@@ -129,6 +153,17 @@ func (c *Config) finish() error {
 	if _, err := c.limits(); err != nil {
 		errs = append(errs, err)
 	}
+	if c.P2P.Enabled {
+		if c.P2P.KeyFile == "" {
+			errs = append(errs, errors.New("p2p.key_file is required (the node's identity persists across restarts)"))
+		}
+		if _, err := c.p2pRelay(); err != nil {
+			errs = append(errs, err)
+		}
+		if _, err := c.bootstrap(); err != nil {
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -208,4 +243,39 @@ func readLines(path string) ([]string, error) {
 		}
 	}
 	return out, sc.Err()
+}
+
+// p2pRelay returns the circuit relay settings.
+func (c *Config) p2pRelay() (*p2p.RelayConfig, error) {
+	r := c.P2P.Relay
+	rc := &p2p.RelayConfig{MaxReservations: r.MaxReservations, MaxCircuits: r.MaxCircuits, MaxReservationsPerIP: r.MaxReservationsPerIP,
+		ReservationTTL: r.ReservationTTL, CircuitDuration: r.CircuitDuration, CircuitData: r.CircuitData, ACL: r.ACL}
+	switch r.ACL {
+	case "", "all", "allow-list":
+	default:
+		return nil, fmt.Errorf("p2p.relay.acl %q: want all or allow-list (membership checks are for embedders that hold state logs)", r.ACL)
+	}
+	for _, s := range r.Allow {
+		id, err := peer.Decode(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p.relay.allow %q: %w", s, err)
+		}
+		rc.Allow = append(rc.Allow, id)
+	}
+	if _, err := rc.Resources(); err != nil {
+		return nil, err
+	}
+	return rc, nil
+}
+
+func (c *Config) bootstrap() ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range c.P2P.Bootstrap {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("p2p.bootstrap %q: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
 }

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -31,7 +32,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"golang.org/x/sys/unix"
 
+	"github.com/guildhall/guildhall/discovery"
+	"github.com/guildhall/guildhall/nodekey"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/relay"
+	"github.com/guildhall/guildhall/relay/p2p"
 )
 
 var version = "dev"
@@ -158,8 +163,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	go hs.Serve(ml)
 	defer hs.Close()
 
+	var node *p2p.Node
+	if cfg.P2P.Enabled {
+		key, created, err := nodekey.Load(cfg.P2P.KeyFile)
+		if err != nil {
+			return err
+		}
+		if created {
+			log.Info("created a new node key", "file", cfg.P2P.KeyFile)
+		}
+		rcfg, _ := cfg.p2pRelay()
+		boot, _ := cfg.bootstrap()
+		node, err = p2p.New(ctx, p2p.Config{Key: key, Listen: cfg.P2P.Listen, Announce: cfg.P2P.Announce, Relay: rcfg,
+			ForcePublic: cfg.P2P.ForcePublic, DHT: cfg.P2P.DHT, Bootstrap: boot, Registerer: reg, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		if node.DHT != nil {
+			go announce(ctx, node, key, cfg, log)
+		}
+	}
+
 	fmt.Fprintf(stdout, "relay %s\nrealm   %s\nudp     %s (%d sockets)\ntcp     %s\ntls     %s\nrelayed %s ports %d-%d\nmetrics http://%s/metrics\n",
 		version, cfg.Realm, cfg.Listen.UDP, len(rc.UDP), addrOf(rc.TCP), addrOf(rc.TLS), cfg.ExternalIP, cfg.Relay.PortMin, cfg.Relay.PortMax, ml.Addr())
+	if node != nil {
+		fmt.Fprintf(stdout, "p2p     %s\n", node.Host.ID())
+		for _, a := range node.Host.Addrs() {
+			fmt.Fprintf(stdout, "        %s/p2p/%s\n", a, node.Host.ID())
+		}
+	}
 
 	sigs := make(chan os.Signal, 4)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
@@ -190,6 +223,39 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 		}
 		return nil
+	}
+}
+
+// announce publishes the relay's signed discovery record in the DHT, and
+// again every hour (records live 24 hours at most).
+func announce(ctx context.Context, node *p2p.Node, key ed25519.PrivateKey, cfg Config, log *slog.Logger) {
+	for {
+		now := time.Now()
+		var addrs []string
+		for _, a := range node.Host.Addrs() {
+			if len(addrs) < 12 {
+				addrs = append(addrs, a.String()+"/p2p/"+node.Host.ID().String())
+			}
+		}
+		if cfg.Listen.UDP != "" {
+			_, port, _ := net.SplitHostPort(cfg.Listen.UDP)
+			addrs = append(addrs, "turn:"+net.JoinHostPort(cfg.ExternalIP, port)+"?transport=udp")
+		}
+		rec, err := policy.NewRecord(policy.IdentitySigner(key), policy.RecordBody{Seq: uint64(now.Unix()), Roles: []string{policy.RoleRelay},
+			Addrs: addrs, Caps: []string{"turn", "circuit-relay-v2"}, Issued: now.UnixMilli(), Expires: now.Add(24 * time.Hour).UnixMilli()})
+		if err == nil {
+			pctx, cancel := context.WithTimeout(ctx, time.Minute)
+			err = discovery.Publish(pctx, node.DHT, rec)
+			cancel()
+		}
+		if err != nil {
+			log.Warn("publishing the discovery record", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(time.Hour):
+		}
 	}
 }
 

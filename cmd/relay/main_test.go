@@ -19,6 +19,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Auth.Secrets = []string{"set by the operator"}
+	c.P2P.Bootstrap = []string{"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWHUqURHjmfwL4MP7kSKFuRVFXHKuyv17yiP7phygzTeGz"}
 	if err := c.finish(); err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,8 @@ func TestBinary(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "relay.yaml")
 	write := func(auth string) {
-		os.WriteFile(cfg, []byte("external_ip: 127.0.0.2\nlisten:\n  udp: 127.0.0.1:0\n  udp_sockets: 2\nmetrics:\n  listen: 127.0.0.1:0\ndrain_timeout: 1s\n"+auth), 0o600)
+		os.WriteFile(cfg, []byte("external_ip: 127.0.0.2\nlisten:\n  udp: 127.0.0.1:0\n  udp_sockets: 2\nmetrics:\n  listen: 127.0.0.1:0\ndrain_timeout: 1s\n"+
+			"p2p:\n  enabled: true\n  key_file: "+filepath.Join(dir, "node.key")+"\n  listen: [/ip4/127.0.0.1/tcp/0]\n  force_public: true\n  dht: true\n"+auth), 0o600)
 	}
 	write("")
 	if out, err := exec.Command(bin, "-config", cfg).CombinedOutput(); err == nil || !strings.Contains(string(out), "no users and no REST secrets") {
@@ -79,18 +81,24 @@ func TestBinary(t *testing.T) {
 	defer cmd.Process.Kill()
 	var metrics string
 	sc := bufio.NewScanner(out)
-	sockets := false
+	sockets, p2pID := false, ""
 	for sc.Scan() {
 		if strings.Contains(sc.Text(), "(2 sockets)") {
 			sockets = true
 		}
 		if m := regexp.MustCompile(`^metrics (\S+)`).FindStringSubmatch(sc.Text()); m != nil {
 			metrics = m[1]
+		}
+		if m := regexp.MustCompile(`^p2p\s+(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			p2pID = m[1]
 			break
 		}
 	}
-	if !sockets || metrics == "" {
-		t.Fatal("the relay did not report its listeners")
+	if !sockets || metrics == "" || !strings.HasPrefix(p2pID, "12D3KooW") {
+		t.Fatalf("the relay did not report its listeners (metrics %q, p2p %q)", metrics, p2pID)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "node.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("node key: %v", err)
 	}
 	resp, err := http.Get(metrics)
 	if err != nil {
