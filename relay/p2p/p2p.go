@@ -177,7 +177,28 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(cfg.Memory, cfg.FDs)))
+	concrete := limits.Scale(cfg.Memory, cfg.FDs)
+	if cfg.Relay != nil {
+		// Every reservation holds an inbound connection: the resource
+		// manager must admit as many as the relay promises, and more.
+		res, err := cfg.Relay.Resources()
+		if err != nil {
+			return nil, err
+		}
+		sys := concrete.ToPartialLimitConfig().System
+		need := rcmgr.LimitVal(2*res.MaxReservations + 64)
+		if sys.ConnsInbound < need {
+			sys.ConnsInbound = need
+		}
+		if sys.Conns < need+64 {
+			sys.Conns = need + 64
+		}
+		if sys.FD < need+128 {
+			sys.FD = need + 128
+		}
+		concrete = rcmgr.PartialLimitConfig{System: sys}.Build(concrete)
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(concrete))
 	if err != nil {
 		return nil, err
 	}

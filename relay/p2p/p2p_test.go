@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"io"
+	"strings"
 	"testing"
 	"time"
 
@@ -59,7 +60,7 @@ const echo = "/guildhall/test/echo/1"
 
 // setup starts a relay and two peers, A and B, that may not dial each
 // other; A reserves a slot on the relay and echoes what it receives.
-func setup(t *testing.T, rc RelayConfig) (r, a, b *Node, circuit peer.AddrInfo) {
+func setup(t testing.TB, rc RelayConfig) (r, a, b *Node, circuit peer.AddrInfo) {
 	t.Helper()
 	r = startNode(t, Config{Relay: &rc, ForcePublic: true})
 	ka, kb := newKey(), newKey()
@@ -189,5 +190,31 @@ func TestACL(t *testing.T) {
 	}
 	if _, err := (&RelayConfig{CircuitData: -1}).Resources(); err == nil {
 		t.Fatal("an unlimited circuit was configured")
+	}
+}
+
+// Every transport listens: TCP, QUIC, WebTransport and WebSocket.
+func TestTransports(t *testing.T) {
+	n := startNode(t, Config{Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1", "/ip4/127.0.0.1/udp/0/quic-v1/webtransport", "/ip4/127.0.0.1/tcp/0/ws"}})
+	var got []string
+	for _, a := range n.Host.Addrs() {
+		got = append(got, a.String())
+	}
+	all := strings.Join(got, " ")
+	for _, want := range []string{"/tcp/", "/quic-v1", "/webtransport", "/ws"} {
+		if !strings.Contains(all, want) {
+			t.Fatalf("no %s listener in %v", want, got)
+		}
+	}
+	// And a peer reaches it over QUIC.
+	c := startNode(t, Config{Listen: []string{"/ip4/127.0.0.1/udp/0/quic-v1"}})
+	var quic []ma.Multiaddr
+	for _, a := range n.Host.Addrs() {
+		if strings.HasSuffix(a.String(), "/quic-v1") {
+			quic = append(quic, a)
+		}
+	}
+	if err := c.Host.Connect(context.Background(), peer.AddrInfo{ID: n.Host.ID(), Addrs: quic}); err != nil {
+		t.Fatalf("QUIC: %v", err)
 	}
 }
