@@ -463,25 +463,15 @@ func (a *API) reconcile(w http.ResponseWriter, r *http.Request) error {
 	if err := a.decode(r, &in); err != nil {
 		return err
 	}
-	ranges := make([]Range, len(in.Ranges))
-	for i, q := range in.Ranges {
-		if len(q.Sum) != 32 && !(len(q.Sum) == 0 && q.Count == 0) {
-			return fmt.Errorf("%w: fingerprint sum of %d bytes", wire.ErrMalformed, len(q.Sum))
-		}
-		ranges[i] = Range{From: storage.Key(q.From), To: storage.Key(q.To), FP: storage.Fingerprint{Count: q.Count}}
-		copy(ranges[i].FP.Sum[:], q.Sum)
+	ranges, err := wire.ToRanges(in.Ranges)
+	if err != nil {
+		return err
 	}
 	res, err := a.svc.Reconcile(r.Context(), rd, server, channel, ranges)
 	if err != nil {
 		return readErr(rd, err)
 	}
-	out := wire.Reconcile{Ranges: make([]wire.Range, len(res))}
-	for i, q := range res {
-		out.Ranges[i] = wire.Range{From: wire.Key(q.From), To: wire.Key(q.To), Count: q.FP.Count, Sum: q.FP.Sum[:], Listed: q.Listed}
-		for _, k := range q.Keys {
-			out.Ranges[i].Keys = append(out.Ranges[i].Keys, wire.Key(k))
-		}
-	}
+	out := wire.Reconcile{Ranges: wire.FromRanges(res)}
 	return reply(w, r, 200, out)
 }
 

@@ -2,10 +2,11 @@ package hub
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"math"
 
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/reconcile"
 	"github.com/guildhall/guildhall/storage"
 )
 
@@ -102,28 +103,16 @@ func (s *Service) tombstone(ctx context.Context, raw []byte) error {
 	return s.cfg.Store.ApplyTombstone(ctx, t.Target, raw)
 }
 
-// Reconciliation parameters: a differing range with at most listMax
-// envelopes is answered with its keys, a larger one is split in splitN.
-const (
-	listMax = 64
-	splitN  = 16
-)
+// MaxRanges bounds the ranges of one reconciliation round from a client.
+const MaxRanges = 256
 
-// Range is a range of a reconciliation round, as in storage: [From, To)
-// with a fingerprint, or the keys it holds when Listed.
-type Range struct {
-	From, To storage.Key
-	FP       storage.Fingerprint
-	Listed   bool
-	Keys     []storage.Key
-}
+// Range is a range of a reconciliation round (package reconcile).
+type Range = reconcile.Range
 
 // Reconcile answers one round of range-based set reconciliation over a
-// channel: for every range whose fingerprint differs from this hub's, either
-// this hub's keys in it (small ranges) or its fingerprints over sub-ranges
-// (large ones). Ranges that match are left out of the answer. A round is
-// bounded: at most MaxRanges ranges in, and in Keys at most
-// MaxRanges*listMax out.
+// channel (package reconcile) to a reader who may read it: for every range
+// whose fingerprint differs from this hub's, its keys (small ranges) or
+// fingerprints over sub-ranges. Matching ranges are left out.
 func (s *Service) Reconcile(ctx context.Context, r Reader, server, channel policy.ID, in []Range) ([]Range, error) {
 	if len(in) > MaxRanges {
 		return nil, fmt.Errorf("%w: %d ranges in one round, limit %d", ErrBadRequest, len(in), MaxRanges)
@@ -131,78 +120,27 @@ func (s *Service) Reconcile(ctx context.Context, r Reader, server, channel polic
 	if err := s.MayRead(ctx, server, channel, r); err != nil {
 		return nil, err
 	}
-	var out []Range
-	for _, q := range in {
-		if !q.From.Less(q.To) {
-			return nil, fmt.Errorf("%w: empty or inverted range", ErrBadRequest)
-		}
-		fp, err := s.cfg.Store.RangeFingerprint(ctx, server, channel, q.From, q.To)
-		if err != nil {
-			return nil, err
-		}
-		if fp == q.FP {
-			continue
-		}
-		if fp.Count <= listMax {
-			keys, err := s.cfg.Store.RangeKeys(ctx, server, channel, q.From, q.To, listMax)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, Range{From: q.From, To: q.To, FP: fp, Listed: true, Keys: keys})
-			continue
-		}
-		subs, err := s.split(ctx, server, channel, q.From, q.To)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, subs...)
+	out, err := reconcile.Answer(ctx, s.channelSet(server, channel), in, MaxRanges, s.now())
+	if errors.Is(err, reconcile.ErrTooMany) || errors.Is(err, reconcile.ErrBadRange) {
+		return nil, fmt.Errorf("%w: %v", ErrBadRequest, err)
 	}
-	return out, nil
+	return out, err
 }
 
-// MaxRanges bounds the ranges of one reconciliation round.
-const MaxRanges = 256
+// channelSet is a channel's stored envelopes as a reconciliation set.
+type channelSet struct {
+	st              Store
+	server, channel policy.ID
+}
 
-// split divides [from, to) into up to splitN sub-ranges with their
-// fingerprints: by time between the first key held and to (or the last
-// key, when to is open-ended), or by ID when all keys share one time.
-func (s *Service) split(ctx context.Context, server, channel policy.ID, from, to storage.Key) ([]Range, error) {
-	first, err := s.cfg.Store.RangeKeys(ctx, server, channel, from, to, 1)
-	if err != nil || len(first) == 0 {
-		return nil, err
-	}
-	lo, hi := first[0].Time, to.Time
-	if hi == math.MaxInt64 {
-		hi = max(s.now()+policy.MaxClockSkew, lo) + 1
-	}
-	var bounds []storage.Key
-	if hi-lo > 1 {
-		step := max((hi-lo)/splitN, 1)
-		for t := lo + step; t < hi && len(bounds) < splitN-1; t += step {
-			bounds = append(bounds, storage.Key{Time: t})
-		}
-	} else {
-		for i := 1; i < splitN; i++ {
-			var id policy.ID
-			id[0] = byte(i * (256 / splitN))
-			bounds = append(bounds, storage.Key{Time: lo, ID: id})
-		}
-	}
-	edges := []storage.Key{from}
-	for _, b := range bounds {
-		if from.Less(b) && b.Less(to) {
-			edges = append(edges, b)
-		}
-	}
-	edges = append(edges, to)
-	var out []Range
-	for i := 0; i+1 < len(edges); i++ {
-		a, b := edges[i], edges[i+1]
-		fp, err := s.cfg.Store.RangeFingerprint(ctx, server, channel, a, b)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Range{From: a, To: b, FP: fp})
-	}
-	return out, nil
+func (s *Service) channelSet(server, channel policy.ID) channelSet {
+	return channelSet{st: s.cfg.Store, server: server, channel: channel}
+}
+
+func (c channelSet) Fingerprint(ctx context.Context, from, to storage.Key) (storage.Fingerprint, error) {
+	return c.st.RangeFingerprint(ctx, c.server, c.channel, from, to)
+}
+
+func (c channelSet) Keys(ctx context.Context, from, to storage.Key, limit int) ([]storage.Key, error) {
+	return c.st.RangeKeys(ctx, c.server, c.channel, from, to, min(limit, storage.MaxPage))
 }

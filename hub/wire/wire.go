@@ -10,7 +10,10 @@
 package wire
 
 import (
+	"fmt"
+
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/reconcile"
 )
 
 // Media types of the two encodings.
@@ -229,4 +232,32 @@ type Tenants struct {
 type TenantRequest struct {
 	Server policy.ID `cbor:"1,keyasint" json:"server"`
 	Quota  Quota     `cbor:"2,keyasint" json:"quota"`
+}
+
+// FromRanges converts reconciliation ranges to their wire form.
+func FromRanges(in []reconcile.Range) []Range {
+	out := make([]Range, len(in))
+	for i, q := range in {
+		out[i] = Range{From: Key(q.From), To: Key(q.To), Count: q.FP.Count, Sum: append([]byte(nil), q.FP.Sum[:]...), Listed: q.Listed}
+		for _, k := range q.Keys {
+			out[i].Keys = append(out[i].Keys, Key(k))
+		}
+	}
+	return out
+}
+
+// ToRanges converts wire ranges back, refusing malformed fingerprints.
+func ToRanges(in []Range) ([]reconcile.Range, error) {
+	out := make([]reconcile.Range, len(in))
+	for i, q := range in {
+		if len(q.Sum) != 32 && !(len(q.Sum) == 0 && q.Count == 0) {
+			return nil, fmt.Errorf("%w: fingerprint sum of %d bytes", ErrMalformed, len(q.Sum))
+		}
+		out[i] = reconcile.Range{From: reconcile.Key(q.From), To: reconcile.Key(q.To), FP: reconcile.Fingerprint{Count: q.Count}, Listed: q.Listed}
+		copy(out[i].FP.Sum[:], q.Sum)
+		for _, k := range q.Keys {
+			out[i].Keys = append(out[i].Keys, reconcile.Key(k))
+		}
+	}
+	return out, nil
 }

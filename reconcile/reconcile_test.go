@@ -1,0 +1,150 @@
+package reconcile
+
+import (
+	"context"
+	"encoding/binary"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+var ctx = context.Background()
+
+// keys makes n keys with times spread over a day from t0 and random IDs.
+func keys(r *rand.Rand, n int, t0 int64) []Key {
+	out := make([]Key, n)
+	for i := range out {
+		out[i].Time = t0 + r.Int64N(86_400_000)
+		binary.LittleEndian.PutUint64(out[i].ID[:], r.Uint64())
+		binary.LittleEndian.PutUint64(out[i].ID[8:], r.Uint64())
+	}
+	return out
+}
+
+// over runs Answer in process, counting the bytes each round would carry
+// encoded (CBOR), as the transports encode them.
+func over(responder Set, now int64, bytes *int) Exchange {
+	return func(ctx context.Context, in []Range) ([]Range, error) {
+		b, _ := cbor.Marshal(in)
+		*bytes += len(b)
+		out, err := Answer(ctx, responder, in, 1<<16, now)
+		b, _ = cbor.Marshal(out)
+		*bytes += len(b)
+		return out, err
+	}
+}
+
+func TestFindsExactlyTheDifference(t *testing.T) {
+	const t0 = 1_767_225_600_000
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, c := range []struct{ common, onlyRemote, onlyLocal int }{
+		{0, 0, 0}, {0, 10, 0}, {10, 0, 10}, {1000, 1, 0}, {5000, 37, 12}, {20000, 500, 500},
+	} {
+		common := keys(r, c.common, t0)
+		extraRemote := keys(r, c.onlyRemote, t0)
+		extraLocal := keys(r, c.onlyLocal, t0)
+		local := NewMemory(append(slices.Clone(common), extraLocal...))
+		remote := NewMemory(append(slices.Clone(common), extraRemote...))
+		var bytes int
+		missing, st, err := Run(ctx, local, over(remote, t0+86_400_000, &bytes), 256, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.SortFunc(missing, Compare)
+		want := slices.Clone(extraRemote)
+		slices.SortFunc(want, Compare)
+		if !slices.Equal(missing, want) {
+			t.Fatalf("%+v: found %d, want %d", c, len(missing), len(want))
+		}
+		t.Logf("%+v: %d rounds, %d bytes", c, st.Rounds, bytes)
+	}
+}
+
+// Many keys in one millisecond split by ID.
+func TestSameMillisecond(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	ks := keys(r, 3000, 0)
+	for i := range ks {
+		ks[i].Time = 42
+	}
+	local := NewMemory(ks[:2900])
+	var bytes int
+	missing, _, err := Run(ctx, local, over(NewMemory(ks), 1000, &bytes), 256, 64)
+	if err != nil || len(missing) != 100 {
+		t.Fatalf("%d missing, %v", len(missing), err)
+	}
+}
+
+// 100,000 keys on one side and the same plus 1,000 on the other converge
+// in at most 10 round trips.
+func TestReconciliationCost100k(t *testing.T) {
+	const t0 = 1_767_225_600_000
+	r := rand.New(rand.NewPCG(5, 6))
+	base := keys(r, 100_000, t0)
+	extra := keys(r, 1000, t0)
+	local := NewMemory(base)
+	remote := NewMemory(append(slices.Clone(base), extra...))
+	var bytes int
+	start := time.Now()
+	missing, st, err := Run(ctx, local, over(remote, t0+86_400_000, &bytes), 4096, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(missing) != 1000 {
+		t.Fatalf("found %d of 1000", len(missing))
+	}
+	t.Logf("100,000 vs 101,000: %d round trips, %d ranges, %d bytes, %v", st.Rounds, st.Ranges, bytes, time.Since(start))
+}
+
+func TestAnswerBounds(t *testing.T) {
+	m := NewMemory(nil)
+	if _, err := Answer(ctx, m, make([]Range, 5), 4, 0); err == nil {
+		t.Fatal("a round over the bound was answered")
+	}
+	if _, err := Answer(ctx, m, []Range{{From: Top, To: Key{}}}, 4, 0); err == nil {
+		t.Fatal("an inverted range was answered")
+	}
+}
+
+func TestMemoryFingerprintsMatchAdd(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	ks := keys(r, 500, 0)
+	m := NewMemory(ks)
+	slices.SortFunc(ks, Compare)
+	from, to := ks[100], ks[400]
+	var want Fingerprint
+	for _, k := range ks[100:400] {
+		want.Add(k.ID)
+	}
+	if got, _ := m.Fingerprint(ctx, from, to); got != want {
+		t.Fatal("prefix-sum fingerprint differs from the sum")
+	}
+	_ = policy.ID{}
+}
+
+// BenchmarkMillion reconciles two sets of 1,000,000 keys differing by
+// 1,000 (500 on each side).
+func BenchmarkMillion(b *testing.B) {
+	const t0 = 1_767_225_600_000
+	r := rand.New(rand.NewPCG(9, 10))
+	base := keys(r, 1_000_000, t0)
+	a := NewMemory(append(slices.Clone(base), keys(r, 500, t0)...))
+	c := NewMemory(append(slices.Clone(base), keys(r, 500, t0)...))
+	b.ResetTimer()
+	var rounds, bytes int
+	for range b.N {
+		bytes = 0
+		missing, st, err := Run(ctx, a, over(c, t0+86_400_000, &bytes), 4096, 32)
+		if err != nil || len(missing) != 500 {
+			b.Fatalf("%d missing, %v", len(missing), err)
+		}
+		rounds = st.Rounds
+	}
+	b.ReportMetric(float64(rounds), "rounds")
+	b.ReportMetric(float64(bytes), "bytes")
+}
