@@ -177,6 +177,24 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
+// SetNotifier sets the Notifier after construction (it may need the
+// Service itself, as replication does). Call it before serving.
+func (s *Service) SetNotifier(n Notifier) { s.cfg.Notifier = n }
+
+// MultiNotifier tells several Notifiers.
+type MultiNotifier []Notifier
+
+// Notify implements Notifier: every one is told; the first error returns.
+func (m MultiNotifier) Notify(ctx context.Context, notes []Note) error {
+	var first error
+	for _, n := range m {
+		if err := n.Notify(ctx, notes); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
 // NodeID returns the hub's node key.
 func (s *Service) NodeID() policy.PublicKey { return s.node.Identity }
 

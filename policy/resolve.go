@@ -91,6 +91,19 @@ func Resolve(genesis *Event, events []*Event) (*Log, error) {
 // ServerID returns the server's ID.
 func (l *Log) ServerID() ID { return l.genesis.ID }
 
+// Genesis returns the log's genesis event.
+func (l *Log) Genesis() *Event { return l.genesis }
+
+// Events returns every event the log holds, folded or pending, in no
+// particular order.
+func (l *Log) Events() []*Event {
+	out := make([]*Event, 0, len(l.events))
+	for _, e := range l.events {
+		out = append(out, e)
+	}
+	return out
+}
+
 // State returns the resolved state. It is valid until the next Add or
 // AddAll, which may update it in place or replace it: call State again.
 func (l *Log) State() *State { return l.state }

@@ -1,0 +1,544 @@
+// Package replica replicates a hub's servers with other hubs over libp2p
+// streams: hubs find each other (static peers, the DHT under each server's
+// key), exchange the state events the other lacks, reconcile each channel
+// both may store by range fingerprints (package reconcile) and fetch what
+// differs, and push new envelopes as they are stored. Both sides verify
+// everything with policy, and eligibility is enforced on both: a channel is
+// never offered to, nor accepted by, a hub that may not store it.
+//
+// A hub is identified by its libp2p peer ID, whose key is the hub's node
+// key: the key storage grants name and receipts verify under.
+package replica
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/guildhall/guildhall/discovery"
+	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/reconcile"
+)
+
+// Protocol is the replication protocol's libp2p ID.
+const Protocol protocol.ID = "/guildhall/replicate/1"
+
+// Limits of the protocol.
+const (
+	maxMessage  = 32 << 20 // bytes of one message
+	maxRanges   = 4096     // ranges of one reconciliation round
+	fetchBatch  = 512      // envelopes fetched per request
+	eventsBatch = 10_000   // events returned per request
+	pushQueue   = 4096     // envelopes waiting to be pushed
+	maxRounds   = 48
+)
+
+// Config configures a Replicator.
+type Config struct {
+	Service *hub.Service
+	// Host is the hub's libp2p host; its key must be the hub's node key.
+	Host host.Host
+	// DHT, if set, is where the hub announces the servers it hosts and
+	// finds other hubs of them.
+	DHT *dht.IpfsDHT
+	// Peers are hubs to replicate with whatever the DHT says.
+	Peers []peer.AddrInfo
+	// Interval between full reconciliations with every peer; default 30 s.
+	Interval time.Duration
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+// Replicator runs replication for one hub.
+type Replicator struct {
+	cfg  Config
+	svc  *hub.Service
+	push chan hub.Note
+
+	mu    sync.Mutex
+	peers map[peer.ID]peer.AddrInfo      // guarded by mu: known peer hubs
+	certs map[peer.ID]*policy.DeviceCert // guarded by mu: home nodes' certificates, as they presented them
+}
+
+// New returns a Replicator and starts serving the protocol.
+func New(cfg Config) (*Replicator, error) {
+	if cfg.Service == nil || cfg.Host == nil {
+		return nil, errors.New("replica: Service and Host are required")
+	}
+	node, err := discovery.NodeKey(cfg.Host.ID())
+	if err != nil || node != cfg.Service.NodeID() {
+		return nil, errors.New("replica: the libp2p host's key must be the hub's node key")
+	}
+	if cfg.Interval <= 0 {
+		cfg.Interval = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	r := &Replicator{cfg: cfg, svc: cfg.Service, push: make(chan hub.Note, pushQueue), peers: map[peer.ID]peer.AddrInfo{}, certs: map[peer.ID]*policy.DeviceCert{}}
+	for _, p := range cfg.Peers {
+		r.AddPeer(p)
+	}
+	cfg.Host.SetStreamHandler(Protocol, r.serve)
+	return r, nil
+}
+
+// AddPeer adds a hub to replicate with.
+func (r *Replicator) AddPeer(p peer.AddrInfo) {
+	if len(p.Addrs) > 0 {
+		r.cfg.Host.Peerstore().AddAddrs(p.ID, p.Addrs, peerstore.PermanentAddrTTL)
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.peers[p.ID] = p
+}
+
+// Notify queues stored envelopes for pushing to peers (hub.Notifier). A
+// full queue drops: the periodic reconciliation catches up.
+func (r *Replicator) Notify(_ context.Context, notes []hub.Note) error {
+	for _, n := range notes {
+		if n.ID.IsZero() {
+			continue
+		}
+		select {
+		case r.push <- n:
+		default:
+		}
+	}
+	return nil
+}
+
+// Run replicates until ctx ends: pushes as envelopes are stored, and every
+// Interval announces, discovers and reconciles with every peer.
+func (r *Replicator) Run(ctx context.Context) {
+	go r.pusher(ctx)
+	t := time.NewTicker(r.cfg.Interval)
+	defer t.Stop()
+	for {
+		r.round(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (r *Replicator) round(ctx context.Context) {
+	servers, err := r.svc.Hosted(ctx)
+	if err != nil {
+		r.cfg.Logger.Warn("replica: listing hosted servers", "err", err)
+		return
+	}
+	if r.cfg.DHT != nil {
+		for _, s := range servers {
+			actx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			if err := discovery.Announce(actx, r.cfg.DHT, discovery.ServerCID(s)); err != nil {
+				r.cfg.Logger.Debug("replica: announcing", "server", s, "err", err)
+			}
+			found, _ := discovery.Find(actx, r.cfg.DHT, discovery.ServerCID(s), 20)
+			cancel()
+			for _, p := range found {
+				if p.ID != r.cfg.Host.ID() {
+					r.AddPeer(p)
+				}
+			}
+		}
+	}
+	for _, p := range r.known() {
+		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		if _, err := r.Sync(sctx, p); err != nil {
+			r.cfg.Logger.Debug("replica: sync", "peer", p.ID, "err", err)
+		}
+		cancel()
+	}
+}
+
+func (r *Replicator) known() []peer.AddrInfo {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]peer.AddrInfo, 0, len(r.peers))
+	for _, p := range r.peers {
+		out = append(out, p)
+	}
+	return out
+}
+
+// request and response are the protocol's messages (CBOR, each preceded
+// by its length as a uvarint).
+type request struct {
+	Op      string       `cbor:"1,keyasint"` // hello, events, ranges, fetch, push
+	Server  policy.ID    `cbor:"2,keyasint,omitzero"`
+	Channel policy.ID    `cbor:"3,keyasint,omitzero"`
+	Have    []policy.ID  `cbor:"4,keyasint,omitempty"`
+	Ranges  []wire.Range `cbor:"5,keyasint,omitempty"`
+	IDs     []policy.ID  `cbor:"6,keyasint,omitempty"`
+	Objects [][]byte     `cbor:"7,keyasint,omitempty"`
+	Cert    []byte       `cbor:"8,keyasint,omitempty"` // the requester's certificate as a home node
+	Servers []policy.ID  `cbor:"9,keyasint,omitempty"`
+}
+
+type response struct {
+	Cert    []byte       `cbor:"7,keyasint,omitempty"` // the responder's certificate as a home node
+	Error   string       `cbor:"1,keyasint,omitempty"`
+	Servers []policy.ID  `cbor:"2,keyasint,omitempty"`
+	Events  [][]byte     `cbor:"3,keyasint,omitempty"`
+	Ranges  []wire.Range `cbor:"4,keyasint,omitempty"`
+	Objects [][]byte     `cbor:"5,keyasint,omitempty"`
+	More    bool         `cbor:"6,keyasint,omitempty"`
+}
+
+func writeMsg(w io.Writer, v any) error {
+	b, err := cbor.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	n := binary.PutUvarint(hdr[:], uint64(len(b)))
+	if _, err := w.Write(hdr[:n]); err != nil {
+		return err
+	}
+	_, err = w.Write(b)
+	return err
+}
+
+func readMsg(r *bufio.Reader, v any) error {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return err
+	}
+	if n > maxMessage {
+		return fmt.Errorf("replica: message of %d bytes, limit %d", n, maxMessage)
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r, b); err != nil {
+		return err
+	}
+	return cbor.Unmarshal(b, v)
+}
+
+// call sends one request to a peer on a new stream and reads the answer.
+func (r *Replicator) call(ctx context.Context, p peer.ID, req request) (response, error) {
+	var res response
+	s, err := r.cfg.Host.NewStream(ctx, p, Protocol)
+	if err != nil { // two hubs dialling each other at once can fail both handshakes: once more
+		select {
+		case <-ctx.Done():
+			return res, err
+		case <-time.After(100 * time.Millisecond):
+		}
+		if sw, ok := r.cfg.Host.Network().(*swarm.Swarm); ok {
+			sw.Backoff().Clear(p)
+		}
+		if s, err = r.cfg.Host.NewStream(ctx, p, Protocol); err != nil {
+			return res, err
+		}
+	}
+	defer s.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		s.SetDeadline(dl)
+	}
+	if cert := r.svc.NodeCert(); cert != nil {
+		req.Cert = cert.Raw
+	}
+	if err := writeMsg(s, req); err != nil {
+		s.Reset()
+		return res, err
+	}
+	if err := readMsg(bufio.NewReader(s), &res); err != nil {
+		s.Reset()
+		return res, err
+	}
+	r.learnCert(p, res.Cert)
+	if res.Error != "" {
+		return res, fmt.Errorf("replica: peer %s: %s", p, res.Error)
+	}
+	return res, nil
+}
+
+// learnCert remembers a peer's certificate as a home node, if it is one
+// for the peer's own key.
+func (r *Replicator) learnCert(p peer.ID, raw []byte) *policy.DeviceCert {
+	if len(raw) == 0 {
+		return nil
+	}
+	node, err := discovery.NodeKey(p)
+	if err != nil {
+		return nil
+	}
+	c, err := policy.ParseDeviceCert(raw)
+	if err != nil || c.Device != node {
+		return nil
+	}
+	r.mu.Lock()
+	r.certs[p] = c
+	r.mu.Unlock()
+	return c
+}
+
+// serve answers one request of a peer.
+func (r *Replicator) serve(s network.Stream) {
+	defer s.Close()
+	s.SetDeadline(time.Now().Add(2 * time.Minute))
+	var req request
+	if err := readMsg(bufio.NewReader(s), &req); err != nil {
+		s.Reset()
+		return
+	}
+	node, err := discovery.NodeKey(s.Conn().RemotePeer())
+	if err != nil {
+		writeMsg(s, response{Error: err.Error()})
+		return
+	}
+	p := hub.Peer{Node: node}
+	if len(req.Cert) > 0 {
+		p.Cert = r.learnCert(s.Conn().RemotePeer(), req.Cert)
+	}
+	res, err := r.answer(context.Background(), p, req)
+	if err != nil {
+		res = response{Error: err.Error()}
+	}
+	if cert := r.svc.NodeCert(); cert != nil {
+		res.Cert = cert.Raw
+	}
+	writeMsg(s, res)
+}
+
+func (r *Replicator) answer(ctx context.Context, p hub.Peer, req request) (response, error) {
+	switch req.Op {
+	case "hello":
+		mine, err := r.svc.Hosted(ctx)
+		if err != nil {
+			return response{}, err
+		}
+		theirs := map[policy.ID]bool{}
+		for _, s := range req.Servers {
+			theirs[s] = true
+		}
+		var common []policy.ID
+		for _, s := range mine {
+			if theirs[s] && r.svc.MayReplicate(ctx, s, policy.ID{}, p) == nil {
+				common = append(common, s)
+			}
+		}
+		return response{Servers: common}, nil
+	case "events":
+		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
+			return response{}, err
+		}
+		have := make(map[policy.ID]bool, len(req.Have))
+		for _, id := range req.Have {
+			have[id] = true
+		}
+		evs, err := r.svc.EventsExcept(ctx, req.Server, have, eventsBatch)
+		return response{Events: evs, More: len(evs) == eventsBatch}, err
+	case "ranges":
+		if err := r.svc.MayReplicate(ctx, req.Server, req.Channel, p); err != nil {
+			return response{}, err
+		}
+		in, err := wire.ToRanges(req.Ranges)
+		if err != nil {
+			return response{}, err
+		}
+		out, err := reconcile.Answer(ctx, r.svc.ChannelSet(req.Server, req.Channel), in, maxRanges, time.Now().UnixMilli())
+		return response{Ranges: wire.FromRanges(out)}, err
+	case "fetch":
+		if len(req.IDs) > fetchBatch {
+			return response{}, fmt.Errorf("replica: %d IDs in one fetch, limit %d", len(req.IDs), fetchBatch)
+		}
+		envs, err := r.svc.FetchFor(ctx, req.Server, p, req.IDs)
+		if err != nil {
+			return response{}, err
+		}
+		out := make([][]byte, len(envs))
+		for i, e := range envs {
+			out[i] = e.Raw
+		}
+		return response{Objects: out}, nil
+	case "push":
+		if len(req.Objects) > fetchBatch {
+			return response{}, fmt.Errorf("replica: %d envelopes in one push, limit %d", len(req.Objects), fetchBatch)
+		}
+		_, err := r.svc.ReplicateEnvelopes(ctx, req.Objects) // each verified and judged eligible here
+		return response{}, err
+	}
+	return response{}, fmt.Errorf("replica: unknown operation %q", req.Op)
+}
+
+// SyncStats reports one synchronisation with a peer.
+type SyncStats struct {
+	Servers, Events, Envelopes, Rounds int
+}
+
+// Sync pulls from one peer everything it holds of the servers both host
+// that this hub may store: state events, then every eligible channel by
+// reconciliation.
+func (r *Replicator) Sync(ctx context.Context, p peer.AddrInfo) (SyncStats, error) {
+	var st SyncStats
+	if len(p.Addrs) > 0 {
+		r.cfg.Host.Peerstore().AddAddrs(p.ID, p.Addrs, time.Hour)
+	}
+	servers, err := r.svc.Hosted(ctx)
+	if err != nil {
+		return st, err
+	}
+	hello, err := r.call(ctx, p.ID, request{Op: "hello", Servers: servers})
+	if err != nil {
+		return st, err
+	}
+	for _, server := range hello.Servers {
+		st.Servers++
+		n, err := r.syncEvents(ctx, p.ID, server)
+		st.Events += n
+		if err != nil {
+			return st, err
+		}
+		chans, err := r.svc.Eligible(ctx, server, hub.Peer{Node: r.svc.NodeID(), Cert: r.svc.NodeCert()})
+		if err != nil {
+			return st, err
+		}
+		for _, ch := range chans {
+			n, rounds, err := r.syncChannel(ctx, p.ID, server, ch)
+			st.Envelopes += n
+			st.Rounds += rounds
+			if err != nil {
+				return st, err
+			}
+		}
+	}
+	return st, nil
+}
+
+func (r *Replicator) syncEvents(ctx context.Context, p peer.ID, server policy.ID) (int, error) {
+	total := 0
+	for {
+		have, err := r.svc.EventIDs(ctx, server)
+		if err != nil {
+			return total, err
+		}
+		res, err := r.call(ctx, p, request{Op: "events", Server: server, Have: have})
+		if err != nil {
+			return total, err
+		}
+		n, err := r.svc.ReplicateEvents(ctx, server, res.Events)
+		total += n
+		if err != nil || !res.More || n == 0 {
+			return total, err
+		}
+	}
+}
+
+func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, server, channel policy.ID) (int, int, error) {
+	exchange := func(ctx context.Context, in []reconcile.Range) ([]reconcile.Range, error) {
+		res, err := r.call(ctx, p, request{Op: "ranges", Server: server, Channel: channel, Ranges: wire.FromRanges(in)})
+		if err != nil {
+			return nil, err
+		}
+		return wire.ToRanges(res.Ranges)
+	}
+	missing, st, err := reconcile.Run(ctx, r.svc.ChannelSet(server, channel), exchange, maxRanges, maxRounds)
+	if err != nil {
+		return 0, st.Rounds, err
+	}
+	stored := 0
+	for i := 0; i < len(missing); i += fetchBatch {
+		ids := make([]policy.ID, 0, fetchBatch)
+		for _, k := range missing[i:min(i+fetchBatch, len(missing))] {
+			ids = append(ids, k.ID)
+		}
+		res, err := r.call(ctx, p, request{Op: "fetch", Server: server, IDs: ids})
+		if err != nil {
+			return stored, st.Rounds, err
+		}
+		n, err := r.svc.ReplicateEnvelopes(ctx, res.Objects)
+		stored += n
+		if err != nil {
+			return stored, st.Rounds, err
+		}
+	}
+	return stored, st.Rounds, nil
+}
+
+// pusher sends newly stored envelopes to every known peer, in batches.
+func (r *Replicator) pusher(ctx context.Context) {
+	for {
+		var batch []hub.Note
+		select {
+		case <-ctx.Done():
+			return
+		case n := <-r.push:
+			batch = append(batch, n)
+		}
+		for len(batch) < fetchBatch {
+			select {
+			case n := <-r.push:
+				batch = append(batch, n)
+				continue
+			default:
+			}
+			break
+		}
+		r.pushBatch(ctx, batch)
+	}
+}
+
+func (r *Replicator) pushBatch(ctx context.Context, notes []hub.Note) {
+	byServer := map[policy.ID][]policy.ID{}
+	for _, n := range notes {
+		byServer[n.Server] = append(byServer[n.Server], n.ID)
+	}
+	for _, p := range r.known() {
+		node, err := discovery.NodeKey(p.ID)
+		if err != nil {
+			continue
+		}
+		for server, ids := range byServer {
+			// Only what the peer may store is offered.
+			r.mu.Lock()
+			cert, known := r.certs[p.ID]
+			r.mu.Unlock()
+			if !known { // learn whether it is a home node (its certificate comes with any answer)
+				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				r.call(hctx, p.ID, request{Op: "hello"})
+				cancel()
+				r.mu.Lock()
+				cert, known = r.certs[p.ID]
+				if !known {
+					r.certs[p.ID] = nil // asked: not a home node
+				}
+				r.mu.Unlock()
+			}
+			envs, err := r.svc.FetchFor(ctx, server, hub.Peer{Node: node, Cert: cert}, ids)
+			if err != nil || len(envs) == 0 {
+				continue
+			}
+			objs := make([][]byte, len(envs))
+			for i, e := range envs {
+				objs[i] = e.Raw
+			}
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			if _, err := r.call(pctx, p.ID, request{Op: "push", Server: server, Objects: objs}); err != nil {
+				r.cfg.Logger.Debug("replica: push", "peer", p.ID, "err", err)
+			}
+			cancel()
+		}
+	}
+}

@@ -1,0 +1,380 @@
+package replica
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"fmt"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/guildhall/guildhall/fanout"
+	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/reconcile"
+	"github.com/guildhall/guildhall/relay/p2p"
+	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/sqlite"
+)
+
+var ctx = context.Background()
+
+var debugCounts func()
+
+func key(name string) ed25519.PrivateKey {
+	s := sha256.Sum256([]byte("replica test " + name))
+	return ed25519.NewKeyFromSeed(s[:])
+}
+
+func pub(name string) policy.PublicKey { return policy.KeyOf(key(name)) }
+
+// node is one hub with its store, libp2p host and replicator; stop and
+// start keep its store (a restart).
+type node struct {
+	t      *testing.T
+	name   string
+	dir    string
+	cert   *policy.DeviceCert
+	gater  *deny
+	svc    *hub.Service
+	store  *sqlite.Store
+	p2p    *p2p.Node
+	rep    *Replicator
+	cancel context.CancelFunc
+}
+
+func newNode(t *testing.T, name string, cert *policy.DeviceCert) *node {
+	n := &node{t: t, name: name, dir: t.TempDir(), cert: cert, gater: &deny{peers: map[peer.ID]bool{}}}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) start() {
+	n.t.Helper()
+	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(n.dir, "hub.db")})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	svc, err := hub.New(hub.Config{NodeKey: key(n.name), NodeCert: n.cert, Store: st, Admission: hub.Open, PostRate: -1, Broker: fanout.New(fanout.Config{})})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	pn, err := p2p.New(ctx, p2p.Config{Key: key(n.name), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: n.gater})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: time.Hour})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	svc.SetNotifier(rep)
+	rctx, cancel := context.WithCancel(ctx)
+	go rep.pusher(rctx)
+	n.svc, n.store, n.p2p, n.rep, n.cancel = svc, st, pn, rep, cancel
+}
+
+func (n *node) stop() {
+	if n.cancel == nil {
+		return
+	}
+	n.cancel()
+	n.p2p.Close()
+	n.store.Close()
+	n.cancel = nil
+}
+
+func (n *node) info() peer.AddrInfo { return n.p2p.AddrInfo() }
+
+// link makes a and b peers of each other.
+func link(a, b *node) {
+	a.rep.AddPeer(b.info())
+	b.rep.AddPeer(a.info())
+}
+
+// deny forbids connections to some peers (a partition).
+type deny struct{ peers map[peer.ID]bool }
+
+func (g *deny) InterceptPeerDial(p peer.ID) bool                 { return !g.peers[p] }
+func (g *deny) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.peers[p] }
+func (g *deny) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
+func (g *deny) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
+	return !g.peers[p]
+}
+func (g *deny) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
+
+// community is a server with one replicated channel, alice as creator,
+// bob and carol as members, and a storage grant for each hub.
+type community struct {
+	t       *testing.T
+	now     int64
+	gen     *policy.Event
+	heads   []policy.ID
+	general policy.ID
+	events  [][]byte
+}
+
+func newCommunity(t *testing.T, hubs ...*node) *community {
+	c := &community{t: t, now: time.Now().UnixMilli() - 60_000}
+	c.gen = c.event("alice", &policy.Genesis{Creators: []policy.PublicKey{pub("alice")}, Policy: policy.ServerPolicy{Name: "club", Everyone: policy.PermRead | policy.PermPost}})
+	ch := c.event("alice", &policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
+	c.general = ch.ID
+	for _, h := range hubs {
+		c.event("alice", &policy.StorageGrant{Node: h.svc.NodeID()})
+	}
+	for _, who := range []string{"bob", "carol"} {
+		inv, err := policy.NewInvite(policy.IdentitySigner(key("alice")), policy.InviteBody{Server: c.gen.ID, Issued: c.now, Expires: c.now + 3_600_000, Uses: 1, Nonce: []byte(who + "-nonce-----------")[:16]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.event(who, &policy.Join{Invite: inv.Raw})
+	}
+	for _, h := range hubs {
+		c.publish(h)
+	}
+	return c
+}
+
+func (c *community) event(who string, content policy.Content) *policy.Event {
+	c.t.Helper()
+	var server policy.ID
+	if c.gen != nil {
+		server = c.gen.ID
+	}
+	c.now++
+	e, err := policy.NewEvent(policy.IdentitySigner(key(who)), server, c.heads, c.now, content)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	if c.gen == nil {
+		c.gen = e
+	}
+	c.heads = []policy.ID{e.ID}
+	c.events = append(c.events, e.Raw)
+	return e
+}
+
+// publish gives a hub the whole state log, as the members' clients do.
+func (c *community) publish(h *node) {
+	c.t.Helper()
+	if _, err := h.svc.PublishEvents(ctx, c.gen.ID, c.events); err != nil {
+		c.t.Fatal(err)
+	}
+}
+
+func (c *community) device(who string) policy.Signer {
+	cert, err := policy.NewDeviceCert(key(who), policy.DeviceCertBody{Device: pub(who + "-phone"), KEM: policy.KEMX25519, EncKey: make([]byte, 32),
+		Issued: c.now - 3_600_000, Expires: c.now + 86_400_000})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return policy.DeviceSigner(key(who+"-phone"), cert)
+}
+
+// post posts one envelope by who to a hub.
+func (c *community) post(h *node, who string, text string) policy.ID {
+	c.t.Helper()
+	e, err := policy.NewEnvelope(c.device(who), policy.EnvelopeBody{Server: c.gen.ID, Channel: c.general, Epoch: 1, Time: time.Now().UnixMilli(), Ciphertext: []byte(text)})
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	res := h.svc.Post(ctx, [][]byte{e.Raw})
+	if res[0].Err != nil {
+		c.t.Fatalf("post to %s: %v", h.name, res[0].Err)
+	}
+	return e.ID
+}
+
+// set is a hub's channel as a reconciliation fingerprint of everything.
+func (c *community) set(h *node) reconcile.Fingerprint {
+	fp, err := h.svc.ChannelSet(c.gen.ID, c.general).Fingerprint(ctx, reconcile.Key{}, reconcile.Top)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return fp
+}
+
+func (c *community) has(h *node, id policy.ID) bool {
+	e, err := h.store.GetEnvelope(ctx, id)
+	return err == nil && e.Server == c.gen.ID
+}
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			if debugCounts != nil {
+				debugCounts()
+			}
+			t.Fatalf("not within 10 s: %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// A, B, C where A and C are not connected: a post to A reaches C through
+// B; with A stopped, everything can be read from B.
+func TestChainThroughB(t *testing.T) {
+	a, b, c := newNode(t, "hub-a", nil), newNode(t, "hub-b", nil), newNode(t, "hub-c", nil)
+	a.gater.peers[c.p2p.Host.ID()] = true
+	c.gater.peers[a.p2p.Host.ID()] = true
+	link(a, b)
+	link(b, c)
+	com := newCommunity(t, a, b, c)
+	id := com.post(a, "alice", "to A")
+	eventually(t, "the post reaches C through B", func() bool { return com.has(c, id) })
+	if com.has(c, id) && len(c.p2p.Host.Network().ConnsToPeer(a.p2p.Host.ID())) > 0 {
+		t.Fatal("A and C are connected: the test proves nothing")
+	}
+	for i := range 20 {
+		com.post(a, "bob", fmt.Sprint("more ", i))
+	}
+	debugCounts = func() { t.Logf("a %d b %d c %d", com.set(a).Count, com.set(b).Count, com.set(c).Count) }
+	eventually(t, "B holds everything A took", func() bool { return com.set(b).Count == 21 })
+	debugCounts = nil
+	a.stop()
+	if fb := com.set(b); fb.Count != 21 {
+		t.Fatalf("B holds %d", fb.Count)
+	}
+}
+
+// Both sides of a partition accept posts; after healing every hub holds
+// the same set.
+func TestPartitionAndHeal(t *testing.T) {
+	x, y := newNode(t, "hub-x", nil), newNode(t, "hub-y", nil)
+	com := newCommunity(t, x, y)
+	for i := range 30 {
+		com.post(x, "alice", fmt.Sprint("x", i))
+		if i%2 == 0 {
+			com.post(y, "bob", fmt.Sprint("y", i))
+		}
+	}
+	if com.set(x) == com.set(y) {
+		t.Fatal("the sides did not diverge")
+	}
+	link(x, y) // heal
+	for _, pair := range [][2]*node{{x, y}, {y, x}} {
+		if _, err := pair[0].rep.Sync(ctx, pair[1].info()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if fx, fy := com.set(x), com.set(y); fx != fy || fx.Count != 45 {
+		t.Fatalf("after healing: %d and %d envelopes", fx.Count, fy.Count)
+	}
+}
+
+// The white paper's three-person chat on home nodes: Alice and Bob talk
+// while Carol is offline; Alice leaves; Bob keeps posting; Carol returns
+// and gets everything from Bob's node; with every node stopped nothing is
+// lost, and the chat resumes when any one returns.
+func TestThreePersonChatOnHomeNodes(t *testing.T) {
+	homeCert := func(owner, hubName string) *policy.DeviceCert {
+		c, err := policy.NewDeviceCert(key(owner), policy.DeviceCertBody{Device: pub(hubName), KEM: policy.KEMX25519, EncKey: make([]byte, 32),
+			Issued: time.Now().Add(-time.Hour).UnixMilli(), Expires: time.Now().Add(24 * time.Hour).UnixMilli(), Name: "home node"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	alice := newNode(t, "home-alice", homeCert("alice", "home-alice"))
+	bob := newNode(t, "home-bob", homeCert("bob", "home-bob"))
+	carol := newNode(t, "home-carol", homeCert("carol", "home-carol"))
+	link(alice, bob)
+	link(bob, carol)
+	link(alice, carol)
+	// No storage grants: home nodes are eligible through their owners.
+	com := newCommunity(t)
+	for _, h := range []*node{alice, bob, carol} {
+		com.publish(h)
+	}
+	carol.stop()
+	var sent []policy.ID
+	for i := range 5 {
+		sent = append(sent, com.post(alice, "alice", fmt.Sprint("hi bob ", i)))
+		sent = append(sent, com.post(bob, "bob", fmt.Sprint("hi alice ", i)))
+	}
+	eventually(t, "Alice and Bob hold each other's messages", func() bool { return com.set(alice) == com.set(bob) && com.set(bob).Count == 10 })
+	alice.stop()
+	for i := range 5 {
+		sent = append(sent, com.post(bob, "bob", fmt.Sprint("anyone? ", i)))
+	}
+	carol.start()
+	link(bob, carol)
+	if _, err := carol.rep.Sync(ctx, bob.info()); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range sent {
+		if !com.has(carol, id) {
+			t.Fatalf("Carol lacks %s after syncing from Bob's node", id)
+		}
+	}
+	// Every node stopped: nothing is lost.
+	bob.stop()
+	carol.stop()
+	for _, h := range []*node{alice, bob, carol} {
+		st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(h.dir, "hub.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		envs, err := st.ReadChannel(ctx, com.gen.ID, com.general, 0, storage.MaxPage)
+		st.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[*node]int{alice: 10, bob: 15, carol: 15}[h]
+		if len(envs) != want {
+			t.Fatalf("%s holds %d envelopes after a stop, want %d", h.name, len(envs), want)
+		}
+	}
+	// Any one returns and the chat resumes; the others catch up from it.
+	alice.start()
+	id := com.post(alice, "alice", "back")
+	bob.start()
+	link(alice, bob)
+	if _, err := bob.rep.Sync(ctx, alice.info()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.rep.Sync(ctx, bob.info()); err != nil {
+		t.Fatal(err)
+	}
+	if !com.has(bob, id) || com.set(alice) != com.set(bob) || com.set(alice).Count != 16 {
+		t.Fatalf("after resuming: alice %d, bob %d", com.set(alice).Count, com.set(bob).Count)
+	}
+}
+
+// A strict channel is never offered to, nor accepted by, a hub that may
+// not store it.
+func TestStrictChannelStaysWithGrantedHubs(t *testing.T) {
+	granted, other := newNode(t, "hub-granted", nil), newNode(t, "hub-other", nil)
+	link(granted, other)
+	com := newCommunity(t, granted, other)
+	strict := com.event("alice", &policy.ChannelCreate{Name: "mods", Durability: policy.Strict})
+	com.event("alice", &policy.StorageGrant{Node: granted.svc.NodeID(), Channels: []policy.ID{strict.ID}})
+	com.publish(granted)
+	com.publish(other)
+	e, err := policy.NewEnvelope(com.device("alice"), policy.EnvelopeBody{Server: com.gen.ID, Channel: strict.ID, Epoch: 1, Time: time.Now().UnixMilli(), Ciphertext: []byte("secret")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := granted.svc.Post(ctx, [][]byte{e.Raw}); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	if _, err := other.rep.Sync(ctx, granted.info()); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond) // any push would have landed
+	if com.has(other, e.ID) {
+		t.Fatal("a strict channel reached a hub not granted it")
+	}
+	// Offered anyway (a misbehaving peer), it is refused.
+	if n, _ := other.svc.ReplicateEnvelopes(ctx, [][]byte{e.Raw}); n != 0 || com.has(other, e.ID) {
+		t.Fatal("an ungranted hub accepted a strict channel")
+	}
+}

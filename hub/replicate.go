@@ -1,0 +1,234 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/guildhall/guildhall/fanout"
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/reconcile"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// A Peer is another hub (or home node) as replication sees it: its node
+// key, and its certificate when it is a member's home node.
+type Peer struct {
+	Node policy.PublicKey
+	Cert *policy.DeviceCert
+}
+
+// Hosted lists the servers this hub hosts.
+func (s *Service) Hosted(ctx context.Context) ([]policy.ID, error) {
+	ts, err := s.cfg.Store.Tenants(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]policy.ID, 0, len(ts))
+	for _, t := range ts {
+		out = append(out, t.Server)
+	}
+	return out, nil
+}
+
+// NodeCert returns this hub's certificate as a member's home node, or nil.
+func (s *Service) NodeCert() *policy.DeviceCert { return s.cfg.NodeCert }
+
+// Eligible returns the channels of a server that a node may store, in
+// this hub's view of the server's state.
+func (s *Service) Eligible(ctx context.Context, server policy.ID, p Peer) ([]policy.ID, error) {
+	sl, err := s.lockLog(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.mu.Unlock()
+	st := sl.log.State()
+	var out []policy.ID
+	for _, ch := range st.Channels() {
+		if st.MayStore(p.Node, p.Cert, ch.ID, s.now()) == nil {
+			out = append(out, ch.ID)
+		}
+	}
+	return out, nil
+}
+
+// self is this hub as a Peer.
+func (s *Service) self() Peer { return Peer{Node: s.node.Identity, Cert: s.cfg.NodeCert} }
+
+// MayReplicate decides whether a peer may receive a channel's ciphertext
+// (channel zero: the server's state log, which any peer eligible for some
+// channel may have).
+func (s *Service) MayReplicate(ctx context.Context, server, channel policy.ID, p Peer) error {
+	chans, err := s.Eligible(ctx, server, p)
+	if err != nil {
+		return err
+	}
+	for _, c := range chans {
+		if channel.IsZero() || c == channel {
+			return nil
+		}
+	}
+	return &policy.Error{Code: policy.CodeNotEligible, Detail: fmt.Sprintf("node %s may not store this server's channel", p.Node)}
+}
+
+// EventIDs lists the IDs of a hosted server's stored state events.
+func (s *Service) EventIDs(ctx context.Context, server policy.ID) ([]policy.ID, error) {
+	sl, err := s.lockLog(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.mu.Unlock()
+	return sl.log.Order(), nil // folded events; pending ones travel when their ancestors do
+}
+
+// EventsExcept returns a hosted server's state events whose IDs are not in
+// have, at most limit.
+func (s *Service) EventsExcept(ctx context.Context, server policy.ID, have map[policy.ID]bool, limit int) ([][]byte, error) {
+	var out [][]byte
+	for after := uint64(0); ; {
+		page, err := s.cfg.Store.Events(ctx, server, after, storage.MaxPage)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range page {
+			if !have[e.ID] {
+				if out = append(out, e.Raw); len(out) == limit {
+					return out, nil
+				}
+			}
+			after = e.Seq
+		}
+		if len(page) < storage.MaxPage {
+			return out, nil
+		}
+	}
+}
+
+// ReplicateEvents takes state events another hub holds of a server this
+// hub hosts. Unlike a client's publication, history is admitted as the log
+// resolves it (an event by a member who was later banned is still part of
+// the log); only events by identities that never were members are refused,
+// so strangers cannot fill the log through a peer.
+func (s *Service) ReplicateEvents(ctx context.Context, server policy.ID, raws [][]byte) (int, error) {
+	if len(raws) == 0 {
+		return 0, nil
+	}
+	events, err := s.verifier.ParseEvents(raws)
+	if err != nil {
+		return 0, err
+	}
+	for _, e := range events {
+		if e.Kind == policy.EvGenesis && e.ID != server || e.Kind != policy.EvGenesis && e.Server != server {
+			return 0, &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("event %s is not of server %s", e.ID, server)}
+		}
+	}
+	sl, err := s.lockLog(ctx, server)
+	if err != nil {
+		return 0, err
+	}
+	defer sl.mu.Unlock()
+	// Resolve the log with the new events to see who they are by.
+	trial, err := policy.Resolve(sl.log.Genesis(), append(sl.log.Events(), events...))
+	if err != nil {
+		return 0, err
+	}
+	var keep []storage.Event
+	for _, e := range events {
+		if _, known := sl.log.Event(e.ID); known {
+			continue
+		}
+		if _, reason := trial.Outcome(e.ID); policy.CodeOf(reason) == policy.CodeNotMember && e.Kind != policy.EvJoin {
+			continue
+		}
+		keep = append(keep, storage.Event{ID: e.ID, Raw: e.Raw})
+	}
+	if len(keep) == 0 {
+		return 0, nil
+	}
+	n, err := s.cfg.Store.AppendEvents(ctx, server, keep)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.refresh(ctx, sl); err != nil {
+		return n, err
+	}
+	if n > 0 {
+		s.notify(ctx, []Note{{Server: server}})
+	}
+	return n, nil
+}
+
+// ChannelSet is a channel's stored envelopes as a reconciliation set.
+func (s *Service) ChannelSet(server, channel policy.ID) reconcile.Set {
+	return s.channelSet(server, channel)
+}
+
+// FetchFor returns stored envelopes by ID for a peer, only of channels the
+// peer may store; tombstoned ones come without ciphertext.
+func (s *Service) FetchFor(ctx context.Context, server policy.ID, p Peer, ids []policy.ID) ([]storage.Envelope, error) {
+	chans, err := s.Eligible(ctx, server, p)
+	if err != nil {
+		return nil, err
+	}
+	ok := map[policy.ID]bool{}
+	for _, c := range chans {
+		ok[c] = true
+	}
+	var out []storage.Envelope
+	for _, id := range ids {
+		e, err := s.cfg.Store.GetEnvelope(ctx, id)
+		if err != nil || e.Server != server || !ok[e.Channel] || e.Raw == nil {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// ReplicateEnvelopes stores envelopes another hub holds: each verified,
+// acceptable in the server's current state (no freshness check: this is
+// history), and of a channel this hub may store. Stored ones are fanned
+// out to local subscribers. It returns how many were new.
+func (s *Service) ReplicateEnvelopes(ctx context.Context, raws [][]byte) (int, error) {
+	now := s.now()
+	var ok []storage.Envelope
+	for _, raw := range raws {
+		e, err := s.verifier.Envelope(raw)
+		if err != nil {
+			continue
+		}
+		sl, err := s.lockLog(ctx, e.Server)
+		if err != nil {
+			continue
+		}
+		st := sl.log.State()
+		err = st.CheckEnvelope(e, now)
+		if err == nil {
+			err = st.MayStore(s.node.Identity, s.cfg.NodeCert, e.Channel, now)
+		}
+		sl.mu.Unlock()
+		if err != nil {
+			continue
+		}
+		ok = append(ok, storage.Envelope{ID: e.ID, Server: e.Server, Channel: e.Channel, Sender: e.Author, Time: e.Time, Raw: e.Raw})
+	}
+	if len(ok) == 0 {
+		return 0, nil
+	}
+	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	var notes []Note
+	for i, st := range stored {
+		if st.Duplicate {
+			continue
+		}
+		n++
+		e := ok[i]
+		s.publish(&fanout.Message{Topic: fanout.Topic{Server: e.Server, Channel: e.Channel}, Seq: st.Seq, Payload: e.Raw})
+		notes = append(notes, Note{Server: e.Server, Channel: e.Channel, Seq: st.Seq, ID: e.ID})
+	}
+	s.notify(ctx, notes)
+	return n, nil
+}
