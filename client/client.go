@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -222,6 +223,24 @@ func (c *Client) Hubs(ctx context.Context, server policy.ID) ([]string, error) {
 // AddHub records a hub for a server (invites and the user bring them).
 func (c *Client) AddHub(ctx context.Context, server policy.ID, url string) error {
 	return c.st.addServer(ctx, server, []string{url})
+}
+
+// PreferHub puts a hub first among a server's hubs: reads try it first
+// and fall back to the others (a member's home node, typically).
+func (c *Client) PreferHub(ctx context.Context, server policy.ID, url string) error {
+	hubs, err := c.st.hubs(ctx, server)
+	if err != nil {
+		return err
+	}
+	order := []string{url}
+	for _, h := range hubs {
+		if h != url {
+			order = append(order, h)
+		}
+	}
+	b, _ := json.Marshal(order)
+	_, err = c.st.db.ExecContext(ctx, "INSERT INTO servers (id, hubs) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET hubs = excluded.hubs", server[:], string(b))
+	return err
 }
 
 // Servers lists the servers this client knows.

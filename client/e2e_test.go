@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/guildhall/guildhall/client/clienttest"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -293,5 +295,60 @@ func TestLinkedDeviceRevoked(t *testing.T) {
 			}
 			assertNoPlaintext(t, hub, []string{fromLaptop, fileText, afterRevoke})
 		})
+	}
+}
+
+// A member's home node keeps the community's history: it replicates from
+// the community hub while its owner is away, and the owner reads from it
+// first.
+func TestHomeNodeKeepsHistory(t *testing.T) {
+	community := clienttest.NewHub(t, "sqlite")
+	community.Extra = "p2p:\n  enabled: true\n  listen: [/ip4/127.0.0.1/tcp/0]\n  interval: 1s\n"
+	community.Start()
+	if community.P2P == "" {
+		t.Fatal("the community hub reports no libp2p address")
+	}
+	alice := newClient(t, "alice-desktop")
+	home := clienttest.NewHub(t, "sqlite")
+	req := must[LinkRequest](t)(DecodeLinkRequest(home.LinkRequest()))
+	cert := must[*policy.DeviceCert](t)(alice.LinkDevice(ctx, req))
+	home.Admission = "home"
+	home.Extra = "home:\n  owner_cert: " + EncodeCert(cert) + "\np2p:\n  enabled: true\n  listen: [/ip4/127.0.0.1/tcp/0]\n  interval: 1s\n  peers: [" + community.P2P + "]\n"
+	home.Start()
+
+	server := must[policy.ID](t)(alice.CreateServer(ctx, "club", []string{community.URL, home.URL}, ServerOptions{}))
+	general := must[policy.ID](t)(alice.CreateChannel(ctx, server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated}))
+	bob := newClient(t, "bob")
+	must[policy.ID](t)(bob.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))))
+	must[*Sent](t)(alice.Send(ctx, server, general, "before the trip"))
+
+	home.Stop() // alice's desktop is off; bob keeps talking on the community hub
+	var sent []string
+	for i := range 5 {
+		text := fmt.Sprint("while you were away ", i)
+		sent = append(sent, text)
+		must[*Sent](t)(bob.Send(ctx, server, general, text))
+	}
+	home.Start() // back: the home node catches up from the community hub
+	ok(t, alice.PreferHub(ctx, server, home.URL))
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		// Read from the home node alone.
+		n, err := alice.hub(home.URL).Read(ctx, must[string](t)(alice.hub(home.URL).Login(ctx, must[*Device](t)(alice.Device()))), server, general, 0, 100)
+		if err == nil && len(n.Envelopes) >= 7 { // key bundle(s) + 6 messages
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the home node holds %d envelopes (%v)", len(n.Envelopes), err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	community.Stop() // and even with the community hub gone, alice reads all of it
+	must[int](t)(alice.Sync(ctx, server, general, nil))
+	got := texts(t, alice, server, general)
+	for _, s := range sent {
+		if !slices.Contains(got, s) {
+			t.Fatalf("alice, reading from her home node, lacks %q (has %q)", s, got)
+		}
 	}
 }

@@ -65,6 +65,10 @@ const (
 	AllowList
 	// Open: any server, admitted on first use with the default quota.
 	Open
+	// Home: a member's home node: the servers its owner (the identity of
+	// NodeCert) creates or joins, admitted when the owner's genesis or join
+	// arrives, with the default quota.
+	Home
 )
 
 // Config configures a Service.
@@ -110,6 +114,9 @@ func (c *Config) validate() error {
 	}
 	if c.NodeCert != nil && c.NodeCert.Device != policy.KeyOf(c.NodeKey) {
 		return errors.New("hub: NodeCert does not certify NodeKey")
+	}
+	if c.Admission == Home && c.NodeCert == nil {
+		return errors.New("hub: a home node needs NodeCert, its owner's certificate of the node key")
 	}
 	if c.Now == nil {
 		c.Now = time.Now

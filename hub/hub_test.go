@@ -349,3 +349,36 @@ func TestRestartReloadsState(t *testing.T) {
 		t.Fatal(res[0].Err)
 	}
 }
+
+// A home node hosts only the servers its owner creates or joins.
+func TestHomeAdmission(t *testing.T) {
+	cert, err := policy.NewDeviceCert(key("alice"), policy.DeviceCertBody{Device: policy.KeyOf(key("home")), KEM: policy.KEMX25519, EncKey: make([]byte, 32),
+		Issued: t0.UnixMilli(), Expires: t0.Add(24 * time.Hour).UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{NodeKey: key("home"), Store: nil, Admission: Home}); err == nil {
+		t.Fatal("a home node without a certificate")
+	}
+	f := newFixtureOn(t, "sqlite", func(c *Config) { c.NodeKey, c.NodeCert, c.Admission = key("home"), cert, Home })
+	mine := f.event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: "mine", Everyone: policy.PermRead}})
+	if _, err := f.hub.PublishEvents(context.Background(), mine.ID, [][]byte{mine.Raw}); err != nil {
+		t.Fatalf("the owner's server: %v", err)
+	}
+	f.now = f.now.Add(time.Second)
+	other := f.event("zed", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("zed"))}, Policy: policy.ServerPolicy{Name: "zed's", Everyone: policy.PermRead}})
+	if _, err := f.hub.PublishEvents(context.Background(), other.ID, [][]byte{other.Raw}); !errors.Is(err, storage.ErrNotHosted) {
+		t.Fatalf("another's server: %v", err)
+	}
+	inv, err := policy.NewInvite(policy.IdentitySigner(key("zed")), policy.InviteBody{Server: other.ID, Issued: f.now.UnixMilli(), Expires: f.now.Add(time.Hour).UnixMilli(), Uses: 1, Nonce: []byte("0123456789abcdef")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	join, err := policy.NewEvent(policy.IdentitySigner(key("alice")), other.ID, []policy.ID{other.ID}, f.tick(), &policy.Join{Invite: inv.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.hub.PublishEvents(context.Background(), other.ID, [][]byte{other.Raw, join.Raw}); err != nil {
+		t.Fatalf("a server the owner joins: %v", err)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/hub/wire"
@@ -49,7 +50,7 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 		if genesis == nil || !errors.Is(err, storage.ErrNotHosted) {
 			return nil, err
 		}
-		if sl, err = s.admit(ctx, genesis); err != nil {
+		if sl, err = s.admit(ctx, genesis, events); err != nil {
 			return nil, err
 		}
 	}
@@ -92,18 +93,20 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 
 // admit makes a server a tenant when its genesis arrives, as the admission
 // mode allows, and returns its new log.
-func (s *Service) admit(ctx context.Context, genesis *policy.Event) (*serverLog, error) {
+func (s *Service) admit(ctx context.Context, genesis *policy.Event, with []*policy.Event) (*serverLog, error) {
 	server := genesis.ID
 	switch _, err := s.cfg.Store.Tenant(ctx, server); {
 	case err == nil: // provisioned by the operator: its genesis is welcome
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
-	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && s.allowed[server]:
+	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && s.allowed[server] || s.cfg.Admission == Home && s.ownerActs(with):
 		if err := s.cfg.Store.PutTenant(ctx, server, s.cfg.DefaultQuota); err != nil {
 			return nil, err
 		}
 	case s.cfg.Admission == AllowList:
 		return nil, fmt.Errorf("hub: server %s is not on this hub's allow-list: %w", server, storage.ErrNotHosted)
+	case s.cfg.Admission == Home:
+		return nil, fmt.Errorf("hub: this home node hosts only its owner's servers, and %s brings no event of the owner: %w", server, storage.ErrNotHosted)
 	default:
 		return nil, fmt.Errorf("hub: server %s was not provisioned on this hub: %w", server, storage.ErrNotHosted)
 	}
@@ -112,6 +115,21 @@ func (s *Service) admit(ctx context.Context, genesis *policy.Event) (*serverLog,
 	}
 	s.metrics.admitted.Inc()
 	return s.lockLog(ctx, server)
+}
+
+// ownerActs reports whether the home node's owner created or joins in a
+// publication (a genesis naming it as creator, or an event it authored).
+func (s *Service) ownerActs(events []*policy.Event) bool {
+	owner := s.cfg.NodeCert.Identity
+	for _, e := range events {
+		if e.Author == owner {
+			return true
+		}
+		if g, ok := e.Body.(*policy.Genesis); ok && slices.Contains(g.Creators, owner) {
+			return true
+		}
+	}
+	return false
 }
 
 // Posted is the outcome of one posted envelope: a receipt, or why not.

@@ -65,8 +65,13 @@ type Hub struct {
 	Dir     string // data directory
 	DBURL   string // its own database (postgres profile)
 	Bucket  string // its own bucket (postgres profile)
-	config  string
-	cmd     *exec.Cmd
+	P2P     string // its libp2p address, when p2p is enabled (Extra)
+	// Admission and Extra shape the configuration NewHub writes: the
+	// admission mode (default open) and more YAML (p2p, home...).
+	Admission, Extra string
+	base             string
+	config           string
+	cmd              *exec.Cmd
 }
 
 // StartHub starts a hub on a storage profile: "sqlite" (embedded) or
@@ -74,8 +79,17 @@ type Hub struct {
 // bucket of GUILDHALL_TEST_S3). It admits any server; the test stops it.
 func StartHub(t *testing.T, profile string) *Hub {
 	t.Helper()
-	h := &Hub{t: t, Profile: profile, Dir: t.TempDir()}
-	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nadmission:\n  mode: open\n", h.Dir)
+	h := NewHub(t, profile)
+	h.Start()
+	return h
+}
+
+// NewHub prepares a hub without starting it: set Admission and Extra, run
+// LinkRequest if it is to be a home node, then Start.
+func NewHub(t *testing.T, profile string) *Hub {
+	t.Helper()
+	h := &Hub{t: t, Profile: profile, Dir: t.TempDir(), Admission: "open"}
+	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n", h.Dir)
 	if profile == "postgres" {
 		base := storagetest.Require(t, "GUILDHALL_TEST_POSTGRES")
 		s3 := storagetest.Require(t, "GUILDHALL_TEST_S3")
@@ -88,18 +102,34 @@ func StartHub(t *testing.T, profile string) *Hub {
 		cfg += fmt.Sprintf("storage:\n  postgres_url: %q\n  s3:\n    endpoint: %s\n    bucket: %s\n    access_key: %s\n    secret_key: %s\n    secure: false\n    create_bucket: true\n",
 			h.DBURL, u.Host, h.Bucket, os.Getenv("GUILDHALL_TEST_S3_ACCESS_KEY"), os.Getenv("GUILDHALL_TEST_S3_SECRET_KEY"))
 	}
-	h.config = filepath.Join(h.Dir, "hub.yaml")
-	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	h.Start()
+	h.base, h.config = cfg, filepath.Join(h.Dir, "hub.yaml")
 	t.Cleanup(h.Stop)
 	return h
+}
+
+func (h *Hub) writeConfig() {
+	h.t.Helper()
+	cfg := h.base + "admission:\n  mode: " + h.Admission + "\n" + h.Extra
+	if err := os.WriteFile(h.config, []byte(cfg), 0o600); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// LinkRequest returns the hub's request to become its owner's home node.
+func (h *Hub) LinkRequest() string {
+	h.t.Helper()
+	h.writeConfig()
+	out, err := exec.Command(buildHub(h.t), "-config", h.config, "link-request").CombinedOutput()
+	if err != nil {
+		h.t.Fatalf("link-request: %v\n%s", err, out)
+	}
+	return strings.Fields(string(out))[0]
 }
 
 // Start starts the hub (again, on the same port after Stop).
 func (h *Hub) Start() {
 	h.t.Helper()
+	h.writeConfig()
 	cmd := exec.Command(buildHub(h.t), "-config", h.config)
 	if h.URL != "" { // restart on the same port
 		cmd.Args = append(cmd.Args, "-listen", strings.TrimPrefix(h.URL, "http://"))
@@ -115,11 +145,15 @@ func (h *Hub) Start() {
 	h.cmd = cmd
 	sc := bufio.NewScanner(out)
 	api, admin := regexp.MustCompile(`^api\s+(\S+)`), regexp.MustCompile(`^admin\s+(\S+)`)
+	p2p := regexp.MustCompile(`^\s+(/ip4/\S+/p2p/\S+)`)
 	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
 	defer deadline.Stop()
 	for sc.Scan() {
 		if m := api.FindStringSubmatch(sc.Text()); m != nil {
 			h.URL = m[1]
+		}
+		if m := p2p.FindStringSubmatch(sc.Text()); m != nil && h.P2P == "" {
+			h.P2P = m[1]
 		}
 		if m := admin.FindStringSubmatch(sc.Text()); m != nil {
 			h.Admin = m[1]

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"go.yaml.in/yaml/v3"
 
 	"github.com/guildhall/guildhall/policy"
@@ -26,8 +28,27 @@ type Config struct {
 	Storage     StorageConf  `yaml:"storage"`
 	Admission   AdmissionCfg `yaml:"admission"`
 	Limits      Limits       `yaml:"limits"`
+	P2P         P2PConfig    `yaml:"p2p"`
+	Home        HomeConfig   `yaml:"home"`
 	LogLevel    string       `yaml:"log_level"`
 	LogFormat   string       `yaml:"log_format"`
+}
+
+// P2PConfig is the hub's libp2p node and replication with other hubs.
+type P2PConfig struct {
+	Enabled   bool          `yaml:"enabled"`
+	Listen    []string      `yaml:"listen"`
+	Announce  []string      `yaml:"announce"`
+	DHT       bool          `yaml:"dht"`
+	Bootstrap []string      `yaml:"bootstrap"`
+	Peers     []string      `yaml:"peers"`
+	Interval  time.Duration `yaml:"interval"`
+}
+
+// HomeConfig makes the hub a member's home node.
+type HomeConfig struct {
+	OwnerCert     string `yaml:"owner_cert"`
+	OwnerCertFile string `yaml:"owner_cert_file"`
 }
 
 type TLSConfig struct {
@@ -183,17 +204,45 @@ func (c *Config) finish() error {
 		}
 		c.Storage.S3.SecretKey = strings.TrimSpace(string(b))
 	}
+	if c.Home.OwnerCertFile != "" && c.Home.OwnerCert == "" {
+		b, err := os.ReadFile(c.Home.OwnerCertFile)
+		if err != nil {
+			return fmt.Errorf("home.owner_cert_file: %w", err)
+		}
+		c.Home.OwnerCert = strings.TrimSpace(string(b))
+	}
 	if c.Admission.Mode == "" {
-		c.Admission.Mode = "provisioned"
-		if loopback(c.Listen) {
+		switch {
+		case c.Home.OwnerCert != "":
+			c.Admission.Mode = "home"
+		case loopback(c.Listen):
 			c.Admission.Mode = "open"
+		default:
+			c.Admission.Mode = "provisioned"
 		}
 	}
 	var errs []error
 	switch c.Admission.Mode {
 	case "open", "allow-list", "provisioned":
+	case "home":
+		if c.Home.OwnerCert == "" {
+			errs = append(errs, errors.New("admission.mode home needs home.owner_cert"))
+		}
 	default:
-		errs = append(errs, fmt.Errorf("admission.mode %q: want open, allow-list or provisioned", c.Admission.Mode))
+		errs = append(errs, fmt.Errorf("admission.mode %q: want open, allow-list, provisioned or home", c.Admission.Mode))
+	}
+	if c.Home.OwnerCert != "" {
+		if _, err := ownerCert(c.Home.OwnerCert); err != nil {
+			errs = append(errs, fmt.Errorf("home.owner_cert: %w", err))
+		}
+	}
+	if c.P2P.Enabled {
+		if _, err := addrInfos(c.P2P.Bootstrap); err != nil {
+			errs = append(errs, fmt.Errorf("p2p.bootstrap: %w", err))
+		}
+		if _, err := addrInfos(c.P2P.Peers); err != nil {
+			errs = append(errs, fmt.Errorf("p2p.peers: %w", err))
+		}
 	}
 	for _, s := range c.Admission.Allow {
 		if _, err := policy.ParseID(s); err != nil {
@@ -235,4 +284,26 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// ownerCert decodes a device certificate token (ghcert1:...), as
+// "guild device approve" prints it.
+func ownerCert(token string) (*policy.DeviceCert, error) {
+	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, "ghcert1:"))
+	if err != nil || !strings.HasPrefix(token, "ghcert1:") {
+		return nil, errors.New("not a ghcert1: certificate token")
+	}
+	return policy.ParseDeviceCert(b)
+}
+
+func addrInfos(ss []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, s := range ss {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", s, err)
+		}
+		out = append(out, *ai)
+	}
+	return out, nil
 }

@@ -10,6 +10,8 @@ package main
 
 import (
 	"context"
+	"crypto/ecdh"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"flag"
@@ -27,11 +29,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/hub/replica"
 	"github.com/guildhall/guildhall/nodekey"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/relay/p2p"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/fs"
 	"github.com/guildhall/guildhall/storage/postgres"
@@ -68,6 +73,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if *showVersion {
 		fmt.Fprintln(stdout, "hub", version)
 		return nil
+	}
+	if fl.Arg(0) == "link-request" {
+		return linkRequest(getenv, *configPath, *dataDir, stdout)
 	}
 	cfg, err := load(*configPath)
 	if err != nil {
@@ -166,8 +174,17 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		hcfg.Admission = hub.Open
 	case "allow-list":
 		hcfg.Admission = hub.AllowList
+	case "home":
+		hcfg.Admission = hub.Home
 	default:
 		hcfg.Admission = hub.Provisioned
+	}
+	if cfg.Home.OwnerCert != "" {
+		c, _ := ownerCert(cfg.Home.OwnerCert) // checked by finish
+		if c.Device != policy.KeyOf(key) {
+			return fmt.Errorf("home.owner_cert certifies %s, not this hub's node key %s (make it with: hub link-request)", c.Device, policy.KeyOf(key))
+		}
+		hcfg.NodeCert = c
 	}
 	for _, s := range cfg.Admission.Allow {
 		id, _ := policy.ParseID(s) // checked by finish
@@ -190,6 +207,36 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		defer cancel()
 		if err := bus.Listen(lctx, svc); err != nil {
 			return err
+		}
+	}
+
+	var rep *replica.Replicator
+	if cfg.P2P.Enabled {
+		boot, _ := addrInfos(cfg.P2P.Bootstrap)
+		peers, _ := addrInfos(cfg.P2P.Peers)
+		listen := cfg.P2P.Listen
+		if len(listen) == 0 {
+			listen = []string{"/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"}
+		}
+		node, err := p2p.New(ctx, p2p.Config{Key: key, Listen: listen, Announce: cfg.P2P.Announce, DHT: cfg.P2P.DHT, Bootstrap: boot, Logger: log})
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		if rep, err = replica.New(replica.Config{Service: svc, Host: node.Host, DHT: node.DHT, Peers: peers, Interval: cfg.P2P.Interval, Logger: log}); err != nil {
+			return err
+		}
+		if bus != nil {
+			svc.SetNotifier(hub.MultiNotifier{bus, rep})
+		} else {
+			svc.SetNotifier(rep)
+		}
+		rctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		go rep.Run(rctx)
+		fmt.Fprintf(stdout, "p2p     %s\n", node.Host.ID())
+		for _, a := range node.Host.Addrs() {
+			fmt.Fprintf(stdout, "        %s/p2p/%s\n", a, node.Host.ID())
 		}
 	}
 
@@ -249,5 +296,37 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		log.Warn("shutdown was not clean", "err", err)
 	}
+	return nil
+}
+
+// linkRequest prints the request a member approves ("guild device approve")
+// to make this hub their home node: the node key as a device, with an
+// encryption key derived from it (a hub never decrypts; the certificate
+// format needs one).
+func linkRequest(getenv func(string) string, configPath, dataDir string, stdout io.Writer) error {
+	cfg, err := load(configPath)
+	if err != nil {
+		return err
+	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return err
+	}
+	if dataDir != "" {
+		cfg.DataDir = dataDir
+	}
+	if err := cfg.finish(); err != nil {
+		return err
+	}
+	key, _, err := nodekey.Load(cfg.NodeKeyFile)
+	if err != nil {
+		return err
+	}
+	seed := sha256.Sum256(append([]byte("guildhall/v1/hub-enc-key"), key.Seed()...))
+	enc, err := ecdh.X25519().NewPrivateKey(seed[:])
+	if err != nil {
+		return err
+	}
+	req := client.LinkRequest{Device: policy.KeyOf(key), EncKey: enc.PublicKey().Bytes(), Name: "home node"}
+	fmt.Fprintf(stdout, "%s\n\napprove it with: guild device approve TOKEN\nthen set home.owner_cert to the certificate it prints\n", req.Encode())
 	return nil
 }
