@@ -205,6 +205,9 @@ func (m MultiNotifier) Notify(ctx context.Context, notes []Note) error {
 // NodeID returns the hub's node key.
 func (s *Service) NodeID() policy.PublicKey { return s.node.Identity }
 
+// Broker returns the broker local subscribers follow, or nil.
+func (s *Service) Broker() *fanout.Broker { return s.cfg.Broker }
+
 // Metrics returns the service's collectors, for the binary to register.
 func (s *Service) Metrics() *Metrics { return s.metrics }
 

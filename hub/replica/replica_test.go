@@ -37,7 +37,7 @@ func pub(name string) policy.PublicKey { return policy.KeyOf(key(name)) }
 // node is one hub with its store, libp2p host and replicator; stop and
 // start keep its store (a restart).
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	name   string
 	dir    string
 	cert   *policy.DeviceCert
@@ -49,7 +49,7 @@ type node struct {
 	cancel context.CancelFunc
 }
 
-func newNode(t *testing.T, name string, cert *policy.DeviceCert) *node {
+func newNode(t testing.TB, name string, cert *policy.DeviceCert) *node {
 	n := &node{t: t, name: name, dir: t.TempDir(), cert: cert, gater: &deny{peers: map[peer.ID]bool{}}}
 	n.start()
 	t.Cleanup(n.stop)
@@ -112,7 +112,7 @@ func (g *deny) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) 
 // community is a server with one replicated channel, alice as creator,
 // bob and carol as members, and a storage grant for each hub.
 type community struct {
-	t       *testing.T
+	t       testing.TB
 	now     int64
 	gen     *policy.Event
 	heads   []policy.ID
@@ -120,7 +120,7 @@ type community struct {
 	events  [][]byte
 }
 
-func newCommunity(t *testing.T, hubs ...*node) *community {
+func newCommunity(t testing.TB, hubs ...*node) *community {
 	c := &community{t: t, now: time.Now().UnixMilli() - 60_000}
 	c.gen = c.event("alice", &policy.Genesis{Creators: []policy.PublicKey{pub("alice")}, Policy: policy.ServerPolicy{Name: "club", Everyone: policy.PermRead | policy.PermPost}})
 	ch := c.event("alice", &policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
