@@ -41,6 +41,9 @@ type Note struct {
 	Server, Channel policy.ID
 	Seq             uint64
 	ID              policy.ID
+	// Deleted marks a tombstone applied to envelope ID (for replication
+	// between hubs; processes sharing a store see it in storage).
+	Deleted bool
 }
 
 // ErrSlow ends a subscription whose queue overflowed; ErrClosed one its

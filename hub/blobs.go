@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -88,7 +89,22 @@ func (s *Service) GetBlob(ctx context.Context, r Reader, server, id policy.ID) (
 	if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
 		return nil, 0, err
 	}
-	return s.cfg.Blobs.GetBlob(ctx, id)
+	rc, size, err := s.cfg.Blobs.GetBlob(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) && s.blobSource != nil {
+		// Replicated lazily: fetched from a peer hub the first time it is read.
+		b, ferr := s.blobSource.FetchBlob(ctx, server, id)
+		if ferr != nil || policy.Sum(b) != id || int64(len(b)) > s.cfg.MaxBlob {
+			return nil, 0, err
+		}
+		if err := s.cfg.Blobs.PutBlob(ctx, id, bytes.NewReader(b), int64(len(b))); err != nil {
+			return nil, 0, err
+		}
+		if err := s.cfg.Store.AddBlobRef(ctx, server, id, int64(len(b))); err != nil {
+			return nil, 0, err
+		}
+		return io.NopCloser(bytes.NewReader(b)), int64(len(b)), nil
+	}
+	return rc, size, err
 }
 
 // PresignBlob returns a URL with which the client moves a blob's bytes

@@ -141,13 +141,14 @@ func (c *Config) validate() error {
 
 // Service is the hub's core. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	node     policy.Signer
-	verifier *policy.Verifier
-	allowed  map[policy.ID]bool
-	senders  *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
-	metrics  *Metrics
-	macKey   []byte // authenticates challenges and session tokens
+	cfg        Config
+	node       policy.Signer
+	verifier   *policy.Verifier
+	allowed    map[policy.ID]bool
+	senders    *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
+	metrics    *Metrics
+	macKey     []byte // authenticates challenges and session tokens
+	blobSource BlobSource
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
@@ -183,6 +184,16 @@ func New(cfg Config) (*Service, error) {
 	}
 	return s, nil
 }
+
+// BlobSource fetches blobs this hub lacks from elsewhere (peer hubs): lazy
+// blob replication.
+type BlobSource interface {
+	FetchBlob(ctx context.Context, server, id policy.ID) ([]byte, error)
+}
+
+// SetBlobSource sets where missing blobs are fetched from. Call it before
+// serving.
+func (s *Service) SetBlobSource(b BlobSource) { s.blobSource = b }
 
 // SetNotifier sets the Notifier after construction (it may need the
 // Service itself, as replication does). Call it before serving.

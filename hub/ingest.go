@@ -213,6 +213,9 @@ func (s *Service) notify(ctx context.Context, notes []Note) {
 // envelope is fanned out to local subscribers; new state events are folded
 // into the server's log if it is loaded.
 func (s *Service) Remote(ctx context.Context, n Note) error {
+	if n.Deleted {
+		return nil // the tombstone is in the shared store already
+	}
 	if n.ID.IsZero() {
 		s.mu.Lock()
 		_, loaded := s.logs[n.Server]

@@ -100,7 +100,11 @@ func (s *Service) tombstone(ctx context.Context, raw []byte) error {
 	if err != nil {
 		return err
 	}
-	return s.cfg.Store.ApplyTombstone(ctx, t.Target, raw)
+	if err := s.cfg.Store.ApplyTombstone(ctx, t.Target, raw); err != nil {
+		return err
+	}
+	s.notify(ctx, []Note{{Server: t.Server, Channel: t.Channel, ID: t.Target, Deleted: true}})
+	return nil
 }
 
 // MaxRanges bounds the ranges of one reconciliation round from a client.

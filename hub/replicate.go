@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"fmt"
+	"io"
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
@@ -231,4 +232,32 @@ func (s *Service) ReplicateEnvelopes(ctx context.Context, raws [][]byte) (int, e
 	}
 	s.notify(ctx, notes)
 	return n, nil
+}
+
+// TombstoneOf returns the signed tombstone applied to an envelope.
+func (s *Service) TombstoneOf(ctx context.Context, id policy.ID) ([]byte, error) {
+	e, err := s.cfg.Store.GetEnvelope(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if e.Tombstone == nil {
+		return nil, fmt.Errorf("hub: envelope %s: %w", id, storage.ErrNotFound)
+	}
+	return e.Tombstone, nil
+}
+
+// ReadBlob returns a stored blob's bytes, for a peer hub (bounded by MaxBlob).
+func (s *Service) ReadBlob(ctx context.Context, id policy.ID) ([]byte, error) {
+	if s.cfg.Blobs == nil {
+		return nil, ErrNoBlobs
+	}
+	r, size, err := s.cfg.Blobs.GetBlob(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if size > s.cfg.MaxBlob {
+		return nil, fmt.Errorf("%w: blob of %d bytes", ErrTooLarge, size)
+	}
+	return io.ReadAll(io.LimitReader(r, s.cfg.MaxBlob))
 }

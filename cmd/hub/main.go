@@ -231,6 +231,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		} else {
 			svc.SetNotifier(rep)
 		}
+		svc.SetBlobSource(rep)
 		rctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		go rep.Run(rctx)

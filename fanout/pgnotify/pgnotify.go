@@ -98,6 +98,9 @@ func (b *Bus) Notify(ctx context.Context, notes []fanout.Note) error {
 	}
 	buf := make([]byte, 0, noteLen)
 	for _, n := range notes {
+		if n.Deleted {
+			continue // other processes read tombstones from the shared store
+		}
 		if sb.Len() == 0 {
 			sb.WriteString(b.origin)
 		}

@@ -118,6 +118,7 @@ func (r *Replicator) Notify(_ context.Context, notes []hub.Note) error {
 		if n.ID.IsZero() {
 			continue
 		}
+		// envelopes and tombstones both travel
 		select {
 		case r.push <- n:
 		default:
@@ -379,6 +380,21 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req request) (respo
 		}
 		_, err := r.svc.ReplicateEnvelopes(ctx, req.Objects) // each verified and judged eligible here
 		return response{}, err
+	case "tombstones":
+		if len(req.Objects) > fetchBatch {
+			return response{}, fmt.Errorf("replica: %d tombstones in one push, limit %d", len(req.Objects), fetchBatch)
+		}
+		r.svc.Tombstone(ctx, req.Objects) // each checked against this hub's state; unknown targets are skipped
+		return response{}, nil
+	case "blob":
+		if len(req.IDs) != 1 {
+			return response{}, errors.New("replica: one blob per request")
+		}
+		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
+			return response{}, err
+		}
+		b, err := r.svc.ReadBlob(ctx, req.IDs[0])
+		return response{Objects: [][]byte{b}}, err
 	}
 	return response{}, fmt.Errorf("replica: unknown operation %q", req.Op)
 }
@@ -502,8 +518,22 @@ func (r *Replicator) pusher(ctx context.Context) {
 
 func (r *Replicator) pushBatch(ctx context.Context, notes []hub.Note) {
 	byServer := map[policy.ID][]policy.ID{}
+	var tombs [][]byte
 	for _, n := range notes {
+		if n.Deleted {
+			if t, err := r.svc.TombstoneOf(ctx, n.ID); err == nil {
+				tombs = append(tombs, t)
+			}
+			continue
+		}
 		byServer[n.Server] = append(byServer[n.Server], n.ID)
+	}
+	if len(tombs) > 0 {
+		for _, p := range r.known() {
+			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			r.call(pctx, p.ID, request{Op: "tombstones", Objects: tombs})
+			cancel()
+		}
 	}
 	for _, p := range r.known() {
 		node, err := discovery.NodeKey(p.ID)
@@ -541,4 +571,21 @@ func (r *Replicator) pushBatch(ctx context.Context, notes []hub.Note) {
 			cancel()
 		}
 	}
+}
+
+// FetchBlob asks the known peers for a blob a server references (the hub's
+// lazy blob replication: see hub.Config.Blobs). The bytes are checked
+// against the ID by the caller.
+func (r *Replicator) FetchBlob(ctx context.Context, server, id policy.ID) ([]byte, error) {
+	var errs []error
+	for _, p := range r.known() {
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		res, err := r.call(pctx, p.ID, request{Op: "blob", Server: server, IDs: []policy.ID{id}})
+		cancel()
+		if err == nil && len(res.Objects) == 1 && policy.Sum(res.Objects[0]) == id {
+			return res.Objects[0], nil
+		}
+		errs = append(errs, err)
+	}
+	return nil, fmt.Errorf("replica: no peer holds blob %s: %w", id, errors.Join(errs...))
 }

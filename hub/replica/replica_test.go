@@ -1,10 +1,12 @@
 package replica
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"fmt"
+	"io"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,6 +22,7 @@ import (
 	"github.com/guildhall/guildhall/reconcile"
 	"github.com/guildhall/guildhall/relay/p2p"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/fs"
 	"github.com/guildhall/guildhall/storage/sqlite"
 )
 
@@ -62,7 +65,11 @@ func (n *node) start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	svc, err := hub.New(hub.Config{NodeKey: key(n.name), NodeCert: n.cert, Store: st, Admission: hub.Open, PostRate: -1, Broker: fanout.New(fanout.Config{})})
+	blobs, err := fs.Open(fs.Config{Dir: filepath.Join(n.dir, "blobs")})
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	svc, err := hub.New(hub.Config{NodeKey: key(n.name), NodeCert: n.cert, Store: st, Blobs: blobs, Admission: hub.Open, PostRate: -1, Broker: fanout.New(fanout.Config{})})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -75,6 +82,7 @@ func (n *node) start() {
 		n.t.Fatal(err)
 	}
 	svc.SetNotifier(rep)
+	svc.SetBlobSource(rep)
 	rctx, cancel := context.WithCancel(ctx)
 	go rep.pusher(rctx)
 	n.svc, n.store, n.p2p, n.rep, n.cancel = svc, st, pn, rep, cancel
@@ -376,5 +384,48 @@ func TestStrictChannelStaysWithGrantedHubs(t *testing.T) {
 	// Offered anyway (a misbehaving peer), it is refused.
 	if n, _ := other.svc.ReplicateEnvelopes(ctx, [][]byte{e.Raw}); n != 0 || com.has(other, e.ID) {
 		t.Fatal("an ungranted hub accepted a strict channel")
+	}
+}
+
+// Deletions follow envelopes to peer hubs, and blobs are fetched from a
+// peer the first time they are read where they are missing.
+func TestTombstonesAndBlobsTravel(t *testing.T) {
+	a, b := newNode(t, "hub-ta", nil), newNode(t, "hub-tb", nil)
+	link(a, b)
+	com := newCommunity(t, a, b)
+	id := com.post(a, "alice", "regrettable")
+	eventually(t, "the envelope reaches B", func() bool { return com.has(b, id) })
+	tomb, err := policy.NewTombstone(com.device("alice"), policy.TombstoneBody{Server: com.gen.ID, Channel: com.general, Target: id, Time: time.Now().UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if errs := a.svc.Tombstone(ctx, [][]byte{tomb.Raw}); errs[0] != nil {
+		t.Fatal(errs[0])
+	}
+	eventually(t, "the deletion reaches B", func() bool {
+		e, err := b.store.GetEnvelope(ctx, id)
+		return err == nil && e.Raw == nil && e.Tombstone != nil
+	})
+
+	data := []byte("an encrypted attachment")
+	blob := policy.Sum(data)
+	alice := hub.Reader{Identity: pub("alice")}
+	if err := a.svc.PutBlob(ctx, alice, com.gen.ID, blob, bytes.NewReader(data), int64(len(data))); err != nil {
+		t.Fatal(err)
+	}
+	rc, size, err := b.svc.GetBlob(ctx, alice, com.gen.ID, blob)
+	if err != nil {
+		t.Fatalf("B reading a blob only A holds: %v", err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if size != int64(len(data)) || !bytes.Equal(got, data) {
+		t.Fatal("the blob fetched from A differs")
+	}
+	a.stop() // now B holds it itself
+	if rc, _, err := b.svc.GetBlob(ctx, alice, com.gen.ID, blob); err != nil {
+		t.Fatalf("after A stopped: %v", err)
+	} else {
+		rc.Close()
 	}
 }
