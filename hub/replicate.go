@@ -261,3 +261,33 @@ func (s *Service) ReadBlob(ctx context.Context, id policy.ID) ([]byte, error) {
 	}
 	return io.ReadAll(io.LimitReader(r, s.cfg.MaxBlob))
 }
+
+// InviteHints returns the hub addresses the invites in a server's state log
+// name (the bootstrap hints newcomers joined with): where other hubs of the
+// server may be found.
+func (s *Service) InviteHints(ctx context.Context, server policy.ID) ([]string, error) {
+	sl, err := s.lockLog(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.mu.Unlock()
+	seen := map[string]bool{}
+	var out []string
+	for _, e := range sl.log.Events() {
+		j, ok := e.Body.(*policy.Join)
+		if !ok {
+			continue
+		}
+		inv, err := policy.ParseInvite(j.Invite)
+		if err != nil {
+			continue
+		}
+		for _, h := range inv.Hubs {
+			if !seen[h] {
+				seen[h] = true
+				out = append(out, h)
+			}
+		}
+	}
+	return out, nil
+}

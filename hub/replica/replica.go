@@ -164,6 +164,14 @@ func (r *Replicator) round(ctx context.Context) {
 			}
 		}
 	}
+	for _, s := range servers { // invites' hints that are libp2p addresses of hubs
+		hints, _ := r.svc.InviteHints(ctx, s)
+		for _, h := range hints {
+			if ai, err := peer.AddrInfoFromString(h); err == nil && ai.ID != r.cfg.Host.ID() {
+				r.AddPeer(*ai)
+			}
+		}
+	}
 	for _, p := range r.known() {
 		sctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		if _, err := r.Sync(sctx, p); err != nil {

@@ -429,3 +429,25 @@ func TestTombstonesAndBlobsTravel(t *testing.T) {
 		rc.Close()
 	}
 }
+
+// A hub finds another through the hub addresses of the invites members
+// joined with.
+func TestPeersFromInviteHints(t *testing.T) {
+	a, b := newNode(t, "hub-ha", nil), newNode(t, "hub-hb", nil)
+	com := newCommunity(t, a, b)
+	hint := b.info().Addrs[0].String() + "/p2p/" + b.p2p.Host.ID().String()
+	inv, err := policy.NewInvite(policy.IdentitySigner(key("alice")), policy.InviteBody{Server: com.gen.ID, Issued: com.now, Expires: com.now + 3_600_000, Uses: 1,
+		Hubs: []string{"https://hub.example.org", hint}, Nonce: []byte("dave-nonce------")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	com.event("dave", &policy.Join{Invite: inv.Raw})
+	com.publish(a)
+	if len(a.rep.known()) != 0 {
+		t.Fatal("A already knows a peer")
+	}
+	a.rep.round(ctx)
+	if len(a.rep.known()) != 1 || a.rep.known()[0].ID != b.p2p.Host.ID() {
+		t.Fatalf("A's peers after a round: %v", a.rep.known())
+	}
+}
