@@ -32,6 +32,7 @@ import (
 	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
+	"github.com/guildhall/guildhall/healthcheck"
 	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/hub/replica"
 	"github.com/guildhall/guildhall/nodekey"
@@ -67,8 +68,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	admission := fl.String("admission", "", "open, allow-list or provisioned")
 	logLevel := fl.String("log-level", "", "debug, info, warn or error")
 	showVersion := fl.Bool("version", false, "print the version and exit")
+	probe := fl.String("healthcheck", "", "probe this URL (2xx: exit 0) and exit; the container HEALTHCHECK")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *probe != "" {
+		return healthcheck.Probe(*probe)
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "hub", version)

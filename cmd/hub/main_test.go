@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/hub/wire"
 	"github.com/guildhall/guildhall/policy"
 )
@@ -140,4 +141,54 @@ func TestBinaryHomeNode(t *testing.T) {
 	if node2 != node {
 		t.Fatalf("node ID changed across a restart: %s -> %s", node, node2)
 	}
+}
+
+// Every example hub configuration loads and validates, with the secrets an
+// operator provides filled in.
+func TestProfileConfigs(t *testing.T) {
+	paths, _ := filepath.Glob("../../configs/*/hub.yaml")
+	if len(paths) < 3 {
+		t.Fatalf("found %v", paths)
+	}
+	dir := t.TempDir()
+	secret := func(name string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("s3cr3t\n"), 0o600)
+		return p
+	}
+	for _, p := range paths {
+		t.Run(filepath.Base(filepath.Dir(p)), func(t *testing.T) {
+			c, err := load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			env := map[string]string{"GUILDHALL_HUB_POSTGRES_URL": "postgres://h@db/h", "GUILDHALL_HUB_S3_ACCESS_KEY": "k",
+				"GUILDHALL_HUB_S3_SECRET_KEY": "s", "GUILDHALL_HUB_ADMIN_TOKEN": "t"}
+			if strings.Contains(p, "home") { // the owner's certificate, as guild prints it
+				if c.Home.OwnerCert != "" {
+					t.Fatal("a home example with a certificate in it")
+				}
+				c.Home.OwnerCert = testCert(t)
+			}
+			if strings.Contains(p, "provider") {
+				c.Admin.TokenFile, c.Storage.S3.SecretKeyFile, env["GUILDHALL_HUB_S3_SECRET_KEY"] = secret("token"), secret("s3"), ""
+			}
+			if err := c.applyEnv(func(k string) string { return env[k] }); err != nil {
+				t.Fatal(err)
+			}
+			if err := c.finish(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func testCert(t *testing.T) string {
+	t.Helper()
+	id := client.NewIdentity()
+	cert, err := id.Certify(client.NewDeviceKeys().Request("home node"), time.Now(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return client.EncodeCert(cert)
 }

@@ -94,6 +94,17 @@ type LimitsConfig struct {
 }
 
 func load(path string) (Config, error) {
+	c, err := loadFile(path)
+	if err == nil {
+		// A secret from the environment (a container's .env), newest first.
+		if s := os.Getenv("GUILDHALL_RELAY_SECRET"); s != "" {
+			c.Auth.Secrets = append([]string{s}, c.Auth.Secrets...)
+		}
+	}
+	return c, err
+}
+
+func loadFile(path string) (Config, error) {
 	var c Config
 	if path == "" {
 		return c, errors.New("a configuration file is required (-config): a relay needs credentials")

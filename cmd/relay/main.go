@@ -33,6 +33,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guildhall/guildhall/discovery"
+	"github.com/guildhall/guildhall/healthcheck"
 	"github.com/guildhall/guildhall/nodekey"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/relay"
@@ -54,8 +55,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	path := fl.String("config", os.Getenv("GUILDHALL_RELAY_CONFIG"), "configuration file (YAML; see configs/relay.yaml)")
 	external := fl.String("external-ip", "", "the relay's public address (overrides external_ip)")
 	showVersion := fl.Bool("version", false, "print the version and exit")
+	probe := fl.String("healthcheck", "", "probe this URL (2xx: exit 0) and exit; the container HEALTHCHECK")
 	if err := fl.Parse(args); err != nil {
 		return err
+	}
+	if *probe != "" {
+		return healthcheck.Probe(*probe)
 	}
 	if *showVersion {
 		fmt.Fprintln(stdout, "relay", version)

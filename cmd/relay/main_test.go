@@ -123,3 +123,36 @@ func TestBinary(t *testing.T) {
 		t.Fatal("no exit after SIGTERM")
 	}
 }
+
+// Every example relay configuration loads and validates, with the secrets
+// an operator provides.
+func TestProfileConfigs(t *testing.T) {
+	paths, _ := filepath.Glob("../../configs/*/relay.yaml")
+	if len(paths) < 3 {
+		t.Fatalf("found %v", paths)
+	}
+	dir := t.TempDir()
+	secrets := filepath.Join(dir, "secrets")
+	os.WriteFile(secrets, []byte("s3cr3t\n"), 0o600)
+	t.Setenv("GUILDHALL_RELAY_SECRET", "from-the-env")
+	for _, p := range paths {
+		t.Run(filepath.Base(filepath.Dir(p)), func(t *testing.T) {
+			c, err := load(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Auth.SecretsFile != "" {
+				c.Auth.SecretsFile = secrets
+			}
+			if c.ExternalIP == "" {
+				c.ExternalIP = "198.51.100.7" // -external-ip
+			}
+			if err := c.finish(); err != nil {
+				t.Fatal(err)
+			}
+			if s, _ := c.secrets(); len(s) == 0 || s[0] != "from-the-env" {
+				t.Fatalf("secrets %v: the environment's comes first", s)
+			}
+		})
+	}
+}
