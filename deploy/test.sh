@@ -38,6 +38,9 @@ go vet ./...
 step "go test -race"
 go test -race -count=1 ./...
 
+step "deployment files (compose, Dockerfile, rules, dashboards, units)"
+(cd deploy/check && go vet ./... && go test -count=1 ./...)
+
 step "fuzz (${FUZZTIME:-200000x} per target)"
 for pkg in $(go list ./...); do
   for target in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do

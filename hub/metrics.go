@@ -18,7 +18,7 @@ type Metrics struct {
 }
 
 func newMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		envelopes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "envelopes_total",
 			Help: "Envelopes posted, by result: stored, or the error code that refused them."}, []string{"result"}),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "fanout_deliveries_total",
@@ -36,6 +36,13 @@ func newMetrics() *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "rate_limited_total",
 			Help: "Requests and envelopes refused by a rate limit, by scope."}, []string{"scope"}),
 	}
+	// Series that exist from the start, so rates and alerts see zero, not nothing.
+	for _, r := range []string{"stored", "unavailable", "internal", "quota_exceeded", "rate_limited"} {
+		m.envelopes.WithLabelValues(r)
+	}
+	m.rateLimited.WithLabelValues("source")
+	m.rateLimited.WithLabelValues("identity")
+	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
@@ -57,9 +64,19 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *Metrics) countPosts(out []Posted) {
+	limited := 0
+	defer func() {
+		if limited > 0 {
+			m.rateLimited.WithLabelValues("identity").Add(float64(limited))
+		}
+	}()
 	for _, p := range out {
 		if p.Err != nil {
-			m.envelopes.WithLabelValues(Code(p.Err)).Inc()
+			c := Code(p.Err)
+			if c == CodeRateLimited {
+				limited++
+			}
+			m.envelopes.WithLabelValues(c).Inc()
 		} else {
 			m.envelopes.WithLabelValues("stored").Inc()
 		}

@@ -35,7 +35,11 @@ func newMetrics() *Metrics {
 		capDropped:        prometheus.NewCounter(prometheus.CounterOpts(ns("bandwidth_dropped_total", "Datagrams dropped over an allocation's bandwidth cap."))),
 		hot:               map[[2]string]counters{},
 	}
+	for _, r := range []string{"user", "total", "draining"} {
+		m.quotaRejections.WithLabelValues(r)
+	}
 	for _, t := range []string{"udp", "tcp"} {
+		m.allocations.WithLabelValues(t)
 		for _, d := range []string{"to_peer", "to_client"} {
 			m.hot[[2]string{t, d}] = counters{m.bytes.WithLabelValues(t, d), m.packets.WithLabelValues(t, d)}
 		}
