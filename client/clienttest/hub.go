@@ -169,6 +169,16 @@ func (h *Hub) Start() {
 	}()
 }
 
+// Kill kills the hub with SIGKILL: no shutdown, no flush, as a crash.
+func (h *Hub) Kill() {
+	if h.cmd == nil {
+		return
+	}
+	h.cmd.Process.Kill()
+	h.cmd.Wait()
+	h.cmd = nil
+}
+
 // Stop stops the hub with SIGINT, as an operator would.
 func (h *Hub) Stop() {
 	if h.cmd == nil {
