@@ -91,9 +91,8 @@ testenv_up() {
   pgport=$(free_port)
   run_pg "$bindir/initdb" -D "$dir/pg/data" -U guildhall --auth=trust -E UTF8 --no-locale >"$dir/initdb.log" 2>&1 \
     || { cat "$dir/initdb.log" >&2; return 1; }
-  run_pg "$bindir/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 \
-    -o "-c listen_addresses=127.0.0.1 -p $pgport -k $dir/pg -c fsync=on -c synchronous_commit=on -c max_connections=200" start >/dev/null \
-    || { cat "$dir/pg/server.log" >&2; return 1; }
+  printf '%s' "-c listen_addresses=127.0.0.1 -p $pgport -k $dir/pg -c fsync=on -c synchronous_commit=on -c max_connections=200" >"$dir/pg/opts"
+  pg_start "$dir" || return 1
   run_pg "$bindir/psql" -h 127.0.0.1 -p "$pgport" -U guildhall -d postgres -qAt -c 'CREATE DATABASE guildhall_test' >/dev/null
   [ "$(run_pg "$bindir/psql" -h 127.0.0.1 -p "$pgport" -U guildhall -d guildhall_test -qAt -c 'SHOW synchronous_commit')" = on ] \
     || { log "PostgreSQL did not come up with synchronous_commit=on"; return 1; }
@@ -105,16 +104,14 @@ testenv_up() {
   access="gh$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
   secret="$(od -An -N20 -tx1 /dev/urandom | tr -d ' \n')"
   mkdir -p "$dir/s3"
-  MINIO_ROOT_USER=$access MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_UPDATE=off \
-    nohup "$GUILDHALL_CACHE/bin/minio" server --quiet --address "127.0.0.1:$s3port" \
-    --console-address "127.0.0.1:$consoleport" "$dir/s3/data" >"$dir/s3/server.log" 2>&1 &
-  echo $! > "$dir/s3/pid"
-  local ok=
-  for _ in $(seq 120); do
-    if [ "$(http_status 127.0.0.1 "$s3port" /minio/health/ready 2>/dev/null)" = 200 ]; then ok=1; break; fi
-    sleep 0.5
-  done
-  [ -n "$ok" ] || { cat "$dir/s3/server.log" >&2; log "MinIO did not become ready"; return 1; }
+  cat >"$dir/s3/run" <<RUN
+MINIO_ROOT_USER=$access MINIO_ROOT_PASSWORD=$secret MINIO_BROWSER=off MINIO_UPDATE=off \
+  nohup "$GUILDHALL_CACHE/bin/minio" server --quiet --address "127.0.0.1:$s3port" \
+  --console-address "127.0.0.1:$consoleport" "$dir/s3/data" >>"$dir/s3/server.log" 2>&1 &
+echo \$! > "$dir/s3/pid"
+RUN
+  echo "$s3port" >"$dir/s3/port"
+  s3_start "$dir" || return 1
 
   cat > "$dir/env" <<ENV
 export GUILDHALL_TESTENV_DIR=$dir
@@ -126,6 +123,34 @@ export GUILDHALL_TEST_TURNUTILS=$(dirname "$(command -v turnutils_uclient)")
 ENV
   log "PostgreSQL on 127.0.0.1:$pgport, MinIO on 127.0.0.1:$s3port (state in $dir)"
   printf '%s\n' "$dir"
+}
+
+# pg_start and pg_stop start and stop the cluster of an environment (fault
+# tests restart it under load); s3_start and s3_stop likewise for MinIO.
+pg_start() {
+  local dir=$1
+  run_pg "$(pg_bindir)/pg_ctl" -D "$dir/pg/data" -l "$dir/pg/server.log" -w -t 60 -o "$(cat "$dir/pg/opts")" start >/dev/null \
+    || { cat "$dir/pg/server.log" >&2; return 1; }
+}
+
+pg_stop() { run_pg "$(pg_bindir)/pg_ctl" -D "$1/pg/data" -m fast -w stop >/dev/null; }
+
+s3_start() {
+  local dir=$1 ok=
+  sh "$dir/s3/run"
+  for _ in $(seq 120); do
+    if [ "$(http_status 127.0.0.1 "$(cat "$dir/s3/port")" /minio/health/ready 2>/dev/null)" = 200 ]; then ok=1; break; fi
+    sleep 0.5
+  done
+  [ -n "$ok" ] || { cat "$dir/s3/server.log" >&2; log "MinIO did not become ready"; return 1; }
+}
+
+s3_stop() {
+  local pid
+  pid=$(cat "$1/s3/pid")
+  kill "$pid" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
 }
 
 testenv_down() {
@@ -141,6 +166,10 @@ if [ "${BASH_SOURCE[0]}" = "$0" ]; then
     install) testenv_install ;;
     up) testenv_install; d=$(testenv_up); cat "$d/env"; echo "# stop with: deploy/testenv.sh down $d" ;;
     down) testenv_down "${2:-}" ;;
-    *) echo "usage: $0 install | up | down DIR" >&2; exit 2 ;;
+    pg-start) pg_start "$2" ;;
+    pg-stop) pg_stop "$2" ;;
+    s3-start) s3_start "$2" ;;
+    s3-stop) s3_stop "$2" ;;
+    *) echo "usage: $0 install | up | down DIR | pg-start DIR | pg-stop DIR | s3-start DIR | s3-stop DIR" >&2; exit 2 ;;
   esac
 fi

@@ -25,6 +25,7 @@ type poster struct {
 	mu       sync.Mutex
 	receipts map[policy.ID]*policy.Receipt
 	refused  int
+	observe  func(code string) // told "ok" or the refusal's code of every envelope, if set
 }
 
 func newPoster(t *testing.T, h *clienttest.Hub) *poster {
@@ -67,12 +68,25 @@ func (p *poster) post(n int) {
 	defer p.mu.Unlock()
 	if err != nil {
 		p.refused += n
+		if p.observe != nil {
+			code := "transport"
+			if he, ok := err.(*client.HubError); ok {
+				code = he.Code
+			}
+			p.observe(code)
+		}
 		return
 	}
 	for i, r := range res {
 		if r.Receipt == nil {
 			p.refused++
+			if p.observe != nil && r.Error != nil {
+				p.observe(r.Error.Code)
+			}
 			continue
+		}
+		if p.observe != nil {
+			p.observe("ok")
 		}
 		rc, err := policy.ParseReceipt(r.Receipt)
 		if err == nil && rc.Envelope == policy.Sum(raws[i]) {

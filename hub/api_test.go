@@ -520,6 +520,7 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 	e := newAPIEnv(t, "sqlite", func(c *Config, a *APIConfig) {
 		c.Broker = fanout.New(fanout.Config{QueueLen: 128})
 		c.PostRate = -1
+		a.WriteTimeout = time.Minute // the slow reader resumes reading only once the others are done
 	})
 	e.community()
 	token := e.login(e.device("carol"))
