@@ -152,4 +152,3 @@ func asHubError(err error, he **client.HubError) bool {
 	}
 	return ok
 }
-
