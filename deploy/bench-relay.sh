@@ -47,26 +47,30 @@ turnserver -n --listening-ip=127.0.0.1 --listening-port=34790 --relay-ip=127.0.0
   --lt-cred-mech --user=bench:bench --realm=guildhall --allow-loopback-peers --no-cli --no-tls --no-dtls \
   --log-file="$work/coturn.log" --no-stdout-log --simple-log >/dev/null 2>&1 &
 coturn_pid=$!; pids+=("$coturn_pid")
+"$work/turnload" -serve-forwarder 127.0.0.1:34799 >/dev/null 2>&1 &
+pids+=($!)
 sleep 1
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-run() { # port allocs -> "rtps p99ms"
-  "$work/turnload" -server "127.0.0.1:$1" -user bench -pass bench -allocs "$2" -window 8 -size 160 -duration "$DURATION" |
+run() { # port allocs [extra flags] -> "rtps p99ms"
+  local port=$1 allocs=$2; shift 2
+  "$work/turnload" -server "127.0.0.1:$port" -user bench -pass bench -allocs "$allocs" -window 8 -size 160 -duration "$DURATION" "$@" |
     sed -E 's/.*: ([0-9]+) round trips\/s; rtt p50 ([^ ]+) p99 ([^ ]+)/\1 \3/'
 }
 to_ms() { awk '{v=$1; if (v ~ /ms$/) {sub(/ms/,"",v); print v} else if (v ~ /µs$/) {sub(/µs/,"",v); print v/1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000} else print v}'; }
 
-echo "| allocations | relay round trips/s | coturn round trips/s | ratio | relay p99 | coturn p99 |"
-echo "| --- | --- | --- | --- | --- | --- |"
+echo "| allocations | relay round trips/s | coturn round trips/s | relay / coturn | minimal forwarder | relay / forwarder | relay p99 | coturn p99 |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for a in $ALLOCS; do
-  : >"$work/r"; : >"$work/c"
+  : >"$work/r"; : >"$work/c"; : >"$work/f"
   for _ in $(seq "$RUNS"); do
     run 34780 "$a" >>"$work/r"
     run 34790 "$a" >>"$work/c"
+    run 34799 "$a" -raw >>"$work/f"
   done
-  r=$(cut -d' ' -f1 "$work/r" | median); c=$(cut -d' ' -f1 "$work/c" | median)
+  r=$(cut -d' ' -f1 "$work/r" | median); c=$(cut -d' ' -f1 "$work/c" | median); f=$(cut -d' ' -f1 "$work/f" | median)
   rp=$(cut -d' ' -f2 "$work/r" | to_ms | median); cp=$(cut -d' ' -f2 "$work/c" | to_ms | median)
-  echo "| $a | $r | $c | $(awk -v r="$r" -v c="$c" 'BEGIN{printf "%.2f", r/c}') | ${rp} ms | ${cp} ms |"
+  echo "| $a | $r | $c | $(awk -v r="$r" -v c="$c" 'BEGIN{printf "%.2f", r/c}') | $f | $(awk -v r="$r" -v f="$f" 'BEGIN{printf "%.2f", r/f}') | ${rp} ms | ${cp} ms |"
 done
 echo
 echo "memory, 10,000 idle allocations:"

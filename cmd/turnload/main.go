@@ -42,7 +42,23 @@ func main() {
 	dur := flag.Duration("duration", 10*time.Second, "measuring time")
 	hold := flag.Bool("hold", false, "create idle allocations and report memory instead")
 	pid := flag.Int("pid", 0, "the server's process ID (memory)")
+	forwarder := flag.String("serve-forwarder", "", "instead: run a minimal UDP forwarder on this address (the machine's limit to compare with)")
+	raw := flag.Bool("raw", false, "drive a minimal forwarder (-server) with raw datagrams instead of TURN")
 	flag.Parse()
+	if *forwarder != "" {
+		if err := serveForwarder(*forwarder); err != nil {
+			fmt.Fprintln(os.Stderr, "turnload:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *raw {
+		if err := runRaw(*server, *allocs, *window, *size, *dur); err != nil {
+			fmt.Fprintln(os.Stderr, "turnload:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*server, *user, *pass, *realm, *allocs, *window, *size, *dur, *hold, *pid); err != nil {
 		fmt.Fprintln(os.Stderr, "turnload:", err)
 		os.Exit(1)
@@ -319,4 +335,115 @@ func rss(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// serveForwarder is the benchmark's reference: the least a relay can do.
+// Each client gets its own upstream socket (as an allocation has), the first
+// datagram names the peer (its first 6 bytes: IPv4 and port), and datagrams
+// are copied both ways with nothing else: no authentication, no permission,
+// no framing. One read loop per socket, like the relay's.
+func serveForwarder(addr string) error {
+	l, err := net.ListenPacket("udp4", addr)
+	if err != nil {
+		return err
+	}
+	fmt.Println("forwarder", l.LocalAddr())
+	var mu sync.Mutex
+	ups := map[string]net.PacketConn{}
+	buf := make([]byte, 2048)
+	for {
+		n, from, err := l.ReadFrom(buf)
+		if err != nil || n < 6 {
+			continue
+		}
+		peer := &net.UDPAddr{IP: net.IP(append([]byte(nil), buf[:4]...)), Port: int(binary.BigEndian.Uint16(buf[4:6]))}
+		mu.Lock()
+		up, ok := ups[from.String()]
+		if !ok {
+			up, err = net.ListenPacket("udp4", "127.0.0.1:0")
+			if err != nil {
+				mu.Unlock()
+				continue
+			}
+			ups[from.String()] = up
+			go func(up net.PacketConn, client net.Addr) {
+				b := make([]byte, 2048)
+				for {
+					n, _, err := up.ReadFrom(b)
+					if err != nil {
+						return
+					}
+					l.WriteTo(b[:n], client)
+				}
+			}(up, from)
+		}
+		mu.Unlock()
+		up.WriteTo(buf[:n], peer)
+	}
+}
+
+// runRaw drives the forwarder with the same load shape as the TURN runs.
+func runRaw(server string, n, window, size int, dur time.Duration) error {
+	srv, err := net.ResolveUDPAddr("udp", server)
+	if err != nil {
+		return err
+	}
+	peer, err := startEcho()
+	if err != nil {
+		return err
+	}
+	var trips atomic.Int64
+	var mu sync.Mutex
+	var rtts []time.Duration
+	stop := time.Now().Add(dur)
+	var wg sync.WaitGroup
+	for range n {
+		conn, err := net.DialUDP("udp", nil, srv)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pkt := make([]byte, 6+size)
+			copy(pkt, peer.IP.To4())
+			binary.BigEndian.PutUint16(pkt[4:], uint16(peer.Port))
+			send := func() {
+				binary.BigEndian.PutUint64(pkt[6:], uint64(time.Now().UnixNano()))
+				conn.Write(pkt)
+			}
+			for range window {
+				send()
+			}
+			local := make([]time.Duration, 0, 1<<16)
+			buf := make([]byte, 2048)
+			conn.SetReadDeadline(stop)
+			for time.Now().Before(stop) {
+				m, err := conn.Read(buf)
+				if err != nil {
+					break
+				}
+				if m >= 14 {
+					if len(local) < cap(local) {
+						local = append(local, time.Duration(time.Now().UnixNano()-int64(binary.BigEndian.Uint64(buf[6:14]))))
+					}
+					trips.Add(1)
+				}
+				send()
+			}
+			mu.Lock()
+			rtts = append(rtts, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	slices.Sort(rtts)
+	p99 := time.Duration(0)
+	if len(rtts) > 0 {
+		p99 = rtts[len(rtts)*99/100]
+	}
+	fmt.Printf("load: %d allocations x %d in flight, %d-byte packets, %v: %.0f round trips/s; rtt p50 %v p99 %v\n",
+		n, window, size, dur, float64(trips.Load())/dur.Seconds(), rtts[len(rtts)/2], p99)
+	return nil
 }
