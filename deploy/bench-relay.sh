@@ -3,9 +3,10 @@
 # the relay and coturn's turnserver (Debian's coturn package) on loopback with
 # the same limits off and loopback peers allowed, and drives each with the
 # same load, alternating runs: N allocations keeping a window of 160-byte
-# packets in flight through an echo peer. Reports the median round trips per
-# second and p99 of each, their ratio, and memory per allocation with 10,000
-# idle allocations.
+# packets in flight through an echo peer, the clients reaching the server
+# over UDP, then over TCP. Reports the median round trips per second and p99
+# of each, their ratio, the same load through a minimal UDP forwarder (the
+# machine's limit), and memory per allocation with 10,000 idle allocations.
 #
 #   deploy/bench-relay.sh            RUNS=3 DURATION=5s ALLOCS="16 32 64"
 set -euo pipefail
@@ -22,6 +23,7 @@ cat >"$work/relay.yaml" <<YAML
 external_ip: 127.0.0.1
 listen:
   udp: 127.0.0.1:34780
+  tcp: 127.0.0.1:34780
 relay:
   bind: 127.0.0.1
   port_min: 20000
@@ -39,7 +41,7 @@ metrics:
   listen: 127.0.0.2:34781
 YAML
 pids=()
-cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { kill -9 "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 "$work/relay" -config "$work/relay.yaml" >"$work/relay.log" 2>&1 &
 relay_pid=$!; pids+=("$relay_pid")
@@ -59,6 +61,8 @@ run() { # port allocs [extra flags] -> "rtps p99ms"
 }
 to_ms() { awk '{v=$1; if (v ~ /ms$/) {sub(/ms/,"",v); print v} else if (v ~ /µs$/) {sub(/µs/,"",v); print v/1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000} else print v}'; }
 
+echo "UDP:"
+echo
 echo "| allocations | relay round trips/s | coturn round trips/s | relay / coturn | minimal forwarder | relay / forwarder | relay p99 | coturn p99 |"
 echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
 for a in $ALLOCS; do
@@ -71,6 +75,21 @@ for a in $ALLOCS; do
   r=$(cut -d' ' -f1 "$work/r" | median); c=$(cut -d' ' -f1 "$work/c" | median); f=$(cut -d' ' -f1 "$work/f" | median)
   rp=$(cut -d' ' -f2 "$work/r" | to_ms | median); cp=$(cut -d' ' -f2 "$work/c" | to_ms | median)
   echo "| $a | $r | $c | $(awk -v r="$r" -v c="$c" 'BEGIN{printf "%.2f", r/c}') | $f | $(awk -v r="$r" -v f="$f" 'BEGIN{printf "%.2f", r/f}') | ${rp} ms | ${cp} ms |"
+done
+echo
+echo "TCP (client to server; the relayed leg is UDP):"
+echo
+echo "| allocations | relay round trips/s | coturn round trips/s | relay / coturn | relay p99 | coturn p99 |"
+echo "| --- | --- | --- | --- | --- | --- |"
+for a in $ALLOCS; do
+  : >"$work/r"; : >"$work/c"
+  for _ in $(seq "$RUNS"); do
+    run 34780 "$a" -tcp >>"$work/r"
+    run 34790 "$a" -tcp >>"$work/c"
+  done
+  r=$(cut -d' ' -f1 "$work/r" | median); c=$(cut -d' ' -f1 "$work/c" | median)
+  rp=$(cut -d' ' -f2 "$work/r" | to_ms | median); cp=$(cut -d' ' -f2 "$work/c" | to_ms | median)
+  echo "| $a | $r | $c | $(awk -v r="$r" -v c="$c" 'BEGIN{printf "%.2f", r/c}') | ${rp} ms | ${cp} ms |"
 done
 echo
 echo "memory, 10,000 idle allocations:"

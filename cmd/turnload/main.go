@@ -4,18 +4,23 @@
 // round trips per second and round-trip percentiles. With -hold it instead
 // creates N idle allocations and reports the server's memory per
 // allocation (-pid). It speaks TURN itself on the data path, so the
-// client's own cost stays small and equal for every server measured.
+// client's own cost stays small and equal for every server measured. With
+// -tcp the clients reach the server over TCP (one connection per
+// allocation, STUN and ChannelData framed on the stream); the relayed leg
+// to the peer stays UDP.
 //
 //	turnload -server 127.0.0.1:3478 -user u -pass p -allocs 32 -window 8 -size 160 -duration 10s
 //	turnload -server 127.0.0.1:3478 -user u -pass p -allocs 10000 -hold -pid 1234
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"runtime"
@@ -32,7 +37,8 @@ import (
 )
 
 func main() {
-	server := flag.String("server", "127.0.0.1:3478", "TURN server (UDP)")
+	server := flag.String("server", "127.0.0.1:3478", "TURN server")
+	tcp := flag.Bool("tcp", false, "reach the server over TCP instead of UDP")
 	user := flag.String("user", "", "long-term user")
 	pass := flag.String("pass", "", "password")
 	realm := flag.String("realm", "", "realm (default: learned from the server)")
@@ -59,17 +65,17 @@ func main() {
 		}
 		return
 	}
-	if err := run(*server, *user, *pass, *realm, *allocs, *window, *size, *dur, *hold, *pid); err != nil {
+	network := "udp"
+	if *tcp {
+		network = "tcp"
+	}
+	if err := run(network, *server, *user, *pass, *realm, *allocs, *window, *size, *dur, *hold, *pid); err != nil {
 		fmt.Fprintln(os.Stderr, "turnload:", err)
 		os.Exit(1)
 	}
 }
 
-func run(server, user, pass, realm string, n, window, size int, dur time.Duration, hold bool, pid int) error {
-	srv, err := net.ResolveUDPAddr("udp", server)
-	if err != nil {
-		return err
-	}
+func run(network, server, user, pass, realm string, n, window, size int, dur time.Duration, hold bool, pid int) error {
 	peer, err := startEcho()
 	if err != nil {
 		return err
@@ -84,9 +90,9 @@ func run(server, user, pass, realm string, n, window, size int, dur time.Duratio
 		go func() {
 			defer wg.Done()
 			for i := next.Add(1) - 1; i < int64(n); i = next.Add(1) - 1 {
-				a, err := allocate(srv, user, pass, realm, peer, uint16(0x4000+i%0x3000))
+				a, err := allocate(network, server, user, pass, realm, peer, uint16(0x4000+i%0x3000))
 				for try := 0; err != nil && try < 3; try++ { // a stale allocation on a reused port (437)
-					a, err = allocate(srv, user, pass, realm, peer, uint16(0x4000+i%0x3000))
+					a, err = allocate(network, server, user, pass, realm, peer, uint16(0x4000+i%0x3000))
 				}
 				if err != nil {
 					errc <- fmt.Errorf("allocation %d: %w", i, err)
@@ -149,10 +155,11 @@ func run(server, user, pass, realm string, n, window, size int, dur time.Duratio
 	return nil
 }
 
-// allocation is one client: a UDP socket connected to the server, an
+// allocation is one client: a socket connected to the server, an
 // allocation and a channel bound to the echo peer.
 type allocation struct {
-	conn    *net.UDPConn
+	conn    net.Conn
+	stream  *bufio.Reader // over TCP: frames are delimited by their headers
 	channel uint16
 	auth    []stun.Setter // username, realm, nonce
 	key     stun.MessageIntegrity
@@ -167,12 +174,15 @@ func (a *allocation) release() {
 	a.conn.Close()
 }
 
-func allocate(srv *net.UDPAddr, user, pass, realm string, peer *net.UDPAddr, channel uint16) (*allocation, error) {
-	conn, err := net.DialUDP("udp", nil, srv)
+func allocate(network, server, user, pass, realm string, peer *net.UDPAddr, channel uint16) (*allocation, error) {
+	conn, err := net.Dial(network, server)
 	if err != nil {
 		return nil, err
 	}
 	a := &allocation{conn: conn, channel: channel}
+	if network == "tcp" {
+		a.stream = bufio.NewReaderSize(conn, 64<<10)
+	}
 	transport := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
 	res, err := a.do(stun.MustBuild(stun.TransactionID, stun.NewType(stun.MethodAllocate, stun.ClassRequest), transport, stun.Fingerprint))
 	if err != nil {
@@ -235,7 +245,7 @@ func (a *allocation) do(m *stun.Message) (*stun.Message, error) {
 		}
 		a.conn.SetReadDeadline(time.Now().Add(time.Duration(200<<try) * time.Millisecond))
 		for {
-			n, err := a.conn.Read(buf)
+			n, err := a.read(buf)
 			if err != nil {
 				break
 			}
@@ -247,6 +257,29 @@ func (a *allocation) do(m *stun.Message) (*stun.Message, error) {
 		}
 	}
 	return nil, errors.New("no answer")
+}
+
+// read reads one STUN message or ChannelData message: a datagram over
+// UDP; over TCP, a frame whose length its header gives (ChannelData padded
+// to 4 bytes, RFC 8656 §12.5).
+func (a *allocation) read(buf []byte) (int, error) {
+	if a.stream == nil {
+		return a.conn.Read(buf)
+	}
+	h, err := a.stream.Peek(4)
+	if err != nil {
+		return 0, err
+	}
+	n := int(binary.BigEndian.Uint16(h[2:]))
+	if h[0]&0xc0 == 0 {
+		n += 20 // STUN header
+	} else {
+		n = 4 + (n+3)&^3
+	}
+	if n > len(buf) {
+		return 0, fmt.Errorf("a %d-byte frame from the server", n)
+	}
+	return io.ReadFull(a.stream, buf[:n])
 }
 
 // pump keeps window packets in flight until stop, and returns the round
@@ -266,7 +299,7 @@ func (a *allocation) pump(window, size int, stop time.Time, trips *atomic.Int64)
 	buf := make([]byte, 2048)
 	a.conn.SetReadDeadline(stop)
 	for time.Now().Before(stop) {
-		n, err := a.conn.Read(buf)
+		n, err := a.read(buf)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && time.Now().Before(stop) {
