@@ -2,6 +2,7 @@ package relay
 
 import (
 	"bytes"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -223,4 +226,49 @@ func TestInteropLoopbackPeerRefused(t *testing.T) {
 func TestInteropTCPRelay(t *testing.T) {
 	r := startRelay(t, nil)
 	wantNoLoss(t, uclient(t, "-T", "-u", "alice", "-w", "wonderland", "-p", fmt.Sprint(r.port), "-n", "20", "-m", "2", "-l", "160", "-z", "5", "127.0.0.1"))
+}
+
+// While coturn's client floods the relay in DoS mode (-O: allocations
+// opened and abandoned, until the user's quota answers 508) and with
+// negative protocol tests (-R), relaunched as soon as they end, a normal
+// client is served at its full rate: no loss, and its run takes no longer
+// than an undisturbed one plus a margin.
+func TestInteropServesDuringAttack(t *testing.T) {
+	r := startRelay(t, nil)
+	peer := startPeer(t)
+	args := func(user, pass string, extra ...string) []string {
+		return append(append([]string{"-u", user, "-w", pass, "-e", "127.0.0.1", "-r", fmt.Sprint(peer), "-p", fmt.Sprint(r.port)}, extra...), "127.0.0.1")
+	}
+	normal := args("alice", "wonderland", "-n", "60", "-m", "2", "-l", "160", "-z", "5")
+	start := time.Now()
+	wantNoLoss(t, uclient(t, normal...))
+	undisturbed := time.Since(start)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	var runs atomic.Int64
+	var wg sync.WaitGroup
+	for _, mode := range [][]string{{"-O", "-m", "50", "-n", "1000"}, {"-R", "-n", "1000"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				exec.CommandContext(ctx, filepath.Join(turnutils(t), "turnutils_uclient"), args("mallory", "evil", mode...)...).Run()
+				runs.Add(1)
+			}
+		}()
+	}
+	defer func() { cancel(); wg.Wait() }()
+	time.Sleep(300 * time.Millisecond) // the flood is on
+	before := runs.Load()
+	start = time.Now()
+	wantNoLoss(t, uclient(t, normal...))
+	attacked := time.Since(start)
+	during := runs.Load() - before
+	t.Logf("normal client: %v undisturbed, %v under attack (%d attack runs ended meanwhile)", undisturbed, attacked, during)
+	if during < 2 {
+		t.Fatalf("only %d attack runs ended while the normal client ran: the attack did not overlap it", during)
+	}
+	if attacked > 2*undisturbed+2*time.Second {
+		t.Fatalf("under attack the normal client took %v, undisturbed %v", attacked, undisturbed)
+	}
 }
