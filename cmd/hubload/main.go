@@ -40,7 +40,7 @@ func main() {
 		defer pprof.StopCPUProfile()
 	}
 	if fl.NArg() == 0 {
-		fmt.Fprintln(os.Stderr, "usage: hubload [-hub URL] [-pid PID] ingest|fanout|sync [flags]")
+		fmt.Fprintln(os.Stderr, "usage: hubload [-hub URL] [-pid PID] ingest|fanout|sync|soak [flags]")
 		os.Exit(2)
 	}
 	l := &loader{hub: *hubURL, pid: *pid}
@@ -53,6 +53,8 @@ func main() {
 		err = l.fanout(ctx, args)
 	case "sync":
 		err = l.sync(ctx, args)
+	case "soak":
+		err = l.soak(ctx, args)
 	default:
 		err = fmt.Errorf("unknown scenario %q", fl.Arg(0))
 	}
