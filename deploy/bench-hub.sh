@@ -8,6 +8,10 @@
 #   deploy/bench-hub.sh            every scenario, both profiles
 #   SUBS=1000 RATE=100 deploy/bench-hub.sh fanout
 #
+# RUNS=n (default 1) repeats each scenario on a fresh hub and prints the
+# median run (by envelopes/s for ingest, deliveries/s and KiB per subscriber
+# for fanout; sync takes its own median of 3 catch-ups).
+#
 # The load generator runs on the same machine as the hub and competes with
 # it for CPU: the figures are those of the machine, load included.
 set -euo pipefail
@@ -15,6 +19,7 @@ cd "$(dirname "$0")/.."
 what=${1:-all}
 SUBS=${SUBS:-10000}
 RATE=${RATE:-100}
+RUNS=${RUNS:-1}
 work=$(mktemp -d)
 bin=$work/bin
 mkdir -p "$bin"
@@ -38,6 +43,19 @@ start_hub() { # profile
 
 load() { "$bin/hubload" -hub http://127.0.0.1:7480 -pid "$hub_pid" "$@"; }
 
+# median_line regex: of the lines read that match regex, the one whose
+# first group (a number) is the median.
+median_line() {
+  python3 -c 'import re, sys
+p = re.compile(sys.argv[1])
+ls = sorted((l for l in sys.stdin if p.search(l)), key=lambda l: float(p.search(l).group(1)))
+sys.stdout.write(ls[len(ls) // 2] if ls else "")' "$1"
+}
+repeat() { # profile scenario args...: RUNS fresh hubs, every output line
+  local p=$1; shift
+  for _ in $(seq "$RUNS"); do rm -rf "$work/data-$p"; start_hub "$p"; load "$@"; stop_hub; done
+}
+
 profiles=(sqlite)
 if [ "$what" = all ] || [ "$what" = ingest ] || [ "$what" = sync ]; then
   if [ -z "${GUILDHALL_TEST_POSTGRES:-}" ]; then
@@ -49,10 +67,14 @@ if [ "$what" = all ] || [ "$what" = ingest ] || [ "$what" = sync ]; then
 fi
 for p in "${profiles[@]}"; do
   echo "== $p"
-  if [ "$what" = all ] || [ "$what" = ingest ]; then start_hub "$p"; load ingest -n 200000 -size 1024; stop_hub; fi
+  if [ "$what" = all ] || [ "$what" = ingest ]; then
+    repeat "$p" ingest -n 200000 -size 1024 | median_line ' ([0-9.]+) envelopes/s'
+  fi
   if [ "$what" = all ] || [ "$what" = sync ]; then start_hub "$p"; load sync -n 100000 -size 1024; stop_hub; fi
 done
 if [ "$what" = all ] || [ "$what" = fanout ]; then
   echo "== fanout (embedded)"
-  start_hub sqlite; load fanout -subs "$SUBS" -rate "$RATE" -duration 30s; stop_hub
+  repeat sqlite fanout -subs "$SUBS" -rate "$RATE" -duration 30s >"$work/fanout"
+  median_line '\(([0-9.]+)/s\)' <"$work/fanout"
+  median_line ' ([0-9.]+) KiB per subscriber' <"$work/fanout"
 fi

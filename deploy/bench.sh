@@ -44,17 +44,17 @@ gobench() { # package bench-regex benchtime metric
   echo "| PostgreSQL | $pr rows/s | $ps envelopes/s | $(awk -v a="$ps" -v b="$pr" 'BEGIN{printf "%.2f", a/b}') |"
   echo "| SQLite | $sr rows/s | $ss envelopes/s | $(awk -v a="$ss" -v b="$sr" 'BEGIN{printf "%.2f", a/b}') |"
   echo
-  echo "End to end over WebSocket (hubload, durable receipts):"
+  echo "End to end over WebSocket (hubload, durable receipts; ingest the median of $RUNS runs, sync the median of 3 catch-ups):"
   echo
   echo '```'
-  deploy/bench-hub.sh ingest 2>/dev/null | grep -E '^(==|ingest)'
+  RUNS=$RUNS deploy/bench-hub.sh ingest 2>/dev/null | grep -E '^(==|ingest)'
   deploy/bench-hub.sh sync 2>/dev/null | grep -E '^(==|sync)'
   echo '```'
   echo
   echo "### Fanout"
   echo
   echo '```'
-  for subs in 1000 10000; do SUBS=$subs RATE=100 deploy/bench-hub.sh fanout 2>/dev/null | grep -E '^fanout'; done
+  for subs in 1000 10000; do RUNS=$RUNS SUBS=$subs RATE=100 deploy/bench-hub.sh fanout 2>/dev/null | grep -E '^fanout'; done
   echo '```'
   echo
   echo "### Reconciliation, libp2p"
