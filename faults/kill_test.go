@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -26,6 +27,7 @@ type poster struct {
 	receipts map[policy.ID]*policy.Receipt
 	refused  int
 	observe  func(code string) // told "ok" or the refusal's code of every envelope, if set
+	timeout  time.Duration     // a post unanswered this long counts as "transport"; default 5 s
 }
 
 func newPoster(t *testing.T, h *clienttest.Hub) *poster {
@@ -61,7 +63,7 @@ func (p *poster) post(n int) {
 		}
 		raws = append(raws, e.Raw)
 	}
-	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	cctx, cancel := context.WithTimeout(ctx, cmp.Or(p.timeout, 5*time.Second))
 	defer cancel()
 	res, err := p.hub.Post(cctx, raws)
 	p.mu.Lock()
@@ -93,6 +95,13 @@ func (p *poster) post(n int) {
 			p.receipts[rc.Envelope] = rc
 		}
 	}
+}
+
+// acked counts the envelopes acknowledged so far.
+func (p *poster) acked() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.receipts)
 }
 
 // check verifies that the hub holds every acknowledged envelope.

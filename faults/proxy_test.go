@@ -2,6 +2,10 @@ package faults
 
 import (
 	"bufio"
+	"bytes"
+	"context"
+	crand "crypto/rand"
+	mrand "math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -12,14 +16,19 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/guildhall/guildhall/client"
+	"github.com/guildhall/guildhall/policy"
 )
 
 // proxy is a TCP fault injector between the hub and a backend: it can add
-// latency to every chunk and reset every connection.
+// latency to every chunk, reset every connection, and stall (hold every
+// byte, in both directions, while the connections stay open: a black hole).
 type proxy struct {
 	l       net.Listener
 	target  string
 	latency atomic.Int64 // ns added before forwarding each chunk
+	stalled atomic.Bool
 	mu      sync.Mutex
 	conns   map[net.Conn]bool
 }
@@ -62,6 +71,9 @@ func (p *proxy) pipe(from, to net.Conn) {
 		if n > 0 {
 			if d := p.latency.Load(); d > 0 {
 				time.Sleep(time.Duration(d))
+			}
+			for p.stalled.Load() {
+				time.Sleep(10 * time.Millisecond)
 			}
 			if _, werr := to.Write(buf[:n]); werr != nil {
 				break
@@ -107,11 +119,59 @@ func goroutines(t *testing.T, admin string) int {
 	return 0
 }
 
-// A fault proxy between the hub and PostgreSQL adds latency, then resets
-// every connection again and again: nothing acknowledged is lost, nothing
-// deadlocks, and no goroutine is left behind.
+// storageTimeout is the hub's storage.timeout in these tests: a stall
+// lasts longer than it.
+const storageTimeout = 2 * time.Second
+
+// settled waits for the hub's goroutines to come back to baseline (plus a
+// margin for timers and pooled connections winding down).
+func settled(t *testing.T, admin string, baseline int) {
+	t.Helper()
+	var now int
+	for range 50 {
+		if now = goroutines(t, admin); now <= baseline+10 {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("goroutines: %d before the faults, %d after they settled", baseline, now)
+}
+
+// stallPhase stalls the proxy for three storage timeouts while work runs,
+// and requires that work was answered "unavailable" meanwhile.
+func stallPhase(t *testing.T, px *proxy, seen *codes) {
+	t.Helper()
+	unavailable := seen.get("unavailable")
+	px.stalled.Store(true)
+	time.Sleep(3 * storageTimeout)
+	px.stalled.Store(false)
+	if seen.get("unavailable") == unavailable {
+		t.Fatalf("nothing was answered 'unavailable' while the backend stalled (answers: %v)", seen.snapshot())
+	}
+}
+
+// answered requires that every request got a typed answer from the hub,
+// whatever the backend did: none was left for the client to give up on
+// ("transport"), and none failed as "internal" (a backend fault is
+// "unavailable", which a client retries).
+func answered(t *testing.T, seen *codes) {
+	t.Helper()
+	t.Logf("answers: %v", seen.snapshot())
+	if n := seen.get("transport"); n > 0 {
+		t.Fatalf("%d requests went unanswered until the client gave up: the hub held them", n)
+	}
+	if n := seen.get("internal"); n > 0 {
+		t.Fatalf("%d requests failed as 'internal' where the backend was at fault", n)
+	}
+}
+
+// A fault proxy between the hub and PostgreSQL adds latency, resets every
+// connection again and again, then stalls for longer than the hub's
+// storage timeout: posts meanwhile are answered "unavailable", nothing
+// acknowledged is lost, nothing deadlocks, and no goroutine is left behind.
 func TestDatabaseFaults(t *testing.T) {
 	ownEnv(t)
+	t.Setenv("GUILDHALL_HUB_STORAGE_TIMEOUT", storageTimeout.String())
 	u, err := url.Parse(os.Getenv("GUILDHALL_TEST_POSTGRES"))
 	if err != nil {
 		t.Fatal(err)
@@ -121,6 +181,9 @@ func TestDatabaseFaults(t *testing.T) {
 	t.Setenv("GUILDHALL_TEST_POSTGRES", u.String()) // the hub's database behind the proxy
 	h := unlimitedHub(t, "postgres")
 	p := newPoster(t, h)
+	seen := &codes{n: map[string]int{}}
+	p.observe = seen.add
+	p.timeout = 5 * storageTimeout // a read and a commit may each wait out the timeout
 	time.Sleep(500 * time.Millisecond)
 	baseline := goroutines(t, h.Admin)
 
@@ -149,6 +212,8 @@ func TestDatabaseFaults(t *testing.T) {
 		time.Sleep(300 * time.Millisecond)
 		px.reset()
 	}
+	time.Sleep(time.Second)
+	stallPhase(t, px, seen)
 	time.Sleep(2 * time.Second)
 	before := rounds.Load()
 	time.Sleep(time.Second)
@@ -163,15 +228,117 @@ func TestDatabaseFaults(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("posters did not finish: a request hangs")
 	}
+	answered(t, seen)
 	p.check(t, h)
-	var now int
-	for range 50 { // connections and timers wind down
-		if now = goroutines(t, h.Admin); now <= baseline+10 {
-			break
+	settled(t, h.Admin, baseline)
+}
+
+// A fault proxy between the hub and MinIO adds latency, resets every
+// connection, then stalls for longer than the hub's storage timeout: every
+// blob upload the hub acknowledged reads back whole, uploads during the
+// stall fail "unavailable" instead of hanging, envelopes keep flowing
+// throughout, uploads work again afterwards, and no goroutine is left
+// behind.
+func TestBucketFaults(t *testing.T) {
+	ownEnv(t)
+	t.Setenv("GUILDHALL_HUB_STORAGE_TIMEOUT", storageTimeout.String())
+	u, err := url.Parse(os.Getenv("GUILDHALL_TEST_S3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := newProxy(t, u.Host)
+	u.Host = px.l.Addr().String()
+	t.Setenv("GUILDHALL_TEST_S3", u.String()) // the hub's bucket behind the proxy
+	h := unlimitedHub(t, "postgres")
+	p := newPoster(t, h)
+	hub := client.NewHub(h.URL)
+	token, err := hub.Login(ctx, p.dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := &codes{n: map[string]int{}}
+	var mu sync.Mutex
+	acked := map[policy.ID][]byte{}
+	put := func() {
+		data := make([]byte, 32<<10+mrand.IntN(96<<10))
+		crand.Read(data)
+		id := policy.Sum(data)
+		cctx, cancel := context.WithTimeout(ctx, 5*storageTimeout)
+		defer cancel()
+		var he *client.HubError
+		switch err := hub.PutBlob(cctx, token, p.server, id, data); {
+		case err == nil:
+			mu.Lock()
+			acked[id] = data
+			mu.Unlock()
+			seen.add("ok")
+		case asHubError(err, &he):
+			seen.add(he.Code)
+		default:
+			seen.add("transport")
 		}
-		time.Sleep(200 * time.Millisecond)
 	}
-	if now > baseline+10 {
-		t.Fatalf("goroutines: %d before the load, %d after it settled", baseline, now)
+	put()
+	time.Sleep(500 * time.Millisecond)
+	baseline := goroutines(t, h.Admin)
+
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var posted atomic.Int64
+	for i := range 3 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if i == 0 { // envelopes do not depend on the bucket
+					n := p.acked()
+					p.post(10)
+					posted.Add(int64(p.acked() - n))
+					time.Sleep(20 * time.Millisecond)
+				} else {
+					put()
+				}
+			}
+		}()
 	}
+	px.latency.Store(int64(20 * time.Millisecond))
+	time.Sleep(2 * time.Second)
+	px.latency.Store(0)
+	for range 6 {
+		time.Sleep(300 * time.Millisecond)
+		px.reset()
+	}
+	time.Sleep(time.Second)
+	envBefore := posted.Load()
+	stallPhase(t, px, seen)
+	if posted.Load() == envBefore {
+		t.Fatal("no envelope was acknowledged while the bucket stalled")
+	}
+	ok := seen.get("ok")
+	deadline := time.Now().Add(30 * time.Second)
+	for seen.get("ok") < ok+5 {
+		if time.Now().After(deadline) {
+			t.Fatalf("blob uploads did not recover after the stall (answers: %v)", seen.snapshot())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	answered(t, seen)
+	mu.Lock()
+	defer mu.Unlock()
+	for id, data := range acked {
+		got, err := hub.GetBlob(ctx, token, p.server, id)
+		if err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("acknowledged blob %s does not read back: %v", id, err)
+		}
+	}
+	t.Logf("%d acknowledged blobs all read back", len(acked))
+	p.check(t, h)
+	settled(t, h.Admin, baseline)
 }

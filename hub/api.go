@@ -328,7 +328,7 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request) error {
 	for i, e := range res {
 		out.Results[i] = wire.EventResult{ID: e.ID, Folded: e.Folded}
 		if e.Reason != nil {
-			out.Results[i].Reason = wireError(e.Reason)
+			out.Results[i].Reason = a.itemError(e.Reason)
 		}
 	}
 	return reply(w, r, 200, out)
@@ -359,11 +359,21 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, r, 200, out)
 }
 
-func results(posted []Posted) wire.Results {
+// itemError converts one object's error for the wire; an internal one is
+// logged, as a failed request is, since its details stay off the wire.
+func (a *API) itemError(err error) *wire.Error {
+	we := wireError(err)
+	if we.Code == CodeInternal {
+		a.cfg.Logger.Error("hub: object failed", "err", err)
+	}
+	return we
+}
+
+func (a *API) results(posted []Posted) wire.Results {
 	out := wire.Results{Results: make([]wire.Result, len(posted))}
 	for i, p := range posted {
 		if p.Err != nil {
-			out.Results[i].Error = wireError(p.Err)
+			out.Results[i].Error = a.itemError(p.Err)
 		} else if p.Receipt != nil {
 			out.Results[i].Receipt = p.Receipt.Raw
 		}
@@ -376,7 +386,7 @@ func (a *API) postEnvelopes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return reply(w, r, 200, results(a.svc.Post(r.Context(), raws)))
+	return reply(w, r, 200, a.results(a.svc.Post(r.Context(), raws)))
 }
 
 func (a *API) tombstones(w http.ResponseWriter, r *http.Request) error {
@@ -384,14 +394,14 @@ func (a *API) tombstones(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return reply(w, r, 200, tombResults(a.svc.Tombstone(r.Context(), raws)))
+	return reply(w, r, 200, a.tombResults(a.svc.Tombstone(r.Context(), raws)))
 }
 
-func tombResults(errs []error) wire.Results {
+func (a *API) tombResults(errs []error) wire.Results {
 	out := wire.Results{Results: make([]wire.Result, len(errs))}
 	for i, err := range errs {
 		if err != nil {
-			out.Results[i].Error = wireError(err)
+			out.Results[i].Error = a.itemError(err)
 		}
 	}
 	return out

@@ -170,9 +170,9 @@ func (s *socket) handle(f wire.Frame) {
 			defer cancel()
 			ack := wire.Frame{Op: wire.OpAck, ID: f.ID}
 			if f.Op == wire.OpPost {
-				ack.Results = results(s.a.svc.Post(ctx, f.Objects)).Results
+				ack.Results = s.a.results(s.a.svc.Post(ctx, f.Objects)).Results
 			} else {
-				ack.Results = tombResults(s.a.svc.Tombstone(ctx, f.Objects)).Results
+				ack.Results = s.a.tombResults(s.a.svc.Tombstone(ctx, f.Objects)).Results
 			}
 			s.send(ack)
 		}()

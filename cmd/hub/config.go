@@ -63,8 +63,9 @@ type AdminConfig struct {
 }
 
 type StorageConf struct {
-	PostgresURL string   `yaml:"postgres_url"`
-	S3          S3Config `yaml:"s3"`
+	PostgresURL string        `yaml:"postgres_url"`
+	S3          S3Config      `yaml:"s3"`
+	Timeout     time.Duration `yaml:"timeout"`
 }
 
 type S3Config struct {
@@ -147,6 +148,10 @@ var envOverrides = []struct {
 	}},
 	{"GUILDHALL_HUB_COALESCE", func(c *Config, v string) (err error) {
 		c.Limits.Coalesce, err = time.ParseDuration(v)
+		return err
+	}},
+	{"GUILDHALL_HUB_STORAGE_TIMEOUT", func(c *Config, v string) (err error) {
+		c.Storage.Timeout, err = time.ParseDuration(v)
 		return err
 	}},
 	{"GUILDHALL_HUB_SOURCE_RATE", func(c *Config, v string) (err error) {
@@ -264,6 +269,9 @@ func (c *Config) finish() error {
 	}
 	if s3.Endpoint != "" && c.Storage.PostgresURL == "" {
 		errs = append(errs, errors.New("storage.s3 needs storage.postgres_url: blob references live in the database"))
+	}
+	if c.Storage.Timeout < 0 {
+		errs = append(errs, errors.New("storage.timeout must not be negative"))
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

@@ -132,14 +132,14 @@ func stores(ctx context.Context, cfg Config, log *slog.Logger) (hub.Store, stora
 		}
 		return meta, blobs, func() { meta.Close() }, nil
 	}
-	meta, err := postgres.Open(ctx, postgres.Config{URL: cfg.Storage.PostgresURL, Logger: log})
+	meta, err := postgres.Open(ctx, postgres.Config{URL: cfg.Storage.PostgresURL, Timeout: cfg.Storage.Timeout, Logger: log})
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	var blobs storage.BlobStore
 	if s := cfg.Storage.S3; s.Endpoint != "" {
 		b, err := s3.Open(ctx, s3.Config{Endpoint: s.Endpoint, Secure: s.Secure, AccessKey: s.AccessKey, SecretKey: s.SecretKey,
-			Region: s.Region, Bucket: s.Bucket, CreateBucket: s.CreateBucket})
+			Region: s.Region, Bucket: s.Bucket, CreateBucket: s.CreateBucket, Timeout: cfg.Storage.Timeout})
 		if err != nil {
 			meta.Close()
 			return nil, nil, nil, err

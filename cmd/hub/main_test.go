@@ -28,7 +28,8 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err := c.finish(); err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "0.0.0.0:7420" || c.Admission.Mode != "provisioned" || c.Limits.PostRate != 50 || c.Admission.DefaultQuota.Bytes != 10<<30 {
+	if c.Listen != "0.0.0.0:7420" || c.Admission.Mode != "provisioned" || c.Limits.PostRate != 50 || c.Admission.DefaultQuota.Bytes != 10<<30 ||
+		c.Storage.Timeout != 30*time.Second {
 		t.Fatalf("loaded %+v", c)
 	}
 }
@@ -52,6 +53,7 @@ func TestConfigRefusals(t *testing.T) {
 		"half TLS":                   {DataDir: dir, TLS: TLSConfig{CertFile: "c.pem"}},
 		"S3 without database":        {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
 		"S3 without credentials":     {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
+		"negative storage timeout":   {DataDir: dir, Storage: StorageConf{Timeout: -time.Second}},
 	} {
 		if err := c.finish(); err == nil {
 			t.Errorf("%s: accepted", name)

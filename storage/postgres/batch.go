@@ -58,13 +58,18 @@ func (s *Store) runBatch(ctx context.Context, fns []func(*batch) error) ([]error
 	for attempt := 0; ; attempt++ {
 		errs, err := s.runOnce(ctx, fns)
 		if err == nil || !retryable(err) || attempt == s.cfg.Retries {
-			return errs, err
+			for i := range errs {
+				errs[i] = backendError(errs[i])
+			}
+			return errs, backendError(err)
 		}
 		s.cfg.Logger.Info("retrying write group after a conflict", "attempt", attempt+1, "err", err)
 	}
 }
 
 func (s *Store) runOnce(ctx context.Context, fns []func(*batch) error) ([]error, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: begin: %w", unavailable(err))

@@ -46,6 +46,8 @@ func scanEnvelope(row pgx.Row) (storage.Envelope, error) {
 
 // ReadChannel returns a channel's envelopes after a sequence number.
 func (s *Store) ReadChannel(ctx context.Context, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := storage.CheckPage(limit); err != nil {
 		return nil, fmt.Errorf("postgres: read channel: %w", err)
 	}
@@ -81,6 +83,8 @@ const (
 
 // GetEnvelope returns one envelope by ID.
 func (s *Store) GetEnvelope(ctx context.Context, id policy.ID) (storage.Envelope, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	e, err := scanEnvelope(s.pool.QueryRow(ctx, queryGetEnvelope, id[:]))
 	if isNoRows(err) {
 		return e, fmt.Errorf("postgres: envelope %s: %w", id, storage.ErrNotFound)
@@ -97,6 +101,8 @@ func rangeArgs(server, channel policy.ID, from, to storage.Key) []any {
 
 // RangeKeys returns the keys of a channel's envelopes in [from, to).
 func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := storage.CheckPage(limit); err != nil {
 		return nil, fmt.Errorf("postgres: range keys: %w", err)
 	}
@@ -120,6 +126,8 @@ func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, 
 
 // RangeFingerprint returns the fingerprint of a channel's envelopes in [from, to).
 func (s *Store) RangeFingerprint(ctx context.Context, server, channel policy.ID, from, to storage.Key) (storage.Fingerprint, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	var fp storage.Fingerprint
 	rows, err := s.pool.Query(ctx, queryRangeIDs, rangeArgs(server, channel, from, to)...)
 	if err != nil {

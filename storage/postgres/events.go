@@ -77,6 +77,8 @@ func (s *Store) AppendEvents(ctx context.Context, server policy.ID, events []sto
 
 // Events returns a server's events after a cursor.
 func (s *Store) Events(ctx context.Context, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	if err := storage.CheckPage(limit); err != nil {
 		return nil, fmt.Errorf("postgres: events: %w", err)
 	}

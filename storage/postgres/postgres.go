@@ -49,6 +49,14 @@ type Config struct {
 	// Retries bounds re-runs of a group after a deadlock or serialization
 	// failure with another hub process; default 5.
 	Retries int
+	// Timeout bounds each database operation (a connection, a query, a
+	// group commit): past it the connection is dropped and the operation
+	// fails with storage.ErrUnavailable, so a database that stops answering
+	// (a stalled link, a half-open connection) cannot hold writers forever.
+	// A commit cut off this way may still have committed; writes are
+	// idempotent by content address, so the caller's retry is safe.
+	// Default 30 s.
+	Timeout time.Duration
 	// Now is the clock for StoredAt and Created; default time.Now.
 	Now func() time.Time
 	// Logger receives operational messages; default discards them.
@@ -70,6 +78,9 @@ func (c *Config) validate() error {
 	}
 	if c.Retries <= 0 {
 		c.Retries = 5
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -105,6 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("postgres: %w: %v", storage.ErrInvalid, err)
 	}
 	pc.MaxConns = cfg.MaxConns
+	pc.ConnConfig.ConnectTimeout = cfg.Timeout
 	pc.ConnConfig.RuntimeParams["synchronous_commit"] = "on"
 	pc.ConnConfig.RuntimeParams["application_name"] = "guildhall-hub"
 	if cfg.Schema != "" {
@@ -190,15 +202,47 @@ func (s *Store) write(ctx context.Context, fn func(*batch) error) error {
 func unavailable(err error) error {
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
-		return err
+		switch c := pgErr.Code; {
+		case strings.HasPrefix(c, "08"), // connection exception
+			strings.HasPrefix(c, "53"),  // insufficient resources (too many connections, disk full)
+			strings.HasPrefix(c, "57P"), // the server shutting down or starting
+			c == "57014":                // query cancelled: our timeout
+		default:
+			return err // the database refused the statement itself: a bug, not an outage
+		}
 	}
 	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
+}
+
+// contractErrors are the storage errors a caller acts on; backendError
+// leaves them as they are.
+var contractErrors = []error{storage.ErrNotFound, storage.ErrNotHosted, storage.ErrSuspended, storage.ErrQuotaExceeded,
+	storage.ErrBlobMismatch, storage.ErrInvalid, storage.ErrUnavailable}
+
+// backendError classifies an error out of a commit group: one of the
+// contract's stays; anything else (a connection lost mid-group, a timeout)
+// is marked ErrUnavailable, as unavailable does.
+func backendError(err error) error {
+	if err == nil {
+		return nil
+	}
+	for _, e := range contractErrors {
+		if errors.Is(err, e) {
+			return err
+		}
+	}
+	return unavailable(err)
 }
 
 // retryable reports a conflict with another process that a re-run resolves.
 func retryable(err error) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
+}
+
+// bound limits one operation to the configured Timeout.
+func (s *Store) bound(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.cfg.Timeout)
 }
 
 func (s *Store) now() int64 { return s.cfg.Now().UnixMilli() }

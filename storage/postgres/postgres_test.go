@@ -2,12 +2,15 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -224,5 +227,38 @@ func TestSweptSpaceIsReused(t *testing.T) {
 	fill(10_000)
 	if second := size(); second > first*13/10 {
 		t.Fatalf("table grew from %d to %d bytes writing the same volume again: swept space not reused", first, second)
+	}
+}
+
+// A database that accepts the connection and never answers fails Open as
+// unavailable after the configured timeout instead of holding it.
+func TestStalledDatabaseTimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	held := make(chan net.Conn, 16)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	defer func() {
+		for len(held) > 0 {
+			(<-held).Close()
+		}
+	}()
+	start := time.Now()
+	_, err = Open(context.Background(), Config{URL: "postgres://hub@" + l.Addr().String() + "/hub?sslmode=disable", Timeout: 300 * time.Millisecond})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("a stalled database: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("a stalled database held Open for %v", d)
 	}
 }

@@ -45,6 +45,8 @@ func scanTenant(row pgx.Row) (storage.Tenant, error) {
 
 // Tenant returns one tenant.
 func (s *Store) Tenant(ctx context.Context, server policy.ID) (storage.Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	t, err := scanTenant(s.pool.QueryRow(ctx, `SELECT `+tenantCols+` FROM tenants WHERE server = $1`, server[:]))
 	if isNoRows(err) {
 		return t, fmt.Errorf("postgres: tenant %s: %w", server, storage.ErrNotFound)
@@ -57,6 +59,8 @@ func (s *Store) Tenant(ctx context.Context, server policy.ID) (storage.Tenant, e
 
 // Tenants returns every tenant ordered by server ID.
 func (s *Store) Tenants(ctx context.Context) ([]storage.Tenant, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
 	rows, err := s.pool.Query(ctx, `SELECT `+tenantCols+` FROM tenants ORDER BY server`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: tenants: %w", unavailable(err))

@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -49,6 +50,14 @@ type Config struct {
 	PartSize int64
 	// MaxPresignTTL caps presigned URL lifetimes; default 15 minutes.
 	MaxPresignTTL time.Duration
+	// Timeout bounds each wait on the bucket: connecting, the answer's
+	// headers, and every pause within a transfer (a large blob may take
+	// longer as a whole, as long as bytes keep moving). A bucket that stops
+	// answering fails the operation with storage.ErrUnavailable instead of
+	// holding it. Default 30 s.
+	Timeout time.Duration
+	// MaxRetries bounds the client's retries of a failed request; default 2.
+	MaxRetries int
 }
 
 func (c *Config) validate() error {
@@ -63,6 +72,12 @@ func (c *Config) validate() error {
 	}
 	if c.MaxPresignTTL <= 0 {
 		c.MaxPresignTTL = 15 * time.Minute
+	}
+	if c.Timeout <= 0 {
+		c.Timeout = 30 * time.Second
+	}
+	if c.MaxRetries <= 0 {
+		c.MaxRetries = 2
 	}
 	return nil
 }
@@ -83,10 +98,26 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
+	tr, err := minio.DefaultTransport(cfg.Secure)
+	if err != nil {
+		return nil, fmt.Errorf("s3: %w: %v", storage.ErrInvalid, err)
+	}
+	dial := (&net.Dialer{Timeout: cfg.Timeout, KeepAlive: 30 * time.Second}).DialContext
+	tr.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := dial(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return &idleConn{Conn: c, idle: cfg.Timeout}, nil
+	}
+	tr.ResponseHeaderTimeout = cfg.Timeout
+	tr.TLSHandshakeTimeout = min(cfg.Timeout, tr.TLSHandshakeTimeout)
 	c, err := minio.NewCore(cfg.Endpoint, &minio.Options{
-		Creds:  credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
-		Secure: cfg.Secure,
-		Region: cfg.Region,
+		Creds:      credentials.NewStaticV4(cfg.AccessKey, cfg.SecretKey, ""),
+		Secure:     cfg.Secure,
+		Region:     cfg.Region,
+		Transport:  tr,
+		MaxRetries: cfg.MaxRetries,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("s3: %w: %v", storage.ErrInvalid, err)
@@ -107,6 +138,23 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// idleConn fails a read or write that makes no progress for idle: a
+// transfer may last as long as it needs while bytes move, but not stall.
+type idleConn struct {
+	net.Conn
+	idle time.Duration
+}
+
+func (c *idleConn) Read(b []byte) (int, error) {
+	c.Conn.SetReadDeadline(time.Now().Add(c.idle))
+	return c.Conn.Read(b)
+}
+
+func (c *idleConn) Write(b []byte) (int, error) {
+	c.Conn.SetWriteDeadline(time.Now().Add(c.idle))
+	return c.Conn.Write(b)
+}
+
 func key(id policy.ID) string { return "blobs/" + hex.EncodeToString(id[:]) }
 
 // PutBlob uploads a blob, verified by the bucket against its ID.
@@ -114,8 +162,11 @@ func (s *Store) PutBlob(ctx context.Context, id policy.ID, r io.Reader, size int
 	if size < 0 {
 		return fmt.Errorf("s3: put blob: %w: negative size", storage.ErrInvalid)
 	}
-	if n, err := s.StatBlob(ctx, id); err == nil && n == size {
+	switch n, err := s.StatBlob(ctx, id); {
+	case err == nil && n == size:
 		return nil // content-addressed: what is there is these bytes
+	case err != nil && !errors.Is(err, storage.ErrNotFound):
+		return fmt.Errorf("s3: put blob: %w", err) // the bucket is not answering: do not wait twice
 	}
 	if size <= s.cfg.PartSize {
 		// Read the blob (at most PartSize) so that a short or long stream is a

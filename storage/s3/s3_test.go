@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -180,4 +181,66 @@ func BenchmarkBlob1MiB(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/putTime.Seconds(), "put-MiB/s")
 	b.ReportMetric(float64(b.N)/getTime.Seconds(), "get-MiB/s")
+}
+
+// blackHole accepts connections and never answers: a bucket behind a
+// stalled link.
+func blackHole(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := make(chan net.Conn, 64)
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			held <- c
+		}
+	}()
+	t.Cleanup(func() {
+		l.Close()
+		for {
+			select {
+			case c := <-held:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return l.Addr().String()
+}
+
+// A bucket that stops answering fails the operation as unavailable after
+// the configured timeout (and its retries), instead of holding it.
+func TestStalledBucketTimesOut(t *testing.T) {
+	start := time.Now()
+	_, err := Open(context.Background(), Config{Endpoint: blackHole(t), AccessKey: "a", SecretKey: "s", Bucket: "b",
+		Timeout: 200 * time.Millisecond})
+	if !errors.Is(err, storage.ErrUnavailable) {
+		t.Fatalf("a stalled bucket: %v", err)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("a stalled bucket held Open for %v", d)
+	}
+	// A transfer that stops half way is cut by the idle timeout too.
+	c := &idleConn{Conn: stalledConn(t), idle: 200 * time.Millisecond}
+	if _, err := c.Read(make([]byte, 1)); err == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("a read from a stalled connection: %v", err)
+	}
+}
+
+// stalledConn is a connection to a black hole.
+func stalledConn(t *testing.T) net.Conn {
+	t.Helper()
+	c, err := net.Dial("tcp", blackHole(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
