@@ -59,7 +59,7 @@ run() { # port allocs [extra flags] -> "rtps p99ms"
   "$work/turnload" -server "127.0.0.1:$port" -user bench -pass bench -allocs "$allocs" -window 8 -size 160 -duration "$DURATION" "$@" |
     sed -E 's/.*: ([0-9]+) round trips\/s; rtt p50 ([^ ]+) p99 ([^ ]+)/\1 \3/'
 }
-to_ms() { awk '{v=$1; if (v ~ /ms$/) {sub(/ms/,"",v); print v} else if (v ~ /µs$/) {sub(/µs/,"",v); print v/1000} else if (v ~ /s$/) {sub(/s/,"",v); print v*1000} else print v}'; }
+to_ms() { awk '{v=$1; if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /µs$/) {sub(/µs/,"",v); v=v/1000} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; printf "%.1f\n", v}'; }
 
 echo "UDP:"
 echo
