@@ -188,15 +188,35 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 }
 
 // sweepChunk bounds one DELETE of a sweep, so a large sweep does not hold
-// huge row sets in one statement.
-const sweepChunk = 5000
+// huge row sets in one statement; sweepChunks bounds the DELETEs of one
+// transaction, so that a large sweep neither holds the commit group long
+// nor runs into the operation timeout: it continues in further ones.
+var (
+	sweepChunk  = 5000
+	sweepChunks = 8
+)
 
-// Sweep deletes a channel's envelopes beyond its retention. Deleted rows are
+// Sweep deletes a channel's envelopes beyond its retention, in
+// transactions of at most sweepChunks deletions. Deleted rows are
 // reclaimed by (auto)vacuum; see docs/OPERATIONS.md.
 func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.Retention) (storage.Swept, error) {
-	var swept storage.Swept
-	err := s.write(ctx, func(b *batch) error {
-		swept = storage.Swept{}
+	var total storage.Swept
+	for {
+		swept, more, err := s.sweepOnce(ctx, server, channel, r)
+		total.Envelopes += swept.Envelopes
+		total.Bytes += swept.Bytes
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+// sweepOnce runs one transaction of a sweep; more reports that it stopped
+// at sweepChunks deletions with rows perhaps left to delete.
+func (s *Store) sweepOnce(ctx context.Context, server, channel policy.ID, r storage.Retention) (swept storage.Swept, more bool, err error) {
+	err = s.write(ctx, func(b *batch) error {
+		swept, more = storage.Swept{}, false
+		chunks := 0
 		if err := b.charge(ctx, server, ledger.Delta{}); err != nil { // hosted?
 			return err
 		}
@@ -206,6 +226,9 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 		}
 		del := func(query string, args ...any) (int, error) {
 			b.wrote = true
+			if chunks++; chunks == sweepChunks {
+				more = true
+			}
 			rows, err := b.tx.Query(ctx, query, args...)
 			if err != nil {
 				return 0, err
@@ -232,12 +255,12 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 				if err != nil {
 					return err
 				}
-				if n < sweepChunk {
+				if n < sweepChunk || more {
 					break
 				}
 			}
 		}
-		if live := ch.bytes - int64(swept.Bytes); r.MaxBytes > 0 && live > int64(r.MaxBytes) {
+		if live := ch.bytes - int64(swept.Bytes); r.MaxBytes > 0 && live > int64(r.MaxBytes) && !more {
 			var cutoff int64
 			err := b.tx.QueryRow(ctx, `SELECT seq FROM (
 					SELECT seq, SUM(size) OVER (ORDER BY seq) AS running FROM envelopes
@@ -251,7 +274,7 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 				if err != nil {
 					return err
 				}
-				if n < sweepChunk {
+				if n < sweepChunk || more {
 					break
 				}
 			}
@@ -264,7 +287,7 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 		return b.charge(ctx, server, ledger.Delta{Bytes: -int64(swept.Bytes), Envelopes: -int64(swept.Envelopes)})
 	})
 	if err != nil {
-		return swept, fmt.Errorf("postgres: sweep: %w", err)
+		return swept, false, fmt.Errorf("postgres: sweep: %w", err)
 	}
-	return swept, nil
+	return swept, more, nil
 }

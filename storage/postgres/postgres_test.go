@@ -36,6 +36,14 @@ func TestConformance(t *testing.T) {
 	storagetest.RunMeta(t, func(t *testing.T) storagetest.Meta { return openTest(t) })
 }
 
+// With tiny sweep chunks, every sweep of the conformance suite spans
+// several transactions; the results and the usage must be the same.
+func TestConformanceSweepsInManyTransactions(t *testing.T) {
+	defer func(c, n int) { sweepChunk, sweepChunks = c, n }(sweepChunk, sweepChunks)
+	sweepChunk, sweepChunks = 1, 2
+	storagetest.RunMeta(t, func(t *testing.T) storagetest.Meta { return openTest(t) })
+}
+
 // TestSequencesAcrossProcesses: two stores on one schema (separate pools and
 // group committers, as two hub processes) write one channel concurrently
 // while a reader follows it; sequences stay dense and never appear out of order.
