@@ -15,6 +15,7 @@ type Metrics struct {
 	sockets      prometheus.Gauge
 	cutoffs      prometheus.Counter
 	rateLimited  *prometheus.CounterVec // by scope: source, identity
+	swept        *prometheus.CounterVec // by unit: envelopes, bytes
 }
 
 func newMetrics() *Metrics {
@@ -35,6 +36,8 @@ func newMetrics() *Metrics {
 			Help: "Subscriptions cut off because their subscriber fell behind."}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "rate_limited_total",
 			Help: "Requests and envelopes refused by a rate limit, by scope."}, []string{"scope"}),
+		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "retention_swept_total",
+			Help: "What retention sweeps deleted, by unit: envelopes, bytes (of ciphertext)."}, []string{"unit"}),
 	}
 	// Series that exist from the start, so rates and alerts see zero, not nothing.
 	for _, r := range []string{"stored", "unavailable", "internal", "quota_exceeded", "rate_limited"} {
@@ -42,11 +45,13 @@ func newMetrics() *Metrics {
 	}
 	m.rateLimited.WithLabelValues("source")
 	m.rateLimited.WithLabelValues("identity")
+	m.swept.WithLabelValues("envelopes")
+	m.swept.WithLabelValues("bytes")
 	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.envelopes, m.delivered, m.notifyErrors, m.admitted, m.requests, m.sockets, m.cutoffs, m.rateLimited}
+	return []prometheus.Collector{m.envelopes, m.delivered, m.notifyErrors, m.admitted, m.requests, m.sockets, m.cutoffs, m.rateLimited, m.swept}
 }
 
 // Describe implements prometheus.Collector.

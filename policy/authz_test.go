@@ -441,3 +441,21 @@ func TestPriorityUsesRanksAfterEarlierConcurrentEvents(t *testing.T) {
 	w.expect(bobBans, "")
 	w.expect(carolBans, CodeBanned)
 }
+
+// An envelope older than its channel's retention is not acceptable: hubs
+// delete such envelopes, and must not take them back from a peer. A
+// channel without retention accepts any age.
+func TestEnvelopeBeyondRetention(t *testing.T) {
+	w := newWorld(t, "alice")
+	brief := w.do("alice", &ChannelCreate{Name: "brief", Durability: Replicated, RetentionMs: 60_000}, "").ID
+	forever := w.channel("alice", "forever", Replicated)
+	dev := deviceOf(t, "alice", "alice-laptop")
+	old, kept := w.envelope(dev, brief), w.envelope(dev, forever)
+	if err := w.state().CheckEnvelope(old, old.Time+60_000); err != nil {
+		t.Fatalf("at the retention's edge: %v", err)
+	}
+	wantCode(t, w.state().CheckEnvelope(old, old.Time+60_001), CodeExpired)
+	if err := w.state().CheckEnvelope(kept, kept.Time+365*24*3600_000); err != nil {
+		t.Fatalf("a channel without retention refused an old envelope: %v", err)
+	}
+}

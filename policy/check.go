@@ -12,7 +12,8 @@ func CheckFresh(t, now int64) error {
 // CheckEnvelope decides whether an envelope is acceptable in this state at
 // now (Unix ms): for this server, not from the future, from a device that is
 // not revoked, by a member who is not banned, in an open channel where the
-// member may post, and within the server's size limit. The signature and the
+// member may post, not older than the channel's retention, and within the
+// server's size limit. The signature and the
 // certificate's window at the envelope's time were checked when it was parsed.
 func (s *State) CheckEnvelope(e *Envelope, now int64) error {
 	switch {
@@ -33,6 +34,9 @@ func (s *State) CheckEnvelope(e *Envelope, now int64) error {
 	}
 	if !s.Permissions(e.Author, e.Channel).Has(PermPost) {
 		return errf(CodeForbidden, "%s may not post in %s", e.Author, ch.Name)
+	}
+	if ch.RetentionMs > 0 && e.Time < now-ch.RetentionMs {
+		return errf(CodeExpired, "envelope time %d is beyond %s's retention of %d ms", e.Time, ch.Name, ch.RetentionMs)
 	}
 	if limit := s.maxEnvelope(); len(e.Raw) > limit {
 		return errf(CodeTooLarge, "envelope is %d bytes, server limit %d", len(e.Raw), limit)

@@ -32,7 +32,7 @@ const (
 	CodeClock           Code = "clock"            // timestamp out of the accepted window or before a parent
 	CodeNotEligible     Code = "not_eligible"     // node may not store this channel's ciphertext
 	CodeConflict        Code = "conflict"         // event contradicts the state (already a member, duplicate role...)
-	CodeExpired         Code = "expired"          // a record or token past its expiry
+	CodeExpired         Code = "expired"          // a record or token past its expiry, an envelope past its channel's retention
 )
 
 // Error is the typed error every policy decision returns. errors.Is matches it

@@ -76,9 +76,9 @@ func (f *Fingerprint) Add(id policy.ID) {
 	}
 }
 
-// Retention bounds a channel: envelopes stored before OlderThan (Unix ms, 0:
-// no age limit) are deleted, then the oldest until at most MaxBytes (0: no
-// size limit) of ciphertext remain.
+// Retention bounds a channel: envelopes whose own time is before OlderThan
+// (Unix ms, 0: no age limit) are deleted, then the oldest by sequence until
+// at most MaxBytes (0: no size limit) of ciphertext remain.
 type Retention struct {
 	OlderThan int64
 	MaxBytes  uint64

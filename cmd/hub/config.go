@@ -66,6 +66,8 @@ type StorageConf struct {
 	PostgresURL string        `yaml:"postgres_url"`
 	S3          S3Config      `yaml:"s3"`
 	Timeout     time.Duration `yaml:"timeout"`
+	// SweepInterval is how often channel retention is applied.
+	SweepInterval time.Duration `yaml:"sweep_interval"`
 }
 
 type S3Config struct {
@@ -152,6 +154,10 @@ var envOverrides = []struct {
 	}},
 	{"GUILDHALL_HUB_STORAGE_TIMEOUT", func(c *Config, v string) (err error) {
 		c.Storage.Timeout, err = time.ParseDuration(v)
+		return err
+	}},
+	{"GUILDHALL_HUB_SWEEP_INTERVAL", func(c *Config, v string) (err error) {
+		c.Storage.SweepInterval, err = time.ParseDuration(v)
 		return err
 	}},
 	{"GUILDHALL_HUB_SOURCE_RATE", func(c *Config, v string) (err error) {
@@ -272,6 +278,12 @@ func (c *Config) finish() error {
 	}
 	if c.Storage.Timeout < 0 {
 		errs = append(errs, errors.New("storage.timeout must not be negative"))
+	}
+	if c.Storage.SweepInterval == 0 {
+		c.Storage.SweepInterval = 10 * time.Minute
+	}
+	if c.Storage.SweepInterval < time.Second {
+		errs = append(errs, errors.New("storage.sweep_interval must be at least 1s: retention is the servers' policy, not optional"))
 	}
 	switch c.LogLevel {
 	case "", "debug", "info", "warn", "error":

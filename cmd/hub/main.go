@@ -275,6 +275,30 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		pl = tls.NewListener(pl, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		scheme = "https"
 	}
+	// Retention: swept periodically until shutdown, and stopped before the
+	// stores close (defers run in reverse).
+	sweepCtx, stopSweeps := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	defer func() { stopSweeps(); <-swept }()
+	go func() {
+		defer close(swept)
+		t := time.NewTicker(cfg.Storage.SweepInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-sweepCtx.Done():
+				return
+			case <-t.C:
+			}
+			sw, err := svc.Sweep(sweepCtx)
+			if err != nil && sweepCtx.Err() == nil {
+				log.Warn("retention sweep", "err", err)
+			}
+			if sw.Envelopes > 0 {
+				log.Info("retention sweep", "envelopes", sw.Envelopes, "bytes", sw.Bytes)
+			}
+		}
+	}()
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()

@@ -2,6 +2,8 @@ package main
 
 import (
 	"bufio"
+	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,6 +16,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
+	"github.com/guildhall/guildhall/client/clienttest"
 	"github.com/guildhall/guildhall/hub/wire"
 	"github.com/guildhall/guildhall/policy"
 )
@@ -29,7 +32,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Listen != "0.0.0.0:7420" || c.Admission.Mode != "provisioned" || c.Limits.PostRate != 50 || c.Admission.DefaultQuota.Bytes != 10<<30 ||
-		c.Storage.Timeout != 30*time.Second {
+		c.Storage.Timeout != 30*time.Second || c.Storage.SweepInterval != 10*time.Minute {
 		t.Fatalf("loaded %+v", c)
 	}
 }
@@ -54,6 +57,7 @@ func TestConfigRefusals(t *testing.T) {
 		"S3 without database":        {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
 		"S3 without credentials":     {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
 		"negative storage timeout":   {DataDir: dir, Storage: StorageConf{Timeout: -time.Second}},
+		"sweeps off":                 {DataDir: dir, Storage: StorageConf{SweepInterval: -time.Second}},
 	} {
 		if err := c.finish(); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -193,4 +197,65 @@ func testCert(t *testing.T) string {
 		t.Fatal(err)
 	}
 	return client.EncodeCert(cert)
+}
+
+// The binary applies channel retention on its own, every sweep_interval:
+// a channel capped at a few kilobytes keeps only its newest messages.
+func TestBinarySweepsRetention(t *testing.T) {
+	t.Setenv("GUILDHALL_HUB_SWEEP_INTERVAL", "1s")
+	h := clienttest.NewHub(t, "sqlite")
+	h.Start()
+	c, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.CreateIdentity(ctx, "alice"); err != nil {
+		t.Fatal(err)
+	}
+	server, err := c.CreateServer(ctx, "retained", []string{h.URL}, client.ServerOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, err := c.CreateChannel(ctx, server, policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 4000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := c.Send(ctx, server, ch, fmt.Sprintf("message %d %s", i, strings.Repeat("x", 400))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dev, _ := c.Device()
+	hub := client.NewHub(h.URL)
+	token, err := hub.Login(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := func() (n, bytes int) {
+		page, err := hub.Read(ctx, token, server, ch, 0, 1000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range page.Envelopes {
+			if e.Raw != nil {
+				n, bytes = n+1, bytes+len(e.Raw)
+			}
+		}
+		return n, bytes
+	}
+	// 20 messages of over 400 bytes were accepted: well over the cap, so
+	// holding at most 4,000 bytes means the hub swept.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		n, b := count()
+		if n > 0 && b <= 4000 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after 15 s the capped channel still holds %d messages, %d bytes", n, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

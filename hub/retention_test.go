@@ -1,0 +1,106 @@
+package hub
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+)
+
+// A channel's retention (age and size) is applied by Sweep on both storage
+// profiles; an envelope already beyond the age limit is refused at ingest,
+// so it cannot come back once swept; other channels are untouched; usage
+// follows.
+func TestRetentionSweep(t *testing.T) {
+	for _, profile := range []string{"sqlite", "postgres"} {
+		t.Run(profile, func(t *testing.T) {
+			f := newFixtureOn(t, profile)
+			f.community()
+			brief := f.event("alice", &policy.ChannelCreate{Name: "brief", Durability: policy.Replicated, RetentionMs: 60_000})
+			f.mustPublish(brief)
+			capped := f.event("alice", &policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 5000})
+			f.mustPublish(capped)
+			dave := f.device("dave")
+			post := func(channel policy.ID, n int) []*policy.Envelope {
+				var envs []*policy.Envelope
+				var raws [][]byte
+				for range n {
+					e := f.envelope(dave, channel, 1000)
+					envs, raws = append(envs, e), append(raws, e.Raw)
+				}
+				for i, p := range f.post(raws...) {
+					if p.Err != nil {
+						t.Fatalf("envelope %d: %v", i, p.Err)
+					}
+				}
+				return envs
+			}
+			post(brief.ID, 5)
+			capEnvs := post(capped.ID, 10)
+			post(f.general, 3)
+			before := f.usage(t)
+
+			f.advance(61 * time.Second) // the 5 in brief are now beyond 60 s
+			fresh := post(brief.ID, 2)
+			late := f.envelope(dave, brief.ID, 100)
+			f.advance(61 * time.Second) // late is now beyond 60 s, fresh too
+			if p := f.post(late.Raw); p[0].Err == nil || Code(p[0].Err) != string(policy.CodeExpired) {
+				t.Fatalf("an envelope beyond the channel's retention was answered %v", p[0].Err)
+			}
+			sw, err := f.hub.Sweep(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := f.stored(brief.ID); n != 0 {
+				t.Fatalf("%d envelopes left in brief after its retention", n)
+			}
+			left, err := f.hub.Read(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, capped.ID, 0, storage.MaxPage)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var kept uint64
+			for i, e := range left {
+				kept += uint64(e.Size)
+				if want := capEnvs[len(capEnvs)-len(left)+i].ID; e.ID != want {
+					t.Fatalf("capped kept %s at %d, want the newest envelopes", e.ID, i)
+				}
+			}
+			if len(left) == 0 || kept > 5000 || kept+uint64(len(capEnvs[0].Raw)) <= 5000 {
+				t.Fatalf("capped keeps %d envelopes, %d bytes: want the most that fit in 5,000", len(left), kept)
+			}
+			if n := f.stored(f.general); n != 3 {
+				t.Fatalf("general has %d envelopes after a sweep of other channels, want 3", n)
+			}
+			wantEnvs := uint64(5+len(fresh)) + uint64(len(capEnvs)-len(left))
+			if sw.Envelopes != wantEnvs {
+				t.Fatalf("swept %d envelopes, want %d", sw.Envelopes, wantEnvs)
+			}
+			after := f.usage(t)
+			if after.Envelopes != before.Envelopes+uint64(len(fresh))-wantEnvs || after.Bytes != before.Bytes+freshBytes(fresh)-sw.Bytes {
+				t.Fatalf("usage %+v before, %+v after sweeping %+v", before, after, sw)
+			}
+			if again, err := f.hub.Sweep(context.Background()); err != nil || again.Envelopes != 0 {
+				t.Fatalf("a second sweep freed %+v, %v", again, err)
+			}
+		})
+	}
+}
+
+func freshBytes(envs []*policy.Envelope) uint64 {
+	var n uint64
+	for _, e := range envs {
+		n += uint64(len(e.Raw))
+	}
+	return n
+}
+
+func (f *fixture) usage(t *testing.T) storage.Usage {
+	t.Helper()
+	tn, err := f.store.Tenant(context.Background(), f.gen.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tn.Usage
+}
