@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
+	"github.com/guildhall/guildhall/client/clienttest"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -172,21 +173,29 @@ func answered(t *testing.T, seen *codes) {
 	}
 }
 
-// A fault proxy between the hub and PostgreSQL adds latency, resets every
-// connection again and again, then stalls for longer than the hub's
-// storage timeout: posts meanwhile are answered "unavailable", nothing
-// acknowledged is lost, nothing deadlocks, and no goroutine is left behind.
-func TestDatabaseFaults(t *testing.T) {
+// hubBehindProxy starts a hub on its own PostgreSQL and MinIO, with
+// storage.timeout at storageTimeout, and the backend whose URL the
+// environment variable holds reached through a fault proxy.
+func hubBehindProxy(t *testing.T, backend string) (*clienttest.Hub, *proxy) {
+	t.Helper()
 	ownEnv(t)
 	t.Setenv("GUILDHALL_HUB_STORAGE_TIMEOUT", storageTimeout.String())
-	u, err := url.Parse(os.Getenv("GUILDHALL_TEST_POSTGRES"))
+	u, err := url.Parse(os.Getenv(backend))
 	if err != nil {
 		t.Fatal(err)
 	}
 	px := newProxy(t, u.Host)
 	u.Host = px.l.Addr().String()
-	t.Setenv("GUILDHALL_TEST_POSTGRES", u.String()) // the hub's database behind the proxy
-	h := unlimitedHub(t, "postgres")
+	t.Setenv(backend, u.String())
+	return unlimitedHub(t, "postgres"), px
+}
+
+// A fault proxy between the hub and PostgreSQL adds latency, resets every
+// connection again and again, then stalls for longer than the hub's
+// storage timeout: posts meanwhile are answered "unavailable", nothing
+// acknowledged is lost, nothing deadlocks, and no goroutine is left behind.
+func TestDatabaseFaults(t *testing.T) {
+	h, px := hubBehindProxy(t, "GUILDHALL_TEST_POSTGRES")
 	p := newPoster(t, h)
 	seen := &codes{n: map[string]int{}}
 	p.observe = seen.add
@@ -247,16 +256,7 @@ func TestDatabaseFaults(t *testing.T) {
 // throughout, uploads work again afterwards, and no goroutine is left
 // behind.
 func TestBucketFaults(t *testing.T) {
-	ownEnv(t)
-	t.Setenv("GUILDHALL_HUB_STORAGE_TIMEOUT", storageTimeout.String())
-	u, err := url.Parse(os.Getenv("GUILDHALL_TEST_S3"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	px := newProxy(t, u.Host)
-	u.Host = px.l.Addr().String()
-	t.Setenv("GUILDHALL_TEST_S3", u.String()) // the hub's bucket behind the proxy
-	h := unlimitedHub(t, "postgres")
+	h, px := hubBehindProxy(t, "GUILDHALL_TEST_S3")
 	p := newPoster(t, h)
 	hub := client.NewHub(h.URL)
 	token, err := hub.Login(ctx, p.dev)
