@@ -12,7 +12,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 )
 

@@ -6,7 +6,7 @@
 // keeps a local store (SQLite) of keys, verified state and decrypted history
 // so it works offline.
 //
-// It speaks the hub's wire API (hub/wire) and never imports the hub. It
+// It speaks the hub's wire API (wire) and never imports the hub. It
 // never sends plaintext, keys or names to infrastructure: hubs see signed
 // envelopes whose payload is ciphertext, and the key bundles they carry are
 // sealed to devices.

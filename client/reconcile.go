@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/reconcile"
 )

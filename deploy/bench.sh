@@ -63,7 +63,7 @@ gobench() { # package bench-regex benchtime metric
   echo "| --- | --- |"
   echo "| two sets of 1,000,000 keys differing by 1,000: round trips | $(gobench ./reconcile Million 3x rounds) |"
   echo "| same: bytes | $(gobench ./reconcile Million 3x bytes) |"
-  echo "| relayed circuit throughput (MB/s) | $(go test ./relay/p2p -run '^$' -bench CircuitThroughput -benchtime 200x -count "$RUNS" 2>/dev/null | awk '{for(i=1;i<NF;i++) if ($(i+1)=="MB/s") print $i}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') |"
+  echo "| relayed circuit throughput (MB/s) | $(go test ./p2p -run '^$' -bench CircuitThroughput -benchtime 200x -count "$RUNS" 2>/dev/null | awk '{for(i=1;i<NF;i++) if ($(i+1)=="MB/s") print $i}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}') |"
   echo "| memory per libp2p reservation (KiB, 300 held) | $(gobench ./cmd/relay Reservations 300x KiB/reservation) |"
   echo "| DHT lookup in 20 nodes, p99 (ms) | $(gobench ./discovery Resolve20 200x p99-ms) |"
   echo "| replication lag at 1,000 envelopes/s, p99 (ms) | $(gobench ./hub/replica ReplicationLag 1x p99-ms) |"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/policy"
-	"github.com/guildhall/guildhall/relay/p2p"
+	"github.com/guildhall/guildhall/p2p"
 )
 
 type node struct {

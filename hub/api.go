@@ -13,9 +13,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
-	"github.com/guildhall/guildhall/ratelimit"
+	"github.com/guildhall/guildhall/internal/ratelimit"
 	"github.com/guildhall/guildhall/storage"
 )
 

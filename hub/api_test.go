@@ -17,7 +17,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )

@@ -30,7 +30,7 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
-	"github.com/guildhall/guildhall/ratelimit"
+	"github.com/guildhall/guildhall/internal/ratelimit"
 	"github.com/guildhall/guildhall/storage"
 )
 

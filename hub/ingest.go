@@ -7,7 +7,7 @@ import (
 	"slices"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )

@@ -13,7 +13,7 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )

@@ -10,7 +10,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/storage"
 )
 

@@ -13,7 +13,7 @@ import (
 	"github.com/pion/logging"
 	"github.com/pion/turn/v5"
 
-	"github.com/guildhall/guildhall/ratelimit"
+	"github.com/guildhall/guildhall/internal/ratelimit"
 )
 
 // Defaults of the safety limits; Config documents each.

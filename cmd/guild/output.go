@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 )
 

@@ -17,7 +17,7 @@ import (
 
 	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/client/clienttest"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 )
 

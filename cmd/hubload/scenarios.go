@@ -15,7 +15,7 @@ import (
 	"github.com/coder/websocket"
 	"github.com/fxamacker/cbor/v2"
 
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // hist is a latency histogram with 100 µs buckets up to 10 s.

@@ -14,7 +14,7 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // soak holds many subscribers and a steady ingest on a hub for a while,

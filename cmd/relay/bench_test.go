@@ -18,7 +18,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 
-	"github.com/guildhall/guildhall/relay/p2p"
+	"github.com/guildhall/guildhall/p2p"
 )
 
 // BenchmarkReservations holds b.N circuit relay reservations at once on a

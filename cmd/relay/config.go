@@ -14,7 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/guildhall/guildhall/relay"
-	"github.com/guildhall/guildhall/relay/p2p"
+	"github.com/guildhall/guildhall/p2p"
 )
 
 // Config is the relay's configuration file (configs/relay.yaml documents

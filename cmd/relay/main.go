@@ -33,11 +33,11 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/guildhall/guildhall/discovery"
-	"github.com/guildhall/guildhall/healthcheck"
-	"github.com/guildhall/guildhall/nodekey"
+	"github.com/guildhall/guildhall/internal/healthcheck"
+	"github.com/guildhall/guildhall/internal/nodekey"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/relay"
-	"github.com/guildhall/guildhall/relay/p2p"
+	"github.com/guildhall/guildhall/p2p"
 )
 
 var version = "dev"

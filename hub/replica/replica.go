@@ -33,7 +33,7 @@ import (
 
 	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/hub"
-	"github.com/guildhall/guildhall/hub/wire"
+	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/reconcile"
 )

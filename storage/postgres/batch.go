@@ -11,7 +11,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/ledger"
+	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // batch is one group commit: a transaction; the tenant usage rows and

@@ -8,7 +8,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/ledger"
+	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // PutEnvelopes stores a batch atomically. The work is deferred to the end of

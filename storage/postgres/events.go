@@ -6,7 +6,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/ledger"
+	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // AppendEvents stores new events of one server.

@@ -28,8 +28,8 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/groupcommit"
-	"github.com/guildhall/guildhall/storage/migration"
+	"github.com/guildhall/guildhall/internal/groupcommit"
+	"github.com/guildhall/guildhall/internal/migration"
 )
 
 //go:embed migrations/*.sql

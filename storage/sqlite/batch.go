@@ -9,7 +9,7 @@ import (
 	"slices"
 
 	"github.com/guildhall/guildhall/policy"
-	"github.com/guildhall/guildhall/storage/ledger"
+	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // batch is one group commit: the transaction, plus the tenant usage rows and

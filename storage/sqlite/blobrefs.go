@@ -8,7 +8,7 @@ import (
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/ledger"
+	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // AddBlobRef records that server references a blob, charging its quota.

@@ -22,8 +22,8 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/storage/groupcommit"
-	"github.com/guildhall/guildhall/storage/migration"
+	"github.com/guildhall/guildhall/internal/groupcommit"
+	"github.com/guildhall/guildhall/internal/migration"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
