@@ -12,8 +12,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Admin talks to a hub's admin API (an operator's tool).

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -595,16 +594,7 @@ func (c *Client) Invite(ctx context.Context, server policy.ID, uses uint32, ttl 
 	if err != nil {
 		return "", err // an invite the state would refuse is useless
 	}
-	return "ghinv1:" + base64.RawURLEncoding.EncodeToString(inv.Raw), nil
-}
-
-// ParseInvite decodes and verifies an invite token.
-func ParseInvite(token string) (*policy.Invite, error) {
-	b, err := decodeToken(token, "ghinv1:")
-	if err != nil {
-		return nil, err
-	}
-	return policy.ParseInvite(b)
+	return policy.EncodeInviteToken(inv), nil
 }
 
 // Join joins a server with an invite token: the join is published to the
@@ -614,7 +604,7 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	if err != nil {
 		return policy.ID{}, err
 	}
-	inv, err := ParseInvite(token)
+	inv, err := policy.DecodeInviteToken(token)
 	if err != nil {
 		return policy.ID{}, err
 	}

@@ -4,12 +4,7 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/base64"
-	"errors"
-	"fmt"
 	"time"
-
-	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guildhall/guildhall/policy"
 )
@@ -45,13 +40,8 @@ func (d *Device) Identity() policy.PublicKey { return d.Cert.Identity }
 // device is re-certified before it ends.
 const DefaultDeviceLifetime = 365 * 24 * time.Hour
 
-// LinkRequest is what a new device shows the identity holder so that the
-// identity certifies it: its public keys and a name.
-type LinkRequest struct {
-	Device policy.PublicKey `cbor:"1,keyasint"`
-	EncKey []byte           `cbor:"2,keyasint"`
-	Name   string           `cbor:"3,keyasint"`
-}
+// LinkRequest is what a new device shows the identity holder (policy.LinkRequest).
+type LinkRequest = policy.LinkRequest
 
 // Request returns the link request for these keys.
 func (k DeviceKeys) Request(name string) LinkRequest {
@@ -65,44 +55,4 @@ func (id Identity) Certify(req LinkRequest, now time.Time, lifetime time.Duratio
 	}
 	return policy.NewDeviceCert(id.Key, policy.DeviceCertBody{Device: req.Device, KEM: policy.KEMX25519, EncKey: req.EncKey,
 		Issued: now.Add(-time.Minute).UnixMilli(), Expires: now.Add(lifetime).UnixMilli(), Name: req.Name})
-}
-
-// Encode and DecodeLinkRequest turn a request into a copyable token.
-func (r LinkRequest) Encode() string {
-	b, _ := cbor.Marshal(r)
-	return "ghlink1:" + base64.RawURLEncoding.EncodeToString(b)
-}
-
-// DecodeLinkRequest parses a link request token.
-func DecodeLinkRequest(s string) (LinkRequest, error) {
-	var r LinkRequest
-	b, err := decodeToken(s, "ghlink1:")
-	if err == nil {
-		err = cbor.Unmarshal(b, &r)
-	}
-	if err != nil || len(r.EncKey) != 32 {
-		return r, fmt.Errorf("client: not a device link request: %v", err)
-	}
-	return r, nil
-}
-
-// EncodeCert and DecodeCert turn a device certificate into a copyable token.
-func EncodeCert(c *policy.DeviceCert) string {
-	return "ghcert1:" + base64.RawURLEncoding.EncodeToString(c.Raw)
-}
-
-// DecodeCert parses and verifies a certificate token.
-func DecodeCert(s string) (*policy.DeviceCert, error) {
-	b, err := decodeToken(s, "ghcert1:")
-	if err != nil {
-		return nil, err
-	}
-	return policy.ParseDeviceCert(b)
-}
-
-func decodeToken(s, prefix string) ([]byte, error) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return nil, errors.New("client: token has the wrong prefix")
-	}
-	return base64.RawURLEncoding.DecodeString(s[len(prefix):])
 }

@@ -74,7 +74,7 @@ func TestAdminsOffline(t *testing.T) {
 			// Carol verified the state log herself: bob is a member through
 			// alice's invite, with alice offline.
 			st := must[*policy.State](t)(carol.State(ctx, server))
-			if !st.IsMember(must[policy.PublicKey](t)(bob.Me())) || st.InviteUses(must[*policy.Invite](t)(ParseInvite(invite)).ID) != 2 {
+			if !st.IsMember(must[policy.PublicKey](t)(bob.Me())) || st.InviteUses(must[*policy.Invite](t)(policy.DecodeInviteToken(invite)).ID) != 2 {
 				t.Fatal("carol's verified state does not show bob's join")
 			}
 			// Alice returns on the same store and reads everything.
@@ -120,7 +120,7 @@ func TestBanRekeys(t *testing.T) {
 			after := marker(t, "after")
 			sent := must[*Sent](t)(alice.Send(ctx, server, general, after))
 			_, err := dave.Send(ctx, server, general, marker(t, "banned"))
-			if !IsCode(err, "banned") && policy.CodeOf(err) != policy.CodeBanned {
+			if !IsCode(err, string(policy.CodeBanned)) && policy.CodeOf(err) != policy.CodeBanned {
 				t.Fatalf("the banned member's post: %v", err)
 			}
 			// Dave cannot decrypt the post-ban message with any key he holds.
@@ -146,7 +146,7 @@ func TestBanRekeys(t *testing.T) {
 				}
 			}
 			// The hub refuses dave's reads; he still has what he had.
-			if _, err := dave.Sync(ctx, server, general, nil); !IsCode(err, "banned") {
+			if _, err := dave.Sync(ctx, server, general, nil); !IsCode(err, string(policy.CodeBanned)) {
 				t.Fatalf("banned member reading: %v", err)
 			}
 			if got := texts(t, dave, server, general); !slices.Equal(got, []string{before}) {
@@ -174,7 +174,7 @@ func TestStrictChannelNeedsAGrant(t *testing.T) {
 			must[*policy.Event](t)(alice.PublishChange(ctx, server, &policy.ChannelOverride{Channel: mods, Deny: policy.PermRead | policy.PermPost}))
 			secret := marker(t, "mods")
 			_, err := alice.Send(ctx, server, mods, secret)
-			if !errors.Is(err, ErrNotAccepted) || !IsCode(err, "not_eligible") {
+			if !errors.Is(err, ErrNotAccepted) || !IsCode(err, string(policy.CodeNotEligible)) {
 				t.Fatalf("strict channel on an ungranted hub: %v", err)
 			}
 			if got := must[int](t)(alice.Sync(ctx, server, mods, nil)); got != 0 {
@@ -210,7 +210,7 @@ func TestGuaranteedChannelNeedsAReceipt(t *testing.T) {
 			// A hub that answers but is no longer eligible is no better.
 			node := must[policy.PublicKey](t)(alice.hub(hub.URL).Node(ctx))
 			must[*policy.Event](t)(alice.Publish(ctx, server, &policy.StorageRevoke{Node: node}))
-			if _, err := alice.Send(ctx, server, news, marker(t, "ineligible")); !errors.Is(err, ErrNotDurable) || !IsCode(err, "not_eligible") {
+			if _, err := alice.Send(ctx, server, news, marker(t, "ineligible")); !errors.Is(err, ErrNotDurable) || !IsCode(err, string(policy.CodeNotEligible)) {
 				t.Fatalf("with an ineligible hub: %v", err)
 			}
 			ok(t, alice.GrantStorage(ctx, server, hub.URL))
@@ -250,9 +250,9 @@ func TestLinkedDeviceRevoked(t *testing.T) {
 
 			laptop := emptyClient(t)
 			req := must[LinkRequest](t)(laptop.RequestLink(ctx, "alice-laptop"))
-			req = must[LinkRequest](t)(DecodeLinkRequest(req.Encode())) // as copied between machines
+			req = must[LinkRequest](t)(policy.DecodeLinkRequest(req.Encode())) // as copied between machines
 			cert := must[*policy.DeviceCert](t)(phone.LinkDevice(ctx, req))
-			ok(t, laptop.InstallCert(ctx, must[*policy.DeviceCert](t)(DecodeCert(EncodeCert(cert)))))
+			ok(t, laptop.InstallCert(ctx, must[*policy.DeviceCert](t)(policy.DecodeCertToken(policy.EncodeCertToken(cert)))))
 			ok(t, laptop.AddHub(ctx, server, hub.URL))
 			must[int](t)(laptop.SyncState(ctx, server))
 			fileText := marker(t, "attachment")
@@ -278,10 +278,10 @@ func TestLinkedDeviceRevoked(t *testing.T) {
 			ok(t, phone.RevokeDevice(ctx, server, laptopDevice))
 			afterRevoke := marker(t, "after-revoke")
 			must[*Sent](t)(phone.Send(ctx, server, general, afterRevoke))
-			if _, err := laptop.Send(ctx, server, general, marker(t, "revoked")); !IsCode(err, "device_revoked") && policy.CodeOf(err) != policy.CodeDeviceRevoked {
+			if _, err := laptop.Send(ctx, server, general, marker(t, "revoked")); !IsCode(err, string(policy.CodeDeviceRevoked)) && policy.CodeOf(err) != policy.CodeDeviceRevoked {
 				t.Fatalf("the revoked device's post: %v", err)
 			}
-			if _, err := laptop.Sync(ctx, server, general, nil); !IsCode(err, "device_revoked") {
+			if _, err := laptop.Sync(ctx, server, general, nil); !IsCode(err, string(policy.CodeDeviceRevoked)) {
 				t.Fatalf("the revoked device reading: %v", err)
 			}
 			latest := must[uint64](t)(phone.st.maxEpoch(ctx, server, general))
@@ -310,10 +310,10 @@ func TestHomeNodeKeepsHistory(t *testing.T) {
 	}
 	alice := newClient(t, "alice-desktop")
 	home := clienttest.NewHub(t, "sqlite")
-	req := must[LinkRequest](t)(DecodeLinkRequest(home.LinkRequest()))
+	req := must[LinkRequest](t)(policy.DecodeLinkRequest(home.LinkRequest()))
 	cert := must[*policy.DeviceCert](t)(alice.LinkDevice(ctx, req))
 	home.Admission = "home"
-	home.Extra = "home:\n  owner_cert: " + EncodeCert(cert) + "\np2p:\n  enabled: true\n  listen: [/ip4/127.0.0.1/tcp/0]\n  interval: 1s\n  peers: [" + community.P2P + "]\n"
+	home.Extra = "home:\n  owner_cert: " + policy.EncodeCertToken(cert) + "\np2p:\n  enabled: true\n  listen: [/ip4/127.0.0.1/tcp/0]\n  interval: 1s\n  peers: [" + community.P2P + "]\n"
 	home.Start()
 
 	server := must[policy.ID](t)(alice.CreateServer(ctx, "club", []string{community.URL, home.URL}, ServerOptions{}))

@@ -15,8 +15,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // HubError is a hub's refusal: its stable code (docs/API.md) and message.

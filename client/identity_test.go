@@ -4,6 +4,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/guildhall/guildhall/policy"
 )
 
 func TestPhraseWordsAreDistinct(t *testing.T) {
@@ -70,11 +72,11 @@ func TestExportImport(t *testing.T) {
 
 func TestLinkTokens(t *testing.T) {
 	k := NewDeviceKeys()
-	req, err := DecodeLinkRequest(k.Request("laptop").Encode())
+	req, err := policy.DecodeLinkRequest(k.Request("laptop").Encode())
 	if err != nil || req.Name != "laptop" {
 		t.Fatal(err)
 	}
-	if _, err := DecodeLinkRequest("ghcert1:AAAA"); err == nil {
+	if _, err := policy.DecodeLinkRequest("ghcert1:AAAA"); err == nil {
 		t.Fatal("a certificate token decoded as a link request")
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/reconcile"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // maxRounds bounds a reconciliation: each round narrows differing ranges

@@ -12,8 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/guildhall/guildhall/discovery"
-	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/p2p"
+	"github.com/guildhall/guildhall/policy"
 )
 
 type node struct {

@@ -12,9 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // NewAdmin returns the operator's API (docs/API.md, "Admin"): tenants,
@@ -36,7 +36,7 @@ func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Han
 			}()
 			if err != nil {
 				we := wireError(err)
-				writeError(w, Status(we.Code), we)
+				writeError(w, wire.Status(we.Code), we)
 			}
 		}
 	}

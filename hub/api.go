@@ -13,10 +13,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/guildhall/guildhall/wire"
-	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/internal/ratelimit"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // APIConfig bounds the public API. Zero values take the documented defaults.
@@ -140,7 +140,7 @@ func (a *API) route(pattern string, h handlerFunc) {
 		status := 200
 		if err != nil {
 			we := wireError(err)
-			status = Status(we.Code)
+			status = wire.Status(we.Code)
 			if status == http.StatusInternalServerError {
 				a.cfg.Logger.Error("hub: request failed", "route", name, "err", err)
 			}
@@ -363,7 +363,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 // logged, as a failed request is, since its details stay off the wire.
 func (a *API) itemError(err error) *wire.Error {
 	we := wireError(err)
-	if we.Code == CodeInternal {
+	if we.Code == wire.CodeInternal {
 		a.cfg.Logger.Error("hub: object failed", "err", err)
 	}
 	return we
@@ -564,7 +564,7 @@ func health(mux *http.ServeMux, svc *Service) {
 		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 		defer cancel()
 		if err := svc.Ready(ctx); err != nil {
-			writeError(w, http.StatusServiceUnavailable, &wire.Error{Code: CodeUnavailable, Message: err.Error()})
+			writeError(w, http.StatusServiceUnavailable, &wire.Error{Code: wire.CodeUnavailable, Message: err.Error()})
 			return
 		}
 		w.Write([]byte("ready\n"))

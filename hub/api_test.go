@@ -17,9 +17,9 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // apiEnv is a hub served over real HTTP on loopback.
@@ -574,7 +574,7 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cut := slow.next(func(f wire.Frame) bool { return f.Op == wire.OpCut })
-	if cut.Error.Code != CodeSlow || len(cut.Topics) != 1 || cut.Topics[0].After == 0 || cut.Topics[0].After >= n {
+	if cut.Error.Code != wire.CodeSlow || len(cut.Topics) != 1 || cut.Topics[0].After == 0 || cut.Topics[0].After >= n {
 		t.Fatalf("cut %+v", cut)
 	}
 	// Resuming from the cursor delivers the rest, in order, from storage.

@@ -3,25 +3,10 @@ package hub
 import (
 	"context"
 	"errors"
-	"net/http"
 
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-)
-
-// Codes the hub adds to policy's (docs/API.md lists them all).
-const (
-	CodeNotFound       = "not_found"
-	CodeNotHosted      = "not_hosted"
-	CodeSuspended      = "suspended"
-	CodeQuotaExceeded  = "quota_exceeded"
-	CodeBlobMismatch   = "blob_mismatch"
-	CodeBadRequest     = "bad_request"
-	CodeRateLimited    = "rate_limited"
-	CodeUnauthenticate = "unauthenticated"
-	CodeUnavailable    = "unavailable"
-	CodeInternal       = "internal"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Code returns the stable wire code of an error.
@@ -35,61 +20,32 @@ func Code(err error) string {
 	case errors.Is(err, ErrTooLarge):
 		return string(policy.CodeTooLarge)
 	case errors.Is(err, ErrRateLimited):
-		return CodeRateLimited
+		return wire.CodeRateLimited
 	case errors.Is(err, ErrUnauthenticated):
-		return CodeUnauthenticate
+		return wire.CodeUnauthenticated
 	case errors.Is(err, ErrBadRequest), errors.Is(err, storage.ErrInvalid):
-		return CodeBadRequest
+		return wire.CodeBadRequest
 	case errors.Is(err, storage.ErrNotHosted):
-		return CodeNotHosted
+		return wire.CodeNotHosted
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, ErrNoBlobs):
-		return CodeNotFound
+		return wire.CodeNotFound
 	case errors.Is(err, storage.ErrSuspended):
-		return CodeSuspended
+		return wire.CodeSuspended
 	case errors.Is(err, storage.ErrQuotaExceeded):
-		return CodeQuotaExceeded
+		return wire.CodeQuotaExceeded
 	case errors.Is(err, storage.ErrBlobMismatch):
-		return CodeBlobMismatch
+		return wire.CodeBlobMismatch
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
-		return CodeUnavailable
+		return wire.CodeUnavailable
 	}
-	return CodeInternal
-}
-
-// Status maps a wire code to an HTTP status.
-func Status(code string) int {
-	switch code {
-	case string(policy.CodeMalformed), string(policy.CodeNonCanonical), string(policy.CodeBadSignature),
-		string(policy.CodeCertInvalid), string(policy.CodeCertExpired), string(policy.CodeWrongServer),
-		string(policy.CodeClock), string(policy.CodeExpired), CodeBadRequest, CodeBlobMismatch:
-		return http.StatusBadRequest
-	case CodeUnauthenticate:
-		return http.StatusUnauthorized
-	case string(policy.CodeNotMember), string(policy.CodeBanned), string(policy.CodeForbidden), string(policy.CodeRank),
-		string(policy.CodeDeviceRevoked), string(policy.CodeNotEligible), CodeSuspended,
-		string(policy.CodeInvalidInvite), string(policy.CodeInviteExpired), string(policy.CodeInviteExhausted), string(policy.CodeInviteRevoked):
-		return http.StatusForbidden
-	case CodeNotFound, CodeNotHosted, string(policy.CodeUnknownChannel), string(policy.CodeUnknownRole):
-		return http.StatusNotFound
-	case string(policy.CodeConflict):
-		return http.StatusConflict
-	case string(policy.CodeTooLarge):
-		return http.StatusRequestEntityTooLarge
-	case CodeQuotaExceeded:
-		return http.StatusInsufficientStorage
-	case CodeRateLimited:
-		return http.StatusTooManyRequests
-	case CodeUnavailable:
-		return http.StatusServiceUnavailable
-	}
-	return http.StatusInternalServerError
+	return wire.CodeInternal
 }
 
 // wireError converts an error for the wire; internal details stay in logs.
 func wireError(err error) *wire.Error {
 	c := Code(err)
 	msg := err.Error()
-	if c == CodeInternal {
+	if c == wire.CodeInternal {
 		msg = "internal error"
 	}
 	return &wire.Error{Code: c, Message: msg}

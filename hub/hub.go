@@ -29,8 +29,8 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/internal/ratelimit"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 )
 

@@ -7,9 +7,9 @@ import (
 	"slices"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // EventResult is the outcome of one published state event.

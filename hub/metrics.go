@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"github.com/guildhall/guildhall/wire"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -78,7 +79,7 @@ func (m *Metrics) countPosts(out []Posted) {
 	for _, p := range out {
 		if p.Err != nil {
 			c := Code(p.Err)
-			if c == CodeRateLimited {
+			if c == wire.CodeRateLimited {
 				limited++
 			}
 			m.envelopes.WithLabelValues(c).Inc()

@@ -13,9 +13,9 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Two hub processes share one PostgreSQL: a subscriber of A receives what
@@ -141,7 +141,7 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 			}
 		}
 		cut := sub.next(func(f wire.Frame) bool { return f.Op == wire.OpCut })
-		if cut.Error.Code != CodeGoingAway || len(cut.Topics) != 1 {
+		if cut.Error.Code != wire.CodeGoingAway || len(cut.Topics) != 1 {
 			t.Fatalf("cut %+v", cut)
 		}
 		// New connections are refused while shut down.
@@ -155,7 +155,7 @@ func TestAdminAPI(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, func(c *Config, a *APIConfig) { c.Admission = Provisioned })
 		server := e.event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost}})
-		if _, err := e.hub.PublishEvents(context.Background(), server.ID, [][]byte{server.Raw}); Code(err) != CodeNotHosted {
+		if _, err := e.hub.PublishEvents(context.Background(), server.ID, [][]byte{server.Raw}); Code(err) != wire.CodeNotHosted {
 			t.Fatalf("unprovisioned genesis: %v", err)
 		}
 		admin := func(method, path, token string, body any, out any) (int, *wire.Error) {

@@ -10,15 +10,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/guildhall/guildhall/fanout"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/storage"
-)
-
-// CodeSlow ends a subscription whose subscriber fell behind; CodeGoingAway
-// ends one because the hub shuts down. Both come with resume cursors.
-const (
-	CodeSlow      = "slow"
-	CodeGoingAway = "going_away"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // WebSocket limits.
@@ -260,12 +253,12 @@ func (s *socket) writeLoop() {
 		case m := <-subC:
 			s.message(m)
 		case <-subDone:
-			s.cut(CodeSlow, "subscriber fell behind; resume from the cursors", nil)
+			s.cut(wire.CodeSlow, "subscriber fell behind; resume from the cursors", nil)
 		case <-recheck.C:
 			s.recheck()
 		case <-drain: // shutdown: end subscriptions with their cursors, finish the posts in flight
 			drain = nil
-			s.cut(CodeGoingAway, "hub shutting down; resume from the cursors elsewhere or later", nil)
+			s.cut(wire.CodeGoingAway, "hub shutting down; resume from the cursors elsewhere or later", nil)
 			s.flush()
 			go func() { s.setDraining(); <-s.idle; close(s.quiet) }()
 		case <-quiet: // every post in flight was answered: say goodbye
@@ -516,7 +509,7 @@ func (s *socket) cut(code, msg string, only *fanout.Topic) {
 				drained = true
 			}
 		}
-		if code == CodeSlow {
+		if code == wire.CodeSlow {
 			s.a.svc.metrics.cutoffs.Inc()
 		}
 	}

@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 type runFunc = func(ctx context.Context, e *env, args []string) (any, error)
@@ -131,7 +131,7 @@ var commands = []command{
 		if err != nil {
 			return nil, err
 		}
-		req, err := client.DecodeLinkRequest(args[0])
+		req, err := policy.DecodeLinkRequest(args[0])
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +139,7 @@ var commands = []command{
 		if err != nil {
 			return nil, err
 		}
-		return tokenOut{Token: client.EncodeCert(cert), Next: "on the new device: guild device install TOKEN"}, nil
+		return tokenOut{Token: policy.EncodeCertToken(cert), Next: "on the new device: guild device install TOKEN"}, nil
 	})},
 	{"device install", "TOKEN", "on the new device: install the certificate the identity holder approved", simple(func(ctx context.Context, e *env, args []string) (any, error) {
 		if err := need(args, 1); err != nil {
@@ -149,7 +149,7 @@ var commands = []command{
 		if err != nil {
 			return nil, err
 		}
-		cert, err := client.DecodeCert(args[0])
+		cert, err := policy.DecodeCertToken(args[0])
 		if err != nil {
 			return nil, err
 		}
@@ -538,7 +538,7 @@ var commands = []command{
 			if ctx.Err() != nil {
 				return nil, nil
 			}
-			if client.IsCode(err, "slow") || client.IsCode(err, "going_away") {
+			if client.IsCode(err, wire.CodeSlow) || client.IsCode(err, wire.CodeGoingAway) {
 				e.progress("resubscribing: %v\n", err)
 				time.Sleep(time.Second)
 				continue

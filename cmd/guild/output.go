@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Each result has a JSON form (its fields) and a human one (Human).

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -243,7 +242,7 @@ func (c *Config) finish() error {
 		errs = append(errs, fmt.Errorf("admission.mode %q: want open, allow-list, provisioned or home", c.Admission.Mode))
 	}
 	if c.Home.OwnerCert != "" {
-		if _, err := ownerCert(c.Home.OwnerCert); err != nil {
+		if _, err := policy.DecodeCertToken(c.Home.OwnerCert); err != nil {
 			errs = append(errs, fmt.Errorf("home.owner_cert: %w", err))
 		}
 	}
@@ -304,16 +303,6 @@ func loopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-// ownerCert decodes a device certificate token (ghcert1:...), as
-// "guild device approve" prints it.
-func ownerCert(token string) (*policy.DeviceCert, error) {
-	b, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, "ghcert1:"))
-	if err != nil || !strings.HasPrefix(token, "ghcert1:") {
-		return nil, errors.New("not a ghcert1: certificate token")
-	}
-	return policy.ParseDeviceCert(b)
 }
 
 func addrInfos(ss []string) ([]peer.AddrInfo, error) {

@@ -29,15 +29,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
-	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
-	"github.com/guildhall/guildhall/internal/healthcheck"
 	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/hub/replica"
+	"github.com/guildhall/guildhall/internal/healthcheck"
 	"github.com/guildhall/guildhall/internal/nodekey"
-	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/p2p"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/fs"
 	"github.com/guildhall/guildhall/storage/postgres"
@@ -185,7 +184,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 		hcfg.Admission = hub.Provisioned
 	}
 	if cfg.Home.OwnerCert != "" {
-		c, _ := ownerCert(cfg.Home.OwnerCert) // checked by finish
+		c, _ := policy.DecodeCertToken(cfg.Home.OwnerCert) // checked by finish
 		if c.Device != policy.KeyOf(key) {
 			return fmt.Errorf("home.owner_cert certifies %s, not this hub's node key %s (make it with: hub link-request)", c.Device, policy.KeyOf(key))
 		}
@@ -356,7 +355,7 @@ func linkRequest(getenv func(string) string, configPath, dataDir string, stdout 
 	if err != nil {
 		return err
 	}
-	req := client.LinkRequest{Device: policy.KeyOf(key), EncKey: enc.PublicKey().Bytes(), Name: "home node"}
+	req := policy.LinkRequest{Device: policy.KeyOf(key), EncKey: enc.PublicKey().Bytes(), Name: "home node"}
 	fmt.Fprintf(stdout, "%s\n\napprove it with: guild device approve TOKEN\nthen set home.owner_cert to the certificate it prints\n", req.Encode())
 	return nil
 }

@@ -17,8 +17,8 @@ import (
 
 	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/client/clienttest"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 func TestExampleConfigLoads(t *testing.T) {
@@ -196,7 +196,7 @@ func testCert(t *testing.T) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return client.EncodeCert(cert)
+	return policy.EncodeCertToken(cert)
 }
 
 // The binary applies channel retention on its own, every sweep_interval:

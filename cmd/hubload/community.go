@@ -16,8 +16,8 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // loader holds a community it created on the hub.

@@ -13,8 +13,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/guildhall/guildhall/relay"
 	"github.com/guildhall/guildhall/p2p"
+	"github.com/guildhall/guildhall/relay"
 )
 
 // Config is the relay's configuration file (configs/relay.yaml documents

@@ -35,9 +35,9 @@ import (
 	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/internal/healthcheck"
 	"github.com/guildhall/guildhall/internal/nodekey"
+	"github.com/guildhall/guildhall/p2p"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/relay"
-	"github.com/guildhall/guildhall/p2p"
 )
 
 var version = "dev"

@@ -33,9 +33,9 @@ import (
 
 	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/hub"
-	"github.com/guildhall/guildhall/wire"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/reconcile"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Protocol is the replication protocol's libp2p ID.

@@ -18,9 +18,9 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/p2p"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/reconcile"
-	"github.com/guildhall/guildhall/p2p"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/fs"
 	"github.com/guildhall/guildhall/storage/sqlite"

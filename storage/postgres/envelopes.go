@@ -6,9 +6,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/guildhall/guildhall/internal/ledger"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // PutEnvelopes stores a batch atomically. The work is deferred to the end of

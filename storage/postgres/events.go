@@ -4,9 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/guildhall/guildhall/internal/ledger"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // AppendEvents stores new events of one server.

@@ -27,9 +27,9 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/internal/groupcommit"
 	"github.com/guildhall/guildhall/internal/migration"
+	"github.com/guildhall/guildhall/storage"
 )
 
 //go:embed migrations/*.sql

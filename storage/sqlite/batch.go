@@ -8,8 +8,8 @@ import (
 	"maps"
 	"slices"
 
-	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/internal/ledger"
+	"github.com/guildhall/guildhall/policy"
 )
 
 // batch is one group commit: the transaction, plus the tenant usage rows and

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/guildhall/guildhall/internal/ledger"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // AddBlobRef records that server references a blob, charging its quota.

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/guildhall/guildhall/internal/ledger"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // statements prepared once on the writer connection for the write path.

@@ -5,9 +5,9 @@ import (
 	"database/sql"
 	"fmt"
 
+	"github.com/guildhall/guildhall/internal/ledger"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/internal/ledger"
 )
 
 // AppendEvents stores new events of one server.

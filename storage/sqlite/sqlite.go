@@ -21,9 +21,9 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/internal/groupcommit"
 	"github.com/guildhall/guildhall/internal/migration"
+	"github.com/guildhall/guildhall/storage"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 )
