@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
@@ -23,9 +22,9 @@ type EventResult struct {
 
 // PublishEvents verifies and stores state events of one server, creating
 // the server (subject to admission) when its genesis is among them. The
-// whole call is refused, storing nothing, if any event fails verification,
-// names another server, or is signed by an identity that is neither a
-// member nor joining (hubs do not store what can never take effect).
+// whole call is refused, storing nothing, if any event fails verification
+// or policy refuses the publication (policy.CheckServerEvents,
+// State.CheckPublication: hubs do not store what can never take effect).
 func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]EventResult, error) {
 	if len(raws) == 0 {
 		return nil, nil
@@ -34,10 +33,8 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 	if err != nil {
 		return nil, err
 	}
-	for _, e := range events {
-		if e.Kind == policy.EvGenesis && e.ID != server || e.Kind != policy.EvGenesis && e.Server != server {
-			return nil, &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("event %s is not of server %s", e.ID, server)}
-		}
+	if err := policy.CheckServerEvents(server, events); err != nil {
+		return nil, err
 	}
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
@@ -55,23 +52,12 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 		}
 	}
 	defer sl.mu.Unlock()
-	st := sl.log.State()
-	joining := map[policy.PublicKey]bool{} // joiners in this call may act in it
-	for _, e := range events {
-		if e.Kind == policy.EvJoin {
-			joining[e.Author] = true
-		}
+	if err := sl.log.State().CheckPublication(events); err != nil {
+		return nil, err
 	}
-	stored := make([]storage.Event, 0, len(events))
-	for _, e := range events {
-		switch {
-		case e.Kind == policy.EvGenesis || e.Kind == policy.EvJoin || joining[e.Author] && !st.IsBanned(e.Author):
-		case st.IsBanned(e.Author):
-			return nil, &policy.Error{Code: policy.CodeBanned, Detail: fmt.Sprintf("author %s is banned", e.Author)}
-		case !st.IsMember(e.Author):
-			return nil, &policy.Error{Code: policy.CodeNotMember, Detail: fmt.Sprintf("author %s is not a member", e.Author)}
-		}
-		stored = append(stored, storage.Event{ID: e.ID, Raw: e.Raw})
+	stored := make([]storage.Event, len(events))
+	for i, e := range events {
+		stored[i] = storage.Event{ID: e.ID, Raw: e.Raw}
 	}
 	n, err := s.cfg.Store.AppendEvents(ctx, server, stored)
 	if err != nil {
@@ -99,7 +85,7 @@ func (s *Service) admit(ctx context.Context, genesis *policy.Event, with []*poli
 	case err == nil: // provisioned by the operator: its genesis is welcome
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
-	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && s.allowed[server] || s.cfg.Admission == Home && s.ownerActs(with):
+	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && s.allowed[server] || s.cfg.Admission == Home && policy.OwnerActs(s.cfg.NodeCert.Identity, with):
 		if err := s.cfg.Store.PutTenant(ctx, server, s.cfg.DefaultQuota); err != nil {
 			return nil, err
 		}
@@ -115,21 +101,6 @@ func (s *Service) admit(ctx context.Context, genesis *policy.Event, with []*poli
 	}
 	s.metrics.admitted.Inc()
 	return s.lockLog(ctx, server)
-}
-
-// ownerActs reports whether the home node's owner created or joins in a
-// publication (a genesis naming it as creator, or an event it authored).
-func (s *Service) ownerActs(events []*policy.Event) bool {
-	owner := s.cfg.NodeCert.Identity
-	for _, e := range events {
-		if e.Author == owner {
-			return true
-		}
-		if g, ok := e.Body.(*policy.Genesis); ok && slices.Contains(g.Creators, owner) {
-			return true
-		}
-	}
-	return false
 }
 
 // Posted is the outcome of one posted envelope: a receipt, or why not.
@@ -251,11 +222,7 @@ func (s *Service) accept(ctx context.Context, e *policy.Envelope, now int64) err
 		return err
 	}
 	defer sl.mu.Unlock()
-	st := sl.log.State()
-	if err := st.CheckEnvelope(e, now); err != nil {
-		return err
-	}
-	return st.MayStore(s.node.Identity, s.cfg.NodeCert, e.Channel, now)
+	return sl.log.State().CheckIntake(e, s.node.Identity, s.cfg.NodeCert, now)
 }
 
 // Resync refreshes every loaded state log from the store, after notes from

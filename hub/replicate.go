@@ -42,33 +42,21 @@ func (s *Service) Eligible(ctx context.Context, server policy.ID, p Peer) ([]pol
 		return nil, err
 	}
 	defer sl.mu.Unlock()
-	st := sl.log.State()
-	var out []policy.ID
-	for _, ch := range st.Channels() {
-		if st.MayStore(p.Node, p.Cert, ch.ID, s.now()) == nil {
-			out = append(out, ch.ID)
-		}
-	}
-	return out, nil
+	return sl.log.State().EligibleChannels(p.Node, p.Cert, s.now()), nil
 }
 
 // self is this hub as a Peer.
 func (s *Service) self() Peer { return Peer{Node: s.node.Identity, Cert: s.cfg.NodeCert} }
 
-// MayReplicate decides whether a peer may receive a channel's ciphertext
-// (channel zero: the server's state log, which any peer eligible for some
-// channel may have).
+// MayReplicate asks policy whether a peer may receive a channel's
+// ciphertext (State.MayReplicate).
 func (s *Service) MayReplicate(ctx context.Context, server, channel policy.ID, p Peer) error {
-	chans, err := s.Eligible(ctx, server, p)
+	sl, err := s.lockLog(ctx, server)
 	if err != nil {
 		return err
 	}
-	for _, c := range chans {
-		if channel.IsZero() || c == channel {
-			return nil
-		}
-	}
-	return &policy.Error{Code: policy.CodeNotEligible, Detail: fmt.Sprintf("node %s may not store this server's channel", p.Node)}
+	defer sl.mu.Unlock()
+	return sl.log.State().MayReplicate(p.Node, p.Cert, channel, s.now())
 }
 
 // EventIDs lists the IDs of a hosted server's stored state events.
@@ -105,10 +93,7 @@ func (s *Service) EventsExcept(ctx context.Context, server policy.ID, have map[p
 }
 
 // ReplicateEvents takes state events another hub holds of a server this
-// hub hosts. Unlike a client's publication, history is admitted as the log
-// resolves it (an event by a member who was later banned is still part of
-// the log); only events by identities that never were members are refused,
-// so strangers cannot fill the log through a peer.
+// hub hosts, those that policy finds replicable (Log.Replicable).
 func (s *Service) ReplicateEvents(ctx context.Context, server policy.ID, raws [][]byte) (int, error) {
 	if len(raws) == 0 {
 		return 0, nil
@@ -117,30 +102,21 @@ func (s *Service) ReplicateEvents(ctx context.Context, server policy.ID, raws []
 	if err != nil {
 		return 0, err
 	}
-	for _, e := range events {
-		if e.Kind == policy.EvGenesis && e.ID != server || e.Kind != policy.EvGenesis && e.Server != server {
-			return 0, &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("event %s is not of server %s", e.ID, server)}
-		}
+	if err := policy.CheckServerEvents(server, events); err != nil {
+		return 0, err
 	}
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
 		return 0, err
 	}
 	defer sl.mu.Unlock()
-	// Resolve the log with the new events to see who they are by.
-	trial, err := policy.Resolve(sl.log.Genesis(), append(sl.log.Events(), events...))
+	replicable, err := sl.log.Replicable(events)
 	if err != nil {
 		return 0, err
 	}
-	var keep []storage.Event
-	for _, e := range events {
-		if _, known := sl.log.Event(e.ID); known {
-			continue
-		}
-		if _, reason := trial.Outcome(e.ID); policy.CodeOf(reason) == policy.CodeNotMember && e.Kind != policy.EvJoin {
-			continue
-		}
-		keep = append(keep, storage.Event{ID: e.ID, Raw: e.Raw})
+	keep := make([]storage.Event, len(replicable))
+	for i, e := range replicable {
+		keep[i] = storage.Event{ID: e.ID, Raw: e.Raw}
 	}
 	if len(keep) == 0 {
 		return 0, nil
@@ -201,11 +177,7 @@ func (s *Service) ReplicateEnvelopes(ctx context.Context, raws [][]byte) (int, e
 		if err != nil {
 			continue
 		}
-		st := sl.log.State()
-		err = st.CheckEnvelope(e, now)
-		if err == nil {
-			err = st.MayStore(s.node.Identity, s.cfg.NodeCert, e.Channel, now)
-		}
+		err = sl.log.State().CheckIntake(e, s.node.Identity, s.cfg.NodeCert, now)
 		sl.mu.Unlock()
 		if err != nil {
 			continue

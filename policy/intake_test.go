@@ -1,0 +1,206 @@
+package policy
+
+import (
+	"slices"
+	"testing"
+)
+
+// intakeWorld is a server with alice (creator), bob (member), mallory
+// (banned) and a stranger, a replicated and a strict channel, and a hub
+// granted the strict channel.
+func intakeWorld(t *testing.T) (w *world, general, mods ID) {
+	w = newWorld(t, "alice")
+	general = w.channel("alice", "general", Replicated)
+	mods = w.channel("alice", "mods", Strict)
+	w.do("alice", &StorageGrant{Node: pub("hub"), Channels: []ID{mods}}, "")
+	w.member("bob")
+	w.member("mallory")
+	w.do("alice", &Ban{Member: pub("mallory")}, "")
+	return w, general, mods
+}
+
+func TestCheckServerEvents(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	other := newWorld(t, "zed")
+	mine := w.sign(IdentitySigner(seedKey("bob")), nil, &ChannelCreate{Name: "x", Durability: Replicated})
+	theirs := other.sign(IdentitySigner(seedKey("zed")), nil, &ChannelCreate{Name: "y", Durability: Replicated})
+	for _, tc := range []struct {
+		name   string
+		server ID
+		events []*Event
+		want   Code
+	}{
+		{"own genesis", w.server(), []*Event{w.gen}, ""},
+		{"own events", w.server(), []*Event{w.gen, mine}, ""},
+		{"another server's genesis", w.server(), []*Event{other.gen}, CodeWrongServer},
+		{"another server's event among ours", w.server(), []*Event{mine, theirs}, CodeWrongServer},
+		{"our genesis under another ID", other.server(), []*Event{w.gen}, CodeWrongServer},
+		{"nothing", w.server(), nil, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, CheckServerEvents(tc.server, tc.events), tc.want) })
+	}
+}
+
+func TestCheckPublication(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	st := w.state()
+	ev := func(who string, c Content) *Event { return w.sign(IdentitySigner(seedKey(who)), nil, c) }
+	topic := func(n string) Content { return &ChannelCreate{Name: n, Durability: Replicated} }
+	joinCarol := ev("carol", &Join{Invite: w.invite("alice", 1).Raw})
+	joinMallory := ev("mallory", &Join{Invite: w.invite("alice", 1).Raw})
+	other := newWorld(t, "zed")
+	for _, tc := range []struct {
+		name   string
+		events []*Event
+		want   Code
+	}{
+		{"a member acts", []*Event{ev("bob", topic("a"))}, ""},
+		{"a genesis", []*Event{w.gen}, ""},
+		{"a stranger's join alone", []*Event{joinCarol}, ""},
+		{"a joiner acts in its own publication", []*Event{joinCarol, ev("carol", topic("b"))}, ""},
+		{"a joiner's act without its join", []*Event{ev("carol", topic("c"))}, CodeNotMember},
+		{"a banned member's join is stored (its fold refuses it)", []*Event{joinMallory}, ""},
+		{"a banned member acts", []*Event{ev("mallory", topic("d"))}, CodeBanned},
+		{"a banned member acts beside its own join", []*Event{joinMallory, ev("mallory", topic("e"))}, CodeBanned},
+		{"one stranger's act refuses the whole publication", []*Event{ev("bob", topic("f")), ev("dave", topic("g"))}, CodeNotMember},
+		{"another server's event", []*Event{other.sign(IdentitySigner(seedKey("zed")), nil, topic("h"))}, CodeWrongServer},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, st.CheckPublication(tc.events), tc.want) })
+	}
+}
+
+func TestOwnerActs(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	bobAct := w.sign(IdentitySigner(seedKey("bob")), nil, &ChannelCreate{Name: "x", Durability: Replicated})
+	shared := newWorld(t, "carol", "bob") // carol signs a genesis naming bob among the creators
+	for _, tc := range []struct {
+		name   string
+		owner  string
+		events []*Event
+		want   bool
+	}{
+		{"the owner creates the server", "alice", []*Event{w.gen}, true},
+		{"the owner is a co-creator", "bob", []*Event{shared.gen}, true},
+		{"the owner authors an event", "bob", []*Event{bobAct}, true},
+		{"someone else's genesis", "bob", []*Event{w.gen}, false},
+		{"someone else's event", "carol", []*Event{w.gen, bobAct}, false},
+		{"nothing", "alice", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := OwnerActs(pub(tc.owner), tc.events); got != tc.want {
+				t.Fatalf("OwnerActs = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReplicable(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	// A peer's copy of the log holds events this log lacks.
+	peer, err := Resolve(w.gen, w.log.Events())
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := w.log.Events()[1]
+	sign := func(who string, c Content) *Event {
+		w.now += 1000
+		e, err := NewEvent(IdentitySigner(seedKey(who)), w.server(), peer.Heads(), w.now, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := peer.Add(e); err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	byMember := sign("bob", &ChannelCreate{Name: "bob's", Durability: Replicated})        // refused in its fold (no permission): history
+	byBanned := sign("mallory", &ChannelCreate{Name: "mallory's", Durability: Replicated}) // by a member who was banned: history
+	byStranger := sign("eve", &ChannelCreate{Name: "eve's", Durability: Replicated})       // never a member: refused
+	strangerJoin := sign("eve", &Join{Invite: w.invite("eve", 1).Raw})                     // a join is kept, whatever its fold
+	other := newWorld(t, "zed")
+
+	got, err := w.log.Replicable([]*Event{known, byMember, byBanned, byStranger, strangerJoin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []*Event{byMember, byBanned, strangerJoin}
+	if !slices.Equal(ids(got), ids(want)) {
+		t.Fatalf("replicable = %v, want %v", ids(got), ids(want))
+	}
+	_, err = w.log.Replicable([]*Event{byMember, other.gen})
+	wantCode(t, err, CodeWrongServer)
+	if before := len(w.log.Events()); before != len(peer.Events())-4 {
+		t.Fatalf("Replicable changed the log: %d events, peer %d", before, len(peer.Events()))
+	}
+}
+
+func ids(es []*Event) []ID {
+	out := make([]ID, len(es))
+	for i, e := range es {
+		out[i] = e.ID
+	}
+	return out
+}
+
+func TestEligibilityAndReplication(t *testing.T) {
+	w, general, mods := intakeWorld(t)
+	st := w.state()
+	now := w.now
+	bobHome := deviceOf(t, "bob", "bob-home")
+	eveHome := deviceOf(t, "eve", "eve-home")
+	for _, tc := range []struct {
+		name    string
+		node    PublicKey
+		cert    *DeviceCert
+		channel ID
+		want    Code
+	}{
+		{"a granted hub, its strict channel", pub("hub"), nil, mods, ""},
+		{"a granted hub, a channel it was not granted", pub("hub"), nil, general, CodeNotEligible},
+		{"a granted hub, the state log", pub("hub"), nil, ID{}, ""},
+		{"a member's home node, a replicated channel", bobHome.Cert.Device, bobHome.Cert, general, ""},
+		{"a member's home node, the state log", bobHome.Cert.Device, bobHome.Cert, ID{}, ""},
+		{"a stranger's home node, the state log", eveHome.Cert.Device, eveHome.Cert, ID{}, CodeNotEligible},
+		{"a stranger's node, a channel", pub("carol"), nil, general, CodeNotEligible},
+		{"a certificate for another device", pub("hub"), bobHome.Cert, general, CodeNotEligible},
+		{"an unknown channel", pub("hub"), nil, Sum([]byte("nowhere")), CodeNotEligible},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, st.MayReplicate(tc.node, tc.cert, tc.channel, now), tc.want) })
+	}
+	if got := st.EligibleChannels(pub("hub"), nil, now); !slices.Equal(got, []ID{mods}) {
+		t.Fatalf("hub eligible for %v, want only mods %v", got, mods)
+	}
+	if got := st.EligibleChannels(bobHome.Cert.Device, bobHome.Cert, now); !slices.Contains(got, general) {
+		t.Fatalf("bob's home node eligible for %v, want general among them", got)
+	}
+}
+
+func TestCheckIntake(t *testing.T) {
+	w, general, mods := intakeWorld(t)
+	phone := deviceOf(t, "bob", "bob-phone")
+	inGeneral, inMods := w.envelope(phone, general), w.envelope(phone, mods)
+	st, now := w.state(), w.now
+	wantCode(t, st.CheckIntake(inMods, pub("hub"), nil, now), "")
+	wantCode(t, st.CheckIntake(inGeneral, pub("hub"), nil, now), CodeNotEligible) // acceptable, but not this hub's to store
+	wantCode(t, st.CheckIntake(inMods, pub("carol"), nil, now), CodeNotEligible)
+	w.do("alice", &Ban{Member: pub("bob")}, "")
+	wantCode(t, w.state().CheckIntake(inMods, pub("hub"), nil, now), CodeBanned) // the envelope's own check comes first
+}
+
+func TestMayReceiveKey(t *testing.T) {
+	w, general, mods := intakeWorld(t)
+	bob := deviceOf(t, "bob", "bob-phone")
+	alice := deviceOf(t, "alice", "alice-phone")
+	eve := deviceOf(t, "eve", "eve-phone")
+	wantCode(t, w.state().MayReceiveKey(bob.Cert, mods, w.now), "")
+	w.do("alice", &ChannelOverride{Channel: mods, Deny: PermRead}, "")
+	now := w.now
+	wantCode(t, w.state().MayReceiveKey(bob.Cert, general, now), "")
+	wantCode(t, w.state().MayReceiveKey(alice.Cert, mods, now), "") // creators read everywhere
+	wantCode(t, w.state().MayReceiveKey(bob.Cert, mods, now), CodeForbidden)
+	wantCode(t, w.state().MayReceiveKey(eve.Cert, general, now), CodeForbidden)
+	wantCode(t, w.state().MayReceiveKey(bob.Cert, Sum([]byte("nowhere")), now), CodeUnknownChannel)
+	wantCode(t, w.state().MayReceiveKey(bob.Cert, general, bob.Cert.Expires+1), CodeCertExpired)
+	w.doAs(deviceOf(t, "bob", "bob-laptop"), &DeviceRevoke{Revocation: NewDeviceRevocation(seedKey("bob"), bob.Cert.Device, w.now).Raw}, "")
+	wantCode(t, w.state().MayReceiveKey(bob.Cert, general, now), CodeDeviceRevoked)
+}

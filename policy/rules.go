@@ -1,0 +1,353 @@
+// This file holds every decision of who may do what over a resolved state:
+// one function per question a hub, a replica or a client asks, each stated
+// as a sentence in its doc comment and coded as that sentence. State-log
+// events are authorised as they are folded (apply.go); everything else is
+// decided here. Nothing outside package policy decides authority: callers
+// ask one of these and act on the answer.
+
+package policy
+
+import "slices"
+
+// CheckFresh reports whether t (Unix ms) is within MaxClockSkew of now. Hubs
+// apply it to live posts; replicated history is checked without it.
+func CheckFresh(t, now int64) error {
+	if t > now+MaxClockSkew || t < now-MaxClockSkew {
+		return errf(CodeClock, "time %d is more than %d ms from now (%d)", t, MaxClockSkew, now)
+	}
+	return nil
+}
+
+// CheckEnvelope decides whether an envelope is acceptable in this state at
+// now (Unix ms): for this server, not from the future, from a device that is
+// not revoked, by a member who is not banned, in an open channel where the
+// member may post, not older than the channel's retention, and within the
+// server's size limit. The signature and the
+// certificate's window at the envelope's time were checked when it was parsed.
+func (s *State) CheckEnvelope(e *Envelope, now int64) error {
+	switch {
+	case e.Server != s.id:
+		return errf(CodeWrongServer, "envelope is for server %s", e.Server)
+	case e.Time > now+MaxClockSkew:
+		return errf(CodeClock, "envelope time %d is ahead of now (%d)", e.Time, now)
+	case s.IsDeviceRevoked(e.cert.Device):
+		return errf(CodeDeviceRevoked, "device %s was revoked", e.cert.Device)
+	case s.IsBanned(e.Author):
+		return errf(CodeBanned, "sender %s is banned", e.Author)
+	case !s.IsMember(e.Author):
+		return errf(CodeNotMember, "sender %s is not a member", e.Author)
+	}
+	ch, ok := s.channels[e.Channel]
+	if !ok || ch.Archived {
+		return errf(CodeUnknownChannel, "no open channel %s", e.Channel)
+	}
+	if !s.Permissions(e.Author, e.Channel).Has(PermPost) {
+		return errf(CodeForbidden, "%s may not post in %s", e.Author, ch.Name)
+	}
+	if ch.RetentionMs > 0 && e.Time < now-ch.RetentionMs {
+		return errf(CodeExpired, "envelope time %d is beyond %s's retention of %d ms", e.Time, ch.Name, ch.RetentionMs)
+	}
+	if limit := s.maxEnvelope(); len(e.Raw) > limit {
+		return errf(CodeTooLarge, "envelope is %d bytes, server limit %d", len(e.Raw), limit)
+	}
+	return nil
+}
+
+func (s *State) maxEnvelope() int {
+	if s.policy.MaxEnvelopeBytes == 0 {
+		return MaxEnvelopeSize
+	}
+	return int(s.policy.MaxEnvelopeBytes)
+}
+
+// MayStore decides whether node may store a channel's ciphertext (storage
+// eligibility, never read access). A node is eligible through a storage grant
+// naming the channel; through a server-wide grant for a non-strict channel;
+// or, when cert certifies node as a device of an identity, because that
+// identity may read the channel (strict) or is a member (replicated,
+// guaranteed). cert may be nil; it must be valid at now.
+func (s *State) MayStore(node PublicKey, cert *DeviceCert, channel ID, now int64) error {
+	ch, ok := s.channels[channel]
+	if !ok {
+		return errf(CodeUnknownChannel, "no channel %s", channel)
+	}
+	if g, ok := s.grants[node]; ok {
+		if _, named := g.channels[channel]; named || (g.server && ch.Durability != Strict) {
+			return nil
+		}
+	}
+	if cert != nil && cert.Device == node && cert.ValidAt(now) == nil && !s.IsDeviceRevoked(node) {
+		p := s.Permissions(cert.Identity, channel)
+		if ch.Durability == Strict && p.Has(PermRead) || ch.Durability != Strict && s.IsMember(cert.Identity) {
+			return nil
+		}
+	}
+	return errf(CodeNotEligible, "node %s may not store %s channel %s", node, ch.Durability, ch.Name)
+}
+
+// CheckTombstone decides whether t may delete target: same server, channel
+// and envelope; the author is a member, not banned, on a device not revoked;
+// and is the envelope's sender or may moderate the channel.
+func (s *State) CheckTombstone(t *Tombstone, target *Envelope) error {
+	switch {
+	case t.Server != s.id:
+		return errf(CodeWrongServer, "tombstone is for server %s", t.Server)
+	case t.Target != target.ID || t.Channel != target.Channel || target.Server != s.id:
+		return errf(CodeMalformed, "tombstone does not name this envelope")
+	case t.cert != nil && s.IsDeviceRevoked(t.cert.Device):
+		return errf(CodeDeviceRevoked, "device %s was revoked", t.cert.Device)
+	case s.IsBanned(t.Author):
+		return errf(CodeBanned, "%s is banned", t.Author)
+	case !s.IsMember(t.Author):
+		return errf(CodeNotMember, "%s is not a member", t.Author)
+	case t.Author == target.Author:
+		return nil
+	case !s.Permissions(t.Author, t.Channel).Has(PermModerate):
+		return errf(CodeForbidden, "%s may not moderate this channel", t.Author)
+	}
+	return nil
+}
+
+// CheckReceipt decides whether r proves that an eligible hub stored e: the
+// receipt names e, its server and channel, and its hub may store the
+// channel. The signature was checked when r was parsed. hubCert is the hub's
+// device certificate when it is a member's home node, else nil.
+func (s *State) CheckReceipt(r *Receipt, e *Envelope, hubCert *DeviceCert, now int64) error {
+	if r.Envelope != e.ID || r.Server != e.Server || r.Channel != e.Channel {
+		return errf(CodeMalformed, "receipt does not name envelope %s", e.ID)
+	}
+	if r.Server != s.id {
+		return errf(CodeWrongServer, "receipt is for server %s", r.Server)
+	}
+	return s.MayStore(r.Hub, hubCert, r.Channel, now)
+}
+
+// CheckInvite decides whether inv admits joiner at time t (Unix ms) in this
+// state. Bans beat invites: a banned joiner, or an inviter banned, demoted
+// below the invite's roles or stripped of PermInvite, makes it fail.
+func (s *State) CheckInvite(inv *Invite, joiner PublicKey, t int64) error {
+	switch {
+	case inv.Server != s.id:
+		return errf(CodeWrongServer, "invite is for server %s", inv.Server)
+	case s.IsBanned(joiner):
+		return errf(CodeBanned, "%s is banned", joiner)
+	case s.IsMember(joiner):
+		return errf(CodeConflict, "%s is already a member", joiner)
+	case t < inv.Issued:
+		return errf(CodeClock, "join at %d precedes the invite's issue at %d", t, inv.Issued)
+	case t >= inv.Expires:
+		return errf(CodeInviteExpired, "invite expired at %d, used at %d", inv.Expires, t)
+	}
+	if _, ok := s.revokedInvites[inv.ID]; ok {
+		return errf(CodeInviteRevoked, "invite %s was revoked", inv.ID)
+	}
+	if s.inviteUses[inv.ID] >= inv.Uses {
+		return errf(CodeInviteExhausted, "invite admitted its %d joins", inv.Uses)
+	}
+	if inv.cert != nil && s.IsDeviceRevoked(inv.cert.Device) {
+		return errf(CodeInvalidInvite, "inviter device %s was revoked", inv.cert.Device)
+	}
+	inviter := actor{key: inv.Author, rank: s.Rank(inv.Author), perms: s.Permissions(inv.Author, ID{})}
+	if !s.IsMember(inv.Author) || !inviter.perms.Has(PermInvite) {
+		return errf(CodeInvalidInvite, "inviter %s is not a member who may invite", inv.Author)
+	}
+	for _, id := range inv.Roles {
+		if _, err := s.role(inviter, id); err != nil {
+			return errf(CodeInvalidInvite, "invite grants role %s: %v", id, err)
+		}
+	}
+	return nil
+}
+
+// MayRead decides whether the holder of identity k, on device d, may read a
+// channel's ciphertext (channel zero: the server's state log). A server that
+// declared its history public may be read by anyone, k and d zero included.
+// Otherwise the reader is a member, not banned, on a device that is not
+// revoked, and holds the read permission in the channel, which must exist.
+func (s *State) MayRead(k, d PublicKey, channel ID) error {
+	if !channel.IsZero() {
+		if _, ok := s.channels[channel]; !ok {
+			return errf(CodeUnknownChannel, "no channel %s", channel)
+		}
+	}
+	switch {
+	case s.policy.PublicHistory:
+		return nil
+	case k.IsZero():
+		return errf(CodeForbidden, "the history of server %s is for authenticated members", s.id)
+	case s.IsDeviceRevoked(d):
+		return errf(CodeDeviceRevoked, "device %s was revoked", d)
+	case s.IsBanned(k):
+		return errf(CodeBanned, "%s is banned", k)
+	case !s.IsMember(k):
+		return errf(CodeNotMember, "%s is not a member", k)
+	case !channel.IsZero() && !s.Permissions(k, channel).Has(PermRead):
+		return errf(CodeForbidden, "%s may not read this channel", k)
+	}
+	return nil
+}
+
+// MayUpload decides whether the holder of identity k, on device d, may
+// store blobs (attachments) for the server at a hub: a member, not banned,
+// on a device that is not revoked, who may post server-wide. Public history
+// does not open uploads.
+func (s *State) MayUpload(k, d PublicKey) error {
+	switch {
+	case k.IsZero():
+		return errf(CodeForbidden, "uploads to server %s are for authenticated members", s.id)
+	case s.IsDeviceRevoked(d):
+		return errf(CodeDeviceRevoked, "device %s was revoked", d)
+	case s.IsBanned(k):
+		return errf(CodeBanned, "%s is banned", k)
+	case !s.IsMember(k):
+		return errf(CodeNotMember, "%s is not a member", k)
+	case !s.Permissions(k, ID{}).Has(PermPost):
+		return errf(CodeForbidden, "%s may not post in this server", k)
+	}
+	return nil
+}
+
+// CheckServerEvents decides whether state events all belong to server: a
+// genesis must be the server itself, any other event must name it. Hubs ask
+// it of every publication and every replicated batch before they look the
+// server up, since a genesis may be what creates it.
+func CheckServerEvents(server ID, events []*Event) error {
+	for _, e := range events {
+		if e.Kind == EvGenesis && e.ID != server || e.Kind != EvGenesis && e.Server != server {
+			return errf(CodeWrongServer, "event %s is not of server %s", e.ID, server)
+		}
+	}
+	return nil
+}
+
+// CheckPublication decides whether a hub stores a client's publication (the
+// state events of one request) in this state: every event belongs to this
+// server, and every author could make its event take effect, so a hub never
+// stores what can never apply. A genesis or a join is always stored (its
+// own fold decides it); an author who joins in this same publication, and
+// is not banned, may act in it; any other author must be a member who is not
+// banned. One refused event refuses the whole publication.
+func (s *State) CheckPublication(events []*Event) error {
+	if err := CheckServerEvents(s.id, events); err != nil {
+		return err
+	}
+	joining := map[PublicKey]bool{}
+	for _, e := range events {
+		if e.Kind == EvJoin {
+			joining[e.Author] = true
+		}
+	}
+	for _, e := range events {
+		switch {
+		case e.Kind == EvGenesis || e.Kind == EvJoin || joining[e.Author] && !s.IsBanned(e.Author):
+		case s.IsBanned(e.Author):
+			return errf(CodeBanned, "author %s is banned", e.Author)
+		case !s.IsMember(e.Author):
+			return errf(CodeNotMember, "author %s is not a member", e.Author)
+		}
+	}
+	return nil
+}
+
+// OwnerActs decides whether a publication is its owner's, which is what
+// admits a server to a member's home node: the owner's identity creates the
+// server (a genesis naming it among the creators) or authors one of the
+// events.
+func OwnerActs(owner PublicKey, events []*Event) bool {
+	for _, e := range events {
+		if e.Author == owner {
+			return true
+		}
+		if g, ok := e.Body.(*Genesis); ok && slices.Contains(g.Creators, owner) {
+			return true
+		}
+	}
+	return false
+}
+
+// Replicable decides which state events a peer hub offers should be stored
+// with this log, and returns them. Unlike a client's publication, history is
+// admitted as the log resolves it (an event by a member who was later banned
+// is still part of the log); all must belong to this server, events already
+// in the log are left out, and so are events, other than joins, whose
+// authors never were members where the log places them, so strangers cannot
+// fill the log through a peer.
+func (l *Log) Replicable(events []*Event) ([]*Event, error) {
+	if err := CheckServerEvents(l.genesis.ID, events); err != nil {
+		return nil, err
+	}
+	trial, err := Resolve(l.genesis, append(l.Events(), events...))
+	if err != nil {
+		return nil, err
+	}
+	var keep []*Event
+	for _, e := range events {
+		if _, known := l.Event(e.ID); known {
+			continue
+		}
+		if _, reason := trial.Outcome(e.ID); CodeOf(reason) == CodeNotMember && e.Kind != EvJoin {
+			continue
+		}
+		keep = append(keep, e)
+	}
+	return keep, nil
+}
+
+// CheckIntake decides whether the hub whose node key is node (cert: its
+// certificate as a member's home node, or nil) takes envelope e into storage
+// at now: the envelope is acceptable in this state (CheckEnvelope) and the
+// hub may store its channel (MayStore). Live posts are also checked for
+// freshness (CheckFresh); replicated history is not.
+func (s *State) CheckIntake(e *Envelope, node PublicKey, cert *DeviceCert, now int64) error {
+	if err := s.CheckEnvelope(e, now); err != nil {
+		return err
+	}
+	return s.MayStore(node, cert, e.Channel, now)
+}
+
+// EligibleChannels returns the channels node (with cert, as for MayStore)
+// may store at now, in channel order.
+func (s *State) EligibleChannels(node PublicKey, cert *DeviceCert, now int64) []ID {
+	var out []ID
+	for _, ch := range s.Channels() {
+		if s.MayStore(node, cert, ch.ID, now) == nil {
+			out = append(out, ch.ID)
+		}
+	}
+	return out
+}
+
+// MayReplicate decides whether a peer node (with cert, as for MayStore) may
+// receive a channel's ciphertext from a hub at now. Channel zero is the
+// server's state log, which any node eligible for some channel may have.
+func (s *State) MayReplicate(node PublicKey, cert *DeviceCert, channel ID, now int64) error {
+	if channel.IsZero() {
+		if len(s.EligibleChannels(node, cert, now)) > 0 {
+			return nil
+		}
+		return errf(CodeNotEligible, "node %s may not store any channel of server %s", node, s.id)
+	}
+	if s.MayStore(node, cert, channel, now) != nil {
+		return errf(CodeNotEligible, "node %s may not store this server's channel", node)
+	}
+	return nil
+}
+
+// MayReceiveKey decides whether a device may be sent a channel's key at now:
+// its certificate is valid at now, the device is not revoked, and its
+// identity may read the channel (a member with the read permission there).
+func (s *State) MayReceiveKey(cert *DeviceCert, channel ID, now int64) error {
+	if err := cert.ValidAt(now); err != nil {
+		return err
+	}
+	if s.IsDeviceRevoked(cert.Device) {
+		return errf(CodeDeviceRevoked, "device %s was revoked", cert.Device)
+	}
+	if _, ok := s.channels[channel]; !ok {
+		return errf(CodeUnknownChannel, "no channel %s", channel)
+	}
+	if !s.IsMember(cert.Identity) || !s.Permissions(cert.Identity, channel).Has(PermRead) {
+		return errf(CodeForbidden, "%s may not read this channel", cert.Identity)
+	}
+	return nil
+}
