@@ -113,7 +113,7 @@ func TestReplicable(t *testing.T) {
 		}
 		return e
 	}
-	byMember := sign("bob", &ChannelCreate{Name: "bob's", Durability: Replicated})        // refused in its fold (no permission): history
+	byMember := sign("bob", &ChannelCreate{Name: "bob's", Durability: Replicated})         // refused in its fold (no permission): history
 	byBanned := sign("mallory", &ChannelCreate{Name: "mallory's", Durability: Replicated}) // by a member who was banned: history
 	byStranger := sign("eve", &ChannelCreate{Name: "eve's", Durability: Replicated})       // never a member: refused
 	strangerJoin := sign("eve", &Join{Invite: w.invite("eve", 1).Raw})                     // a join is kept, whatever its fold
