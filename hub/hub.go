@@ -34,13 +34,9 @@ import (
 	"github.com/guildhall/guildhall/storage"
 )
 
-// Store is what the hub needs from its metadata backend.
-type Store interface {
-	storage.Tenants
-	storage.EventLog
-	storage.EnvelopeStore
-	storage.BlobRefs
-}
+// Store is what the hub needs from its metadata backend: all of
+// storage.Meta.
+type Store = storage.Meta
 
 // Notifier tells the other hub processes that share this hub's Store what
 // it stored, so they fan envelopes out to their own subscribers and refresh

@@ -185,6 +185,16 @@ type EnvelopeStore interface {
 	Sweep(ctx context.Context, server, channel policy.ID, r Retention) (Swept, error)
 }
 
+// Meta is the whole metadata contract a hub needs from one backend
+// (PostgreSQL or SQLite): tenants, state logs, envelopes and blob
+// references, all in the same database so that one group commit spans them.
+type Meta interface {
+	Tenants
+	EventLog
+	EnvelopeStore
+	BlobRefs
+}
+
 // BlobStore stores client-encrypted blobs by content ID. It knows nothing of
 // tenants: the hub records which server references a blob (BlobRefs).
 type BlobStore interface {

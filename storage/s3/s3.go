@@ -82,6 +82,11 @@ func (c *Config) validate() error {
 	return nil
 }
 
+var (
+	_ storage.BlobStore = (*Store)(nil)
+	_ storage.Presigner = (*Store)(nil)
+)
+
 // Store is the S3 blob store. It is safe for concurrent use.
 type Store struct {
 	cfg  Config

@@ -64,6 +64,8 @@ func (c *Config) validate() error {
 	return nil
 }
 
+var _ storage.Meta = (*Store)(nil)
+
 // Store is the SQLite backend. It is safe for concurrent use.
 type Store struct {
 	cfg    Config

@@ -20,12 +20,7 @@ import (
 )
 
 // Meta is what RunMeta tests: one store implementing the metadata contracts.
-type Meta interface {
-	storage.Tenants
-	storage.EventLog
-	storage.EnvelopeStore
-	storage.BlobRefs
-}
+type Meta = storage.Meta
 
 // Require returns the value of an environment variable naming a test
 // component. With CI=true a missing one fails the test; locally the test is
