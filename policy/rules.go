@@ -30,12 +30,9 @@ func (s *State) CheckEnvelope(e *Envelope, now int64) error {
 		return errf(CodeWrongServer, "envelope is for server %s", e.Server)
 	case e.Time > now+MaxClockSkew:
 		return errf(CodeClock, "envelope time %d is ahead of now (%d)", e.Time, now)
-	case s.IsDeviceRevoked(e.cert.Device):
-		return errf(CodeDeviceRevoked, "device %s was revoked", e.cert.Device)
-	case s.IsBanned(e.Author):
-		return errf(CodeBanned, "sender %s is banned", e.Author)
-	case !s.IsMember(e.Author):
-		return errf(CodeNotMember, "sender %s is not a member", e.Author)
+	}
+	if err := s.standing(e.Author, e.cert.Device); err != nil {
+		return err
 	}
 	ch, ok := s.channels[e.Channel]
 	if !ok || ch.Archived {
@@ -94,12 +91,15 @@ func (s *State) CheckTombstone(t *Tombstone, target *Envelope) error {
 		return errf(CodeWrongServer, "tombstone is for server %s", t.Server)
 	case t.Target != target.ID || t.Channel != target.Channel || target.Server != s.id:
 		return errf(CodeMalformed, "tombstone does not name this envelope")
-	case t.cert != nil && s.IsDeviceRevoked(t.cert.Device):
-		return errf(CodeDeviceRevoked, "device %s was revoked", t.cert.Device)
-	case s.IsBanned(t.Author):
-		return errf(CodeBanned, "%s is banned", t.Author)
-	case !s.IsMember(t.Author):
-		return errf(CodeNotMember, "%s is not a member", t.Author)
+	}
+	var device PublicKey
+	if t.cert != nil {
+		device = t.cert.Device
+	}
+	if err := s.standing(t.Author, device); err != nil {
+		return err
+	}
+	switch {
 	case t.Author == target.Author:
 		return nil
 	case !s.Permissions(t.Author, t.Channel).Has(PermModerate):
@@ -175,12 +175,11 @@ func (s *State) MayRead(k, d PublicKey, channel ID) error {
 		return nil
 	case k.IsZero():
 		return errf(CodeForbidden, "the history of server %s is for authenticated members", s.id)
-	case s.IsDeviceRevoked(d):
-		return errf(CodeDeviceRevoked, "device %s was revoked", d)
-	case s.IsBanned(k):
-		return errf(CodeBanned, "%s is banned", k)
-	case !s.IsMember(k):
-		return errf(CodeNotMember, "%s is not a member", k)
+	}
+	if err := s.standing(k, d); err != nil {
+		return err
+	}
+	switch {
 	case !channel.IsZero() && !s.Permissions(k, channel).Has(PermRead):
 		return errf(CodeForbidden, "%s may not read this channel", k)
 	}
@@ -195,12 +194,11 @@ func (s *State) MayUpload(k, d PublicKey) error {
 	switch {
 	case k.IsZero():
 		return errf(CodeForbidden, "uploads to server %s are for authenticated members", s.id)
-	case s.IsDeviceRevoked(d):
-		return errf(CodeDeviceRevoked, "device %s was revoked", d)
-	case s.IsBanned(k):
-		return errf(CodeBanned, "%s is banned", k)
-	case !s.IsMember(k):
-		return errf(CodeNotMember, "%s is not a member", k)
+	}
+	if err := s.standing(k, d); err != nil {
+		return err
+	}
+	switch {
 	case !s.Permissions(k, ID{}).Has(PermPost):
 		return errf(CodeForbidden, "%s may not post in this server", k)
 	}
@@ -348,6 +346,21 @@ func (s *State) MayReceiveKey(cert *DeviceCert, channel ID, now int64) error {
 	}
 	if !s.IsMember(cert.Identity) || !s.Permissions(cert.Identity, channel).Has(PermRead) {
 		return errf(CodeForbidden, "%s may not read this channel", cert.Identity)
+	}
+	return nil
+}
+
+// standing decides whether identity k, acting through device d (zero when
+// it signs with its identity key), is in good standing: the device is not
+// revoked, k is not banned, and k is a member, checked in that order.
+func (s *State) standing(k, d PublicKey) error {
+	switch {
+	case !d.IsZero() && s.IsDeviceRevoked(d):
+		return errf(CodeDeviceRevoked, "device %s was revoked", d)
+	case s.IsBanned(k):
+		return errf(CodeBanned, "%s is banned", k)
+	case !s.IsMember(k):
+		return errf(CodeNotMember, "%s is not a member", k)
 	}
 	return nil
 }
