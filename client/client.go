@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -34,6 +33,9 @@ var (
 	ErrNoHub       = errors.New("client: no hub for this server")
 	ErrUnknown     = errors.New("client: unknown server or channel")
 	ErrNotAccepted = errors.New("client: no hub accepted it")
+	// ErrStore wraps every failure of the local store: what it could not
+	// keep is never counted as done.
+	ErrStore = errors.New("client: local store")
 )
 
 // Open opens (creating) the client's store in dir.
@@ -237,9 +239,7 @@ func (c *Client) PreferHub(ctx context.Context, server policy.ID, url string) er
 			order = append(order, h)
 		}
 	}
-	b, _ := json.Marshal(order)
-	_, err = c.st.db.ExecContext(ctx, "INSERT INTO servers (id, hubs) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET hubs = excluded.hubs", server[:], string(b))
-	return err
+	return c.st.setHubs(ctx, server, order)
 }
 
 // Servers lists the servers this client knows.
@@ -280,16 +280,20 @@ func (c *Client) State(ctx context.Context, server policy.ID) (*policy.State, er
 	return l.State(), nil
 }
 
-// learn records the device certificates events carry.
-func (c *Client) learnCerts(ctx context.Context, raws ...[]byte) {
+// learnCerts records the device certificates events carry (those that do
+// not parse are not kept).
+func (c *Client) learnCerts(ctx context.Context, raws ...[]byte) error {
 	for _, raw := range raws {
 		if len(raw) == 0 {
 			continue
 		}
 		if cert, err := policy.ParseDeviceCert(raw); err == nil {
-			c.st.addDevice(ctx, cert)
+			if err := c.st.addDevice(ctx, cert); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // SyncState fetches the server's state log from its hubs, verifies it and
@@ -334,15 +338,16 @@ func (c *Client) SyncState(ctx context.Context, server policy.ID) (int, error) {
 			lastErr = fmt.Errorf("hub %s served an invalid state log: %w", url, err)
 			continue
 		}
-		before, _ := c.st.events(ctx, server)
-		if err := c.st.addEvents(ctx, server, events); err != nil {
+		n, err := c.st.addEvents(ctx, server, events)
+		if err != nil {
 			return 0, err
 		}
 		for _, e := range events {
-			c.learnCerts(ctx, e.Cert)
+			if err := c.learnCerts(ctx, e.Cert); err != nil {
+				return n, err
+			}
 		}
-		after, _ := c.st.events(ctx, server)
-		return len(after) - len(before), nil
+		return n, nil
 	}
 	return 0, lastErr
 }
@@ -374,7 +379,7 @@ func (c *Client) Publish(ctx context.Context, server policy.ID, content policy.C
 	if _, reason := l.Outcome(e.ID); reason != nil {
 		return nil, reason // the state says no: nothing is published
 	}
-	if err := c.st.addEvents(ctx, server, []*policy.Event{e}); err != nil {
+	if _, err := c.st.addEvents(ctx, server, []*policy.Event{e}); err != nil {
 		return nil, err
 	}
 	return e, c.publishRaw(ctx, server, e.Raw)
@@ -430,7 +435,7 @@ func (c *Client) CreateServer(ctx context.Context, name string, hubs []string, o
 	if err := c.st.addServer(ctx, g.ID, hubs); err != nil {
 		return policy.ID{}, err
 	}
-	if err := c.st.addEvents(ctx, g.ID, []*policy.Event{g}); err != nil {
+	if _, err := c.st.addEvents(ctx, g.ID, []*policy.Event{g}); err != nil {
 		return policy.ID{}, err
 	}
 	if err := c.publishRaw(ctx, g.ID, g.Raw); err != nil {

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"time"
@@ -35,9 +34,9 @@ type Sent struct {
 	Refused  map[string]error // hub URL -> why it did not store it
 }
 
-// readers returns the devices that may receive a channel's keys: the
-// certified, unexpired, unrevoked devices of its readers that this client
-// has seen.
+// readerDevices returns the devices that may receive a channel's keys:
+// the certified, unexpired, unrevoked devices of its readers that this
+// client has seen.
 func (c *Client) readerDevices(ctx context.Context, st *policy.State, channel policy.ID) ([]*policy.DeviceCert, error) {
 	certs, err := c.st.devicesOf(ctx, st.Readers(channel))
 	if err != nil {
@@ -46,17 +45,43 @@ func (c *Client) readerDevices(ctx context.Context, st *policy.State, channel po
 	now := c.Now().UnixMilli()
 	var out []*policy.DeviceCert
 	for _, cert := range certs {
-		if cert.ValidAt(now) == nil && !st.IsDeviceRevoked(cert.Device) {
+		if mayReceiveKey(st, cert, now) {
 			out = append(out, cert)
 		}
 	}
 	return out, nil
 }
 
+// mayReceiveKey reports whether a device of one of a channel's readers may
+// be sealed the channel's key: its certificate is valid at now and the
+// device is not revoked.
+func mayReceiveKey(st *policy.State, cert *policy.DeviceCert, now int64) bool {
+	return cert.ValidAt(now) == nil && !st.IsDeviceRevoked(cert.Device)
+}
+
+// mayStillHoldKey reports whether a device a key was sealed to may still
+// hold it: it is not revoked and, if this client knows its identity
+// (known), that identity is among the channel's readers.
+func mayStillHoldKey(st *policy.State, readers map[policy.PublicKey]bool, device, identity policy.PublicKey, known bool) bool {
+	return !st.IsDeviceRevoked(device) && (!known || readers[identity])
+}
+
+// bestEffort drops the error of a fetch made only to learn what the hubs
+// know (offline, the local view is used), but never a local store failure.
+func bestEffort(err error) error {
+	if errors.Is(err, ErrStore) {
+		return err
+	}
+	return nil
+}
+
 // Rekey starts a new key epoch in a channel: a fresh key sealed to every
 // current reader's devices, posted as key-bundle envelopes.
 func (c *Client) Rekey(ctx context.Context, server, channel policy.ID) error {
-	c.Sync(ctx, server, channel, nil) // learn the latest epoch number (best effort)
+	// Learn the latest epoch number first.
+	if _, err := c.Sync(ctx, server, channel, nil); bestEffort(err) != nil {
+		return err
+	}
 	_, err := c.rekey(ctx, server, channel)
 	return err
 }
@@ -129,12 +154,11 @@ func (c *Client) keyStillSafe(ctx context.Context, server, channel policy.ID, k 
 		readers[r] = true
 	}
 	for _, d := range k.Recipients {
-		if st.IsDeviceRevoked(d) {
-			return false, nil
+		id, known, err := c.st.identityOf(ctx, d)
+		if err != nil {
+			return false, err
 		}
-		var idb []byte
-		err := c.st.db.QueryRowContext(ctx, "SELECT identity FROM devices WHERE device = ?", d[:]).Scan(&idb)
-		if err == nil && !readers[policy.PublicKey(idb)] {
+		if !mayStillHoldKey(st, readers, d, id, known) {
 			return false, nil
 		}
 	}
@@ -193,7 +217,9 @@ func (c *Client) post(ctx context.Context, server, channel policy.ID, epoch uint
 		}
 		return sent, fmt.Errorf("%w: %w", ErrNotAccepted, errors.Join(append(errs, ErrNoHub)...))
 	}
-	c.record(ctx, env, nil)
+	if _, err := c.record(ctx, env, nil); err != nil {
+		return sent, fmt.Errorf("client: %s was sent but is not kept here: %w", env.ID, err)
+	}
 	return sent, nil
 }
 
@@ -218,8 +244,12 @@ func (c *Client) Send(ctx context.Context, server, channel policy.ID, text strin
 func (c *Client) sendBody(ctx context.Context, server, channel policy.ID, body Body, blobs []policy.ID) (*Sent, error) {
 	// Learn of bans, revocations and new epochs first, so that nothing is
 	// sealed to a reader who was removed. Offline, the local view is used.
-	c.SyncState(ctx, server)
-	c.Sync(ctx, server, channel, nil)
+	if _, err := c.SyncState(ctx, server); bestEffort(err) != nil {
+		return nil, err
+	}
+	if _, err := c.Sync(ctx, server, channel, nil); bestEffort(err) != nil {
+		return nil, err
+	}
 	k, err := c.currentKey(ctx, server, channel)
 	if err != nil {
 		return nil, err
@@ -229,10 +259,10 @@ func (c *Client) sendBody(ctx context.Context, server, channel policy.ID, body B
 		return nil, err
 	}
 	sent, err := c.post(ctx, server, channel, k.Epoch, payload, blobs...)
-	if err == nil {
-		c.storeBody(ctx, sent.ID, body)
+	if err != nil {
+		return sent, err
 	}
-	return sent, err
+	return sent, c.storeBody(ctx, sent.ID, body)
 }
 
 // SetProfile sends this identity's display name and description to a
@@ -332,62 +362,70 @@ func (c *Client) Download(ctx context.Context, server policy.ID, a Attachment) (
 // key bundles give this device new epoch keys (and then the messages of
 // that epoch that waited for them open too). It returns the message, if
 // the envelope was one.
-func (c *Client) record(ctx context.Context, env *policy.Envelope, tombstone []byte) *Message {
-	c.learnCerts(ctx, env.Cert)
-	c.st.sawEpoch(ctx, env.Server, env.Channel, env.Epoch)
+func (c *Client) record(ctx context.Context, env *policy.Envelope, tombstone []byte) (*Message, error) {
+	if err := c.learnCerts(ctx, env.Cert); err != nil {
+		return nil, err
+	}
+	if err := c.st.sawEpoch(ctx, env.Server, env.Channel, env.Epoch); err != nil {
+		return nil, err
+	}
 	kind := byte(0)
 	if len(env.Ciphertext) > 0 {
 		kind = env.Ciphertext[0]
 	}
-	c.st.db.ExecContext(ctx, `INSERT OR IGNORE INTO messages (id, server, channel, sender, time, epoch, kind, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-		env.ID[:], env.Server[:], env.Channel[:], env.Author[:], env.Time, int64(env.Epoch), int(kind), env.Raw)
+	if err := c.st.addMessage(ctx, env, kind); err != nil {
+		return nil, err
+	}
 	if kind == payloadKeys {
 		if c.keys != nil {
 			if k, ok, err := openBundle(*c.keys, env.Server, env.Channel, env.Ciphertext); err == nil && ok {
-				c.st.addKey(ctx, env.Server, env.Channel, k)
-				c.retry(ctx, env.Server, env.Channel, k.Epoch)
+				if err := c.st.addKey(ctx, env.Server, env.Channel, k); err != nil {
+					return nil, err
+				}
+				if err := c.retry(ctx, env.Server, env.Channel, k.Epoch); err != nil {
+					return nil, err
+				}
 			}
 		}
-		return nil
+		return nil, nil
 	}
 	if tombstone != nil {
-		c.st.db.ExecContext(ctx, "UPDATE messages SET deleted = 1 WHERE id = ?", env.ID[:])
+		if err := c.st.markDeleted(ctx, env.ID); err != nil {
+			return nil, err
+		}
 	}
 	m := &Message{ID: env.ID, Server: env.Server, Channel: env.Channel, Sender: env.Author, Time: time.UnixMilli(env.Time), Epoch: env.Epoch, Deleted: tombstone != nil}
 	keys, err := c.st.keys(ctx, env.Server, env.Channel)
-	if err == nil {
-		m.Body, m.Err = openBody(keys, env.Server, env.Channel, env.Epoch, env.Ciphertext)
-		if m.Err == nil {
-			c.storeBody(ctx, env.ID, m.Body)
+	if err != nil {
+		return nil, err
+	}
+	m.Body, m.Err = openBody(keys, env.Server, env.Channel, env.Epoch, env.Ciphertext)
+	if m.Err == nil {
+		if err := c.storeBody(ctx, env.ID, m.Body); err != nil {
+			return nil, err
 		}
 	}
-	return m
+	return m, nil
 }
 
-func (c *Client) storeBody(ctx context.Context, id policy.ID, b Body) {
+// storeBody keeps a decrypted body beside its envelope.
+func (c *Client) storeBody(ctx context.Context, id policy.ID, b Body) error {
 	enc, err := cbor.Marshal(b)
-	if err == nil {
-		c.st.db.ExecContext(ctx, "UPDATE messages SET body = ? WHERE id = ?", enc, id[:])
+	if err != nil {
+		return fmt.Errorf("client: encoding a message body: %w", err)
 	}
+	return c.st.setBody(ctx, id, enc)
 }
 
 // retry decrypts the stored messages of an epoch that waited for its key.
-func (c *Client) retry(ctx context.Context, server, channel policy.ID, epoch uint64) {
-	rows, err := c.st.db.QueryContext(ctx, "SELECT raw FROM messages WHERE server = ? AND channel = ? AND epoch = ? AND kind = 1 AND body IS NULL AND deleted = 0", server[:], channel[:], int64(epoch))
+func (c *Client) retry(ctx context.Context, server, channel policy.ID, epoch uint64) error {
+	raws, err := c.st.undecrypted(ctx, server, channel, epoch)
 	if err != nil {
-		return
+		return err
 	}
-	var raws [][]byte
-	for rows.Next() {
-		var b []byte
-		if rows.Scan(&b) == nil {
-			raws = append(raws, b)
-		}
-	}
-	rows.Close()
 	keys, err := c.st.keys(ctx, server, channel)
 	if err != nil {
-		return
+		return err
 	}
 	for _, raw := range raws {
 		env, err := policy.ParseEnvelope(raw)
@@ -395,9 +433,12 @@ func (c *Client) retry(ctx context.Context, server, channel policy.ID, epoch uin
 			continue
 		}
 		if b, err := openBody(keys, server, channel, epoch, env.Ciphertext); err == nil {
-			c.storeBody(ctx, env.ID, b)
+			if err := c.storeBody(ctx, env.ID, b); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // Sync fetches a channel's new envelopes from each of the server's hubs by
@@ -436,16 +477,18 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 				errs = append(errs, err)
 				break
 			}
-			n, err := c.ingest(ctx, server, channel, page.Envelopes)
-			if err != nil {
-				return fresh, fmt.Errorf("hub %s: %w", url, err)
-			}
+			n, err := c.ingest(ctx, url, server, channel, page.Envelopes)
 			fresh += n
+			if err != nil {
+				return fresh, err
+			}
 			if progress != nil {
 				progress(len(page.Envelopes))
 			}
 			after = page.Next
-			c.st.setCursor(ctx, url, server, channel, after)
+			if err := c.st.setCursor(ctx, url, server, channel, after); err != nil {
+				return fresh, err
+			}
 			if !page.More {
 				ok = true
 				break
@@ -458,29 +501,36 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 	return fresh, nil
 }
 
-// ingest verifies and records stored envelopes; it returns how many were new.
-func (c *Client) ingest(ctx context.Context, server, channel policy.ID, envs []wire.Envelope) (int, error) {
+// ingest verifies and records envelopes a hub served; it returns how many
+// were new and kept.
+func (c *Client) ingest(ctx context.Context, url string, server, channel policy.ID, envs []wire.Envelope) (int, error) {
 	n := 0
 	for _, e := range envs {
-		var known int
-		c.st.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE id = ?", e.ID[:]).Scan(&known)
+		known, err := c.st.hasMessage(ctx, e.ID)
+		if err != nil {
+			return n, err
+		}
 		if e.Raw == nil {
 			if e.Tombstone != nil {
-				c.st.db.ExecContext(ctx, "UPDATE messages SET deleted = 1 WHERE id = ?", e.ID[:])
+				if err := c.st.markDeleted(ctx, e.ID); err != nil {
+					return n, err
+				}
 			}
 			continue
 		}
 		env, err := policy.ParseEnvelope(e.Raw)
 		if err != nil {
-			return n, fmt.Errorf("served an invalid envelope %s: %w", e.ID, err)
+			return n, fmt.Errorf("hub %s: served an invalid envelope %s: %w", url, e.ID, err)
 		}
 		if env.Server != server || env.Channel != channel {
-			return n, fmt.Errorf("served envelope %s of another channel", e.ID)
+			return n, fmt.Errorf("hub %s: served envelope %s of another channel", url, e.ID)
 		}
-		if known == 0 {
+		if _, err := c.record(ctx, env, e.Tombstone); err != nil {
+			return n, err
+		}
+		if !known {
 			n++
 		}
-		c.record(ctx, env, e.Tombstone)
 	}
 	return n, nil
 }
@@ -488,35 +538,22 @@ func (c *Client) ingest(ctx context.Context, server, channel policy.ID, envs []w
 // History returns a channel's messages from the local store, oldest first
 // (limit 0: all).
 func (c *Client) History(ctx context.Context, server, channel policy.ID, limit int) ([]Message, error) {
-	q := "SELECT id, sender, time, epoch, body, deleted, raw FROM messages WHERE server = ? AND channel = ? AND kind = 1 ORDER BY time, id"
-	args := []any{server[:], channel[:]}
-	if limit > 0 {
-		q = "SELECT * FROM (SELECT id, sender, time, epoch, body, deleted, raw FROM messages WHERE server = ? AND channel = ? AND kind = 1 ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id"
-		args = append(args, limit)
-	}
-	rows, err := c.st.db.QueryContext(ctx, q, args...)
+	rows, err := c.st.history(ctx, server, channel, limit)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []Message
-	for rows.Next() {
-		var id, sender, body, raw []byte
-		var t, epoch int64
-		var deleted bool
-		if err := rows.Scan(&id, &sender, &t, &epoch, &body, &deleted, &raw); err != nil {
-			return nil, err
-		}
-		m := Message{ID: policy.ID(id), Server: server, Channel: channel, Sender: policy.PublicKey(sender), Time: time.UnixMilli(t), Epoch: uint64(epoch), Deleted: deleted, Raw: raw}
+	out := make([]Message, 0, len(rows))
+	for _, r := range rows {
+		m := Message{ID: r.ID, Server: server, Channel: channel, Sender: r.Sender, Time: time.UnixMilli(r.Time), Epoch: r.Epoch, Deleted: r.Deleted, Raw: r.Raw}
 		switch {
-		case body != nil:
-			m.Err = cbor.Unmarshal(body, &m.Body)
-		case !deleted:
+		case r.Body != nil:
+			m.Err = cbor.Unmarshal(r.Body, &m.Body)
+		case !r.Deleted:
 			m.Err = ErrNoKey
 		}
 		out = append(out, m)
 	}
-	return out, rows.Err()
+	return out, nil
 }
 
 // Tail follows a channel live over the first hub that answers, from this
@@ -575,10 +612,16 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 				if err != nil || env.Server != server || env.Channel != channel {
 					return fmt.Errorf("hub %s pushed an invalid envelope: %v", url, err)
 				}
-				if m := c.record(ctx, env, nil); m != nil {
+				m, err := c.record(ctx, env, nil)
+				if err != nil {
+					return err
+				}
+				if m != nil {
 					fn(*m)
 				}
-				c.st.setCursor(ctx, url, server, channel, f.Seq)
+				if err := c.st.setCursor(ctx, url, server, channel, f.Seq); err != nil {
+					return err
+				}
 			}
 		}
 	}
@@ -592,14 +635,14 @@ func (c *Client) Delete(ctx context.Context, server, id policy.ID) error {
 	if err != nil {
 		return err
 	}
-	var channel []byte
-	if err := c.st.db.QueryRowContext(ctx, "SELECT channel FROM messages WHERE id = ? AND server = ?", id[:], server[:]).Scan(&channel); err != nil {
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("%w: message %s", ErrUnknown, id)
-		}
+	channel, found, err := c.st.messageChannel(ctx, server, id)
+	if err != nil {
 		return err
 	}
-	t, err := policy.NewTombstone(d.Signer(), policy.TombstoneBody{Server: server, Channel: policy.ID(channel), Target: id, Time: c.Now().UnixMilli()})
+	if !found {
+		return fmt.Errorf("%w: message %s", ErrUnknown, id)
+	}
+	t, err := policy.NewTombstone(d.Signer(), policy.TombstoneBody{Server: server, Channel: channel, Target: id, Time: c.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}
@@ -623,6 +666,5 @@ func (c *Client) Delete(ctx context.Context, server, id policy.ID) error {
 	if done == 0 {
 		return errors.Join(append(errs, ErrNotAccepted)...)
 	}
-	_, err = c.st.db.ExecContext(ctx, "UPDATE messages SET deleted = 1, body = NULL WHERE id = ?", id[:])
-	return err
+	return c.st.erase(ctx, id)
 }
