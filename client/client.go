@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -23,7 +24,7 @@ type Client struct {
 	id   *Identity // nil when this device does not hold the identity key
 	dev  *Device   // nil until the device is certified
 	keys *DeviceKeys
-	hubs map[string]*Hub // by URL
+	hubs map[string]*hubapi.Client // by URL
 }
 
 // Errors of the client.
@@ -44,7 +45,7 @@ func Open(dir string) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Client{st: st, Now: time.Now, hubs: map[string]*Hub{}}
+	c := &Client{st: st, Now: time.Now, hubs: map[string]*hubapi.Client{}}
 	if err := c.loadKeys(context.Background()); err != nil {
 		st.close()
 		return nil, err
@@ -205,12 +206,12 @@ func (c *Client) InstallCert(ctx context.Context, cert *policy.DeviceCert) error
 }
 
 // hub returns the client for a hub URL.
-func (c *Client) hub(url string) *Hub {
+func (c *Client) hub(url string) *hubapi.Client {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	h, ok := c.hubs[url]
 	if !ok {
-		h = NewHub(url)
+		h = hubapi.New(url)
 		c.hubs[url] = h
 	}
 	return h

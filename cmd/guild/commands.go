@@ -13,7 +13,9 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/relay"
 	"github.com/guildhall/guildhall/wire"
 )
 
@@ -621,7 +623,7 @@ var commands = []command{
 			return message("profile sent"), err
 		}
 	}},
-	{"admin tenants", "", "operator: list a hub's tenants and usage", adminCmd(func(ctx context.Context, a *client.Admin, args []string) (any, error) {
+	{"admin tenants", "", "operator: list a hub's tenants and usage", adminCmd(func(ctx context.Context, a *hubapi.Admin, args []string) (any, error) {
 		t, err := a.Tenants(ctx)
 		return tenantsOut(t), err
 	})},
@@ -629,7 +631,7 @@ var commands = []command{
 		bytes := fs.Uint64("bytes", 0, "bytes (0: unlimited)")
 		envs := fs.Uint64("envelopes", 0, "envelopes (0: unlimited)")
 		blobs := fs.Uint64("blobs", 0, "blobs (0: unlimited)")
-		return adminCmd(func(ctx context.Context, a *client.Admin, args []string) (any, error) {
+		return adminCmd(func(ctx context.Context, a *hubapi.Admin, args []string) (any, error) {
 			if err := need(args, 1); err != nil {
 				return nil, err
 			}
@@ -643,7 +645,7 @@ var commands = []command{
 	}},
 	{"admin suspend", "SERVER", "operator: suspend a tenant's writes", adminCmd(suspendCmd(true))},
 	{"admin resume", "SERVER", "operator: resume a tenant's writes", adminCmd(suspendCmd(false))},
-	{"admin usage", "", "operator: usage of every tenant as CSV, for billing", adminCmd(func(ctx context.Context, a *client.Admin, args []string) (any, error) {
+	{"admin usage", "", "operator: usage of every tenant as CSV, for billing", adminCmd(func(ctx context.Context, a *hubapi.Admin, args []string) (any, error) {
 		b, err := a.UsageCSV(ctx)
 		return message(strings.TrimSpace(string(b))), err
 	})},
@@ -652,11 +654,12 @@ var commands = []command{
 		user := fs.String("user", "", "user name to embed")
 		ttl := fs.Duration("ttl", 24*time.Hour, "lifetime")
 		return func(ctx context.Context, e *env, args []string) (any, error) {
-			u, p, err := client.TURNCredentials(*secret, *user, *ttl, time.Now())
+			exp := time.Now().Add(*ttl)
+			u, p, err := relay.RESTCredential(*secret, *user, exp)
 			if err != nil {
 				return nil, err
 			}
-			return turnOut{Username: u, Password: p, Expires: time.Now().Add(*ttl)}, nil
+			return turnOut{Username: u, Password: p, Expires: exp}, nil
 		}
 	}},
 }
@@ -667,18 +670,18 @@ func (e *env) progress(format string, args ...any) {
 	}
 }
 
-func adminCmd(f func(ctx context.Context, a *client.Admin, args []string) (any, error)) func(*flag.FlagSet) runFunc {
+func adminCmd(f func(ctx context.Context, a *hubapi.Admin, args []string) (any, error)) func(*flag.FlagSet) runFunc {
 	return func(fs *flag.FlagSet) runFunc {
 		url := fs.String("admin", envOr("GUILD_ADMIN_URL", "http://127.0.0.1:7421"), "the hub's admin URL (or GUILD_ADMIN_URL)")
 		token := fs.String("token", os.Getenv("GUILD_ADMIN_TOKEN"), "admin token (or GUILD_ADMIN_TOKEN)")
 		return func(ctx context.Context, e *env, args []string) (any, error) {
-			return f(ctx, client.NewAdmin(*url, *token), args)
+			return f(ctx, hubapi.NewAdmin(*url, *token), args)
 		}
 	}
 }
 
-func suspendCmd(suspend bool) func(ctx context.Context, a *client.Admin, args []string) (any, error) {
-	return func(ctx context.Context, a *client.Admin, args []string) (any, error) {
+func suspendCmd(suspend bool) func(ctx context.Context, a *hubapi.Admin, args []string) (any, error) {
+	return func(ctx context.Context, a *hubapi.Admin, args []string) (any, error) {
 		if err := need(args, 1); err != nil {
 			return nil, err
 		}
