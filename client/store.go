@@ -77,6 +77,31 @@ func failed(op string, err error) error {
 	return fmt.Errorf("%w: %s: %w", ErrStore, op, err)
 }
 
+// queryAll runs a query and scans each row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, op string, scan func(*sql.Rows) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, failed(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, failed(op, err)
+		}
+		out = append(out, v)
+	}
+	return out, failed(op, rows.Err())
+}
+
+// scanBytes scans a row of one BLOB column.
+func scanBytes(rows *sql.Rows) ([]byte, error) {
+	var b []byte
+	err := rows.Scan(&b)
+	return b, err
+}
+
 func (s *store) get(ctx context.Context, k string) ([]byte, error) {
 	var v []byte
 	err := s.db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = ?", k).Scan(&v)
@@ -132,20 +157,10 @@ func (s *store) hubs(ctx context.Context, id policy.ID) ([]string, error) {
 }
 
 func (s *store) servers(ctx context.Context) ([]policy.ID, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id FROM servers ORDER BY id")
-	if err != nil {
-		return nil, failed("servers", err)
-	}
-	defer rows.Close()
-	var out []policy.ID
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, failed("servers", err)
-		}
-		out = append(out, policy.ID(b))
-	}
-	return out, failed("servers", rows.Err())
+	return queryAll(ctx, s.db, "servers", func(rows *sql.Rows) (policy.ID, error) {
+		b, err := scanBytes(rows)
+		return policy.ID(b), err
+	}, "SELECT id FROM servers ORDER BY id")
 }
 
 // addEvents stores verified state events; it returns how many were new.
@@ -171,20 +186,7 @@ func (s *store) addEvents(ctx context.Context, server policy.ID, events []*polic
 }
 
 func (s *store) events(ctx context.Context, server policy.ID) ([][]byte, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT raw FROM events WHERE server = ?", server[:])
-	if err != nil {
-		return nil, failed("events", err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, failed("events", err)
-		}
-		out = append(out, b)
-	}
-	return out, failed("events", rows.Err())
+	return queryAll(ctx, s.db, "events", scanBytes, "SELECT raw FROM events WHERE server = ?", server[:])
 }
 
 // addDevice remembers a verified device certificate (the newest per device).
@@ -199,25 +201,14 @@ func (s *store) addDevice(ctx context.Context, c *policy.DeviceCert) error {
 func (s *store) devicesOf(ctx context.Context, ids []policy.PublicKey) ([]*policy.DeviceCert, error) {
 	var out []*policy.DeviceCert
 	for _, id := range ids {
-		rows, err := s.db.QueryContext(ctx, "SELECT cert FROM devices WHERE identity = ?", id[:])
+		raws, err := queryAll(ctx, s.db, "devices", scanBytes, "SELECT cert FROM devices WHERE identity = ?", id[:])
 		if err != nil {
-			return nil, failed("devices", err)
+			return nil, err
 		}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return nil, failed("devices", err)
-			}
-			c, err := policy.ParseDeviceCert(b)
-			if err == nil {
+		for _, b := range raws {
+			if c, err := policy.ParseDeviceCert(b); err == nil {
 				out = append(out, c)
 			}
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, failed("devices", err)
 		}
 	}
 	return out, nil
@@ -265,27 +256,20 @@ func (s *store) sawEpoch(ctx context.Context, server, channel policy.ID, epoch u
 // keys returns the channel's keys, newest epoch first and, within an
 // epoch, the most recently learned first.
 func (s *store) keys(ctx context.Context, server, channel policy.ID) ([]epochKey, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT epoch, key_id, key, recipients FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
-	if err != nil {
-		return nil, failed("keys", err)
-	}
-	defer rows.Close()
-	var out []epochKey
-	for rows.Next() {
+	return queryAll(ctx, s.db, "keys", func(rows *sql.Rows) (epochKey, error) {
 		var k epochKey
 		var e int64
 		var id, rcpt []byte
 		if err := rows.Scan(&e, &id, &k.Key, &rcpt); err != nil {
-			return nil, failed("keys", err)
+			return k, err
 		}
 		for i := 0; i+32 <= len(rcpt); i += 32 {
 			k.Recipients = append(k.Recipients, policy.PublicKey(rcpt[i:i+32]))
 		}
 		k.Epoch = uint64(e)
 		copy(k.ID[:], id)
-		out = append(out, k)
-	}
-	return out, failed("keys", rows.Err())
+		return k, nil
+	}, "SELECT epoch, key_id, key, recipients FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
 }
 
 // maxEpoch returns the highest epoch seen in a channel (keys held or not).
@@ -361,20 +345,8 @@ func (s *store) messageChannel(ctx context.Context, server, id policy.ID) (polic
 // undecrypted returns the stored, undeleted messages of an epoch that
 // have no body yet (they wait for the epoch's key).
 func (s *store) undecrypted(ctx context.Context, server, channel policy.ID, epoch uint64) ([][]byte, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT raw FROM messages WHERE server = ? AND channel = ? AND epoch = ? AND kind = 1 AND body IS NULL AND deleted = 0", server[:], channel[:], int64(epoch))
-	if err != nil {
-		return nil, failed("undecrypted", err)
-	}
-	defer rows.Close()
-	var raws [][]byte
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, failed("undecrypted", err)
-		}
-		raws = append(raws, b)
-	}
-	return raws, failed("undecrypted", rows.Err())
+	return queryAll(ctx, s.db, "undecrypted", scanBytes,
+		"SELECT raw FROM messages WHERE server = ? AND channel = ? AND epoch = ? AND kind = 1 AND body IS NULL AND deleted = 0", server[:], channel[:], int64(epoch))
 }
 
 // storedMessage is a message row: the body is its CBOR, nil until
@@ -398,42 +370,24 @@ func (s *store) history(ctx context.Context, server, channel policy.ID, limit in
 		q = "SELECT * FROM (SELECT id, sender, time, epoch, body, deleted, raw FROM messages WHERE server = ? AND channel = ? AND kind = 1 ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id"
 		args = append(args, limit)
 	}
-	rows, err := s.db.QueryContext(ctx, q, args...)
-	if err != nil {
-		return nil, failed("history", err)
-	}
-	defer rows.Close()
-	var out []storedMessage
-	for rows.Next() {
+	return queryAll(ctx, s.db, "history", func(rows *sql.Rows) (storedMessage, error) {
 		var id, sender []byte
 		var m storedMessage
 		var epoch int64
-		if err := rows.Scan(&id, &sender, &m.Time, &epoch, &m.Body, &m.Deleted, &m.Raw); err != nil {
-			return nil, failed("history", err)
-		}
+		err := rows.Scan(&id, &sender, &m.Time, &epoch, &m.Body, &m.Deleted, &m.Raw)
 		m.ID, m.Sender, m.Epoch = policy.ID(id), policy.PublicKey(sender), uint64(epoch)
-		out = append(out, m)
-	}
-	return out, failed("history", rows.Err())
+		return m, err
+	}, q, args...)
 }
 
 // heldKeys returns the reconciliation keys of every envelope held of a
 // channel.
 func (s *store) heldKeys(ctx context.Context, server, channel policy.ID) ([]reconcile.Key, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT time, id FROM messages WHERE server = ? AND channel = ?", server[:], channel[:])
-	if err != nil {
-		return nil, failed("held keys", err)
-	}
-	defer rows.Close()
-	var out []reconcile.Key
-	for rows.Next() {
+	return queryAll(ctx, s.db, "held keys", func(rows *sql.Rows) (reconcile.Key, error) {
 		var k reconcile.Key
 		var id []byte
-		if err := rows.Scan(&k.Time, &id); err != nil {
-			return nil, failed("held keys", err)
-		}
+		err := rows.Scan(&k.Time, &id)
 		k.ID = policy.ID(id)
-		out = append(out, k)
-	}
-	return out, failed("held keys", rows.Err())
+		return k, err
+	}, "SELECT time, id FROM messages WHERE server = ? AND channel = ?", server[:], channel[:])
 }

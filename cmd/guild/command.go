@@ -202,6 +202,19 @@ func roleArg(ctx context.Context, c *client.Client, server policy.ID, arg string
 	return policy.ID{}, fmt.Errorf("no role named %q", arg)
 }
 
+// resolveAll resolves each of a repeated flag's names (channels, roles).
+func resolveAll(names []string, resolve func(string) (policy.ID, error)) ([]policy.ID, error) {
+	var ids []policy.ID
+	for _, n := range names {
+		id, err := resolve(n)
+		if err != nil {
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	return ids, nil
+}
+
 // multi is a repeatable string flag.
 type multi []string
 

@@ -91,13 +91,9 @@ func (o *storageGrantOpts) register(fs *flag.FlagSet, e *env) {
 }
 
 func storageGrant(ctx context.Context, e *env, a *args, o *storageGrantOpts) (any, error) {
-	var ids []policy.ID
-	for _, ch := range o.channels {
-		id, err := channelArg(ctx, a.c, a.server, ch)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
+	ids, err := resolveAll(o.channels, func(ch string) (policy.ID, error) { return channelArg(ctx, a.c, a.server, ch) })
+	if err != nil {
+		return nil, err
 	}
 	url := a.word("HUB-URL")
 	return message("granted " + url), a.c.GrantStorage(ctx, a.server, url, ids...)
@@ -117,13 +113,9 @@ func (o *inviteOpts) register(fs *flag.FlagSet, e *env) {
 }
 
 func inviteCreate(ctx context.Context, e *env, a *args, o *inviteOpts) (any, error) {
-	var ids []policy.ID
-	for _, r := range o.roles {
-		id, err := roleArg(ctx, a.c, a.server, r)
-		if err != nil {
-			return nil, err
-		}
-		ids = append(ids, id)
+	ids, err := resolveAll(o.roles, func(r string) (policy.ID, error) { return roleArg(ctx, a.c, a.server, r) })
+	if err != nil {
+		return nil, err
 	}
 	tok, err := a.c.Invite(ctx, a.server, uint32(o.uses), o.ttl, ids, o.relays)
 	if err != nil {
