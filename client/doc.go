@@ -6,8 +6,8 @@
 // keeps a local store (SQLite) of keys, verified state and decrypted history
 // so it works offline.
 //
-// It speaks the hub's wire API (wire) and never imports the hub. It
-// never sends plaintext, keys or names to infrastructure: hubs see signed
-// envelopes whose payload is ciphertext, and the key bundles they carry are
-// sealed to devices.
+// It speaks the hub's wire API through client/hubapi (the typed HTTP and
+// WebSocket client) and never imports the hub. It never sends plaintext,
+// keys or names to infrastructure: hubs see signed envelopes whose payload
+// is ciphertext, and the key bundles they carry are sealed to devices.
 package client

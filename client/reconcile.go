@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/reconcile"
@@ -28,7 +27,7 @@ func (c *Client) Reconcile(ctx context.Context, url string, server, channel poli
 	if err != nil {
 		return 0, 0, err
 	}
-	held, err := c.heldKeys(ctx, server, channel)
+	held, err := c.st.heldKeys(ctx, server, channel)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -48,31 +47,10 @@ func (c *Client) Reconcile(ctx context.Context, url string, server, channel poli
 		if err != nil {
 			return fetched, st.Rounds, err
 		}
-		if _, err := c.ingest(ctx, server, channel, []wire.Envelope{e}); err != nil {
-			return fetched, st.Rounds, fmt.Errorf("hub %s: %w", url, err)
+		if _, err := c.ingest(ctx, url, server, channel, []wire.Envelope{e}); err != nil {
+			return fetched, st.Rounds, err
 		}
 		fetched++
 	}
 	return fetched, st.Rounds, nil
-}
-
-// heldKeys returns the reconciliation keys of every envelope held of a
-// channel.
-func (c *Client) heldKeys(ctx context.Context, server, channel policy.ID) ([]reconcile.Key, error) {
-	rows, err := c.st.db.QueryContext(ctx, "SELECT time, id FROM messages WHERE server = ? AND channel = ?", server[:], channel[:])
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []reconcile.Key
-	for rows.Next() {
-		var k reconcile.Key
-		var id []byte
-		if err := rows.Scan(&k.Time, &id); err != nil {
-			return nil, err
-		}
-		k.ID = policy.ID(id)
-		out = append(out, k)
-	}
-	return out, rows.Err()
 }

@@ -12,12 +12,17 @@ import (
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/reconcile"
 )
 
 // store is the client's local database: keys, the state logs it verified,
 // device certificates it has seen, channel keys, and decrypted history. It
 // lives in one SQLite file, mode 0600 in a 0700 directory: it holds private
 // keys and plaintext, and is the one place plaintext is kept.
+//
+// Every statement the client runs is one of its methods, and every method
+// returns its error wrapped in ErrStore, so that a caller can tell a local
+// failure (which must never be counted as success) from a hub's refusal.
 type store struct {
 	db  *sql.DB
 	dir string
@@ -64,20 +69,55 @@ func openStore(dir string) (*store, error) {
 
 func (s *store) close() error { return s.db.Close() }
 
+// failed wraps a store error in ErrStore with the operation's name.
+func failed(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %s: %w", ErrStore, op, err)
+}
+
+// queryAll runs a query and scans each row with scan.
+func queryAll[T any](ctx context.Context, db *sql.DB, op string, scan func(*sql.Rows) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, failed(op, err)
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, failed(op, err)
+		}
+		out = append(out, v)
+	}
+	return out, failed(op, rows.Err())
+}
+
+// scanBytes scans a row of one BLOB column.
+func scanBytes(rows *sql.Rows) ([]byte, error) {
+	var b []byte
+	err := rows.Scan(&b)
+	return b, err
+}
+
 func (s *store) get(ctx context.Context, k string) ([]byte, error) {
 	var v []byte
 	err := s.db.QueryRowContext(ctx, "SELECT v FROM kv WHERE k = ?", k).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
-	return v, err
+	return v, failed("get "+k, err)
 }
 
 func (s *store) put(ctx context.Context, k string, v []byte) error {
 	_, err := s.db.ExecContext(ctx, "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v", k, v)
-	return err
+	return failed("put "+k, err)
 }
 
+// addServer records a server with hubs, keeping the hubs already known
+// first.
 func (s *store) addServer(ctx context.Context, id policy.ID, hubs []string) error {
 	old, err := s.hubs(ctx, id)
 	if err != nil {
@@ -91,9 +131,16 @@ func (s *store) addServer(ctx context.Context, id policy.ID, hubs []string) erro
 			all = append(all, h)
 		}
 	}
-	b, _ := json.Marshal(all)
-	_, err = s.db.ExecContext(ctx, "INSERT INTO servers (id, hubs) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET hubs = excluded.hubs", id[:], string(b))
-	return err
+	return s.setHubs(ctx, id, all)
+}
+
+// setHubs replaces a server's hubs, in the order reads try them.
+func (s *store) setHubs(ctx context.Context, id policy.ID, hubs []string) error {
+	b, err := json.Marshal(hubs)
+	if err == nil {
+		_, err = s.db.ExecContext(ctx, "INSERT INTO servers (id, hubs) VALUES (?, ?) ON CONFLICT (id) DO UPDATE SET hubs = excluded.hubs", id[:], string(b))
+	}
+	return failed("set hubs", err)
 }
 
 func (s *store) hubs(ctx context.Context, id policy.ID) ([]string, error) {
@@ -106,55 +153,40 @@ func (s *store) hubs(ctx context.Context, id policy.ID) ([]string, error) {
 	if err == nil {
 		err = json.Unmarshal([]byte(js), &hubs)
 	}
-	return hubs, err
+	return hubs, failed("hubs", err)
 }
 
 func (s *store) servers(ctx context.Context) ([]policy.ID, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT id FROM servers ORDER BY id")
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []policy.ID
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		out = append(out, policy.ID(b))
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "servers", func(rows *sql.Rows) (policy.ID, error) {
+		b, err := scanBytes(rows)
+		return policy.ID(b), err
+	}, "SELECT id FROM servers ORDER BY id")
 }
 
-func (s *store) addEvents(ctx context.Context, server policy.ID, events []*policy.Event) error {
+// addEvents stores verified state events; it returns how many were new.
+func (s *store) addEvents(ctx context.Context, server policy.ID, events []*policy.Event) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return err
+		return 0, failed("add events", err)
 	}
 	defer tx.Rollback()
+	n := 0
 	for _, e := range events {
-		if _, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO events (server, id, raw) VALUES (?, ?, ?)", server[:], e.ID[:], e.Raw); err != nil {
-			return err
+		res, err := tx.ExecContext(ctx, "INSERT OR IGNORE INTO events (server, id, raw) VALUES (?, ?, ?)", server[:], e.ID[:], e.Raw)
+		if err != nil {
+			return 0, failed("add events", err)
 		}
+		k, err := res.RowsAffected()
+		if err != nil {
+			return 0, failed("add events", err)
+		}
+		n += int(k)
 	}
-	return tx.Commit()
+	return n, failed("add events", tx.Commit())
 }
 
 func (s *store) events(ctx context.Context, server policy.ID) ([][]byte, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT raw FROM events WHERE server = ?", server[:])
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
-		var b []byte
-		if err := rows.Scan(&b); err != nil {
-			return nil, err
-		}
-		out = append(out, b)
-	}
-	return out, rows.Err()
+	return queryAll(ctx, s.db, "events", scanBytes, "SELECT raw FROM events WHERE server = ?", server[:])
 }
 
 // addDevice remembers a verified device certificate (the newest per device).
@@ -162,31 +194,38 @@ func (s *store) addDevice(ctx context.Context, c *policy.DeviceCert) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO devices (device, identity, cert, expires) VALUES (?, ?, ?, ?)
 		ON CONFLICT (device) DO UPDATE SET cert = excluded.cert, expires = excluded.expires WHERE excluded.expires > devices.expires`,
 		c.Device[:], c.Identity[:], c.Raw, c.Expires)
-	return err
+	return failed("add device", err)
 }
 
 // devicesOf returns the certificates seen for identities.
 func (s *store) devicesOf(ctx context.Context, ids []policy.PublicKey) ([]*policy.DeviceCert, error) {
 	var out []*policy.DeviceCert
 	for _, id := range ids {
-		rows, err := s.db.QueryContext(ctx, "SELECT cert FROM devices WHERE identity = ?", id[:])
+		raws, err := queryAll(ctx, s.db, "devices", scanBytes, "SELECT cert FROM devices WHERE identity = ?", id[:])
 		if err != nil {
 			return nil, err
 		}
-		for rows.Next() {
-			var b []byte
-			if err := rows.Scan(&b); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			c, err := policy.ParseDeviceCert(b)
-			if err == nil {
+		for _, b := range raws {
+			if c, err := policy.ParseDeviceCert(b); err == nil {
 				out = append(out, c)
 			}
 		}
-		rows.Close()
 	}
 	return out, nil
+}
+
+// identityOf returns the identity a device was certified for, if this
+// client has seen its certificate.
+func (s *store) identityOf(ctx context.Context, device policy.PublicKey) (policy.PublicKey, bool, error) {
+	var b []byte
+	err := s.db.QueryRowContext(ctx, "SELECT identity FROM devices WHERE device = ?", device[:]).Scan(&b)
+	if errors.Is(err, sql.ErrNoRows) {
+		return policy.PublicKey{}, false, nil
+	}
+	if err != nil {
+		return policy.PublicKey{}, false, failed("identity of device", err)
+	}
+	return policy.PublicKey(b), true, nil
 }
 
 type epochKey struct {
@@ -203,48 +242,41 @@ func (s *store) addKey(ctx context.Context, server, channel policy.ID, k epochKe
 	}
 	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epoch_keys (server, channel, epoch, key_id, key, recipients) VALUES (?, ?, ?, ?, ?, ?)",
 		server[:], channel[:], int64(k.Epoch), k.ID[:], k.Key, rcpt)
-	if err == nil {
-		err = s.sawEpoch(ctx, server, channel, k.Epoch)
+	if err != nil {
+		return failed("add key", err)
 	}
-	return err
+	return s.sawEpoch(ctx, server, channel, k.Epoch)
 }
 
 func (s *store) sawEpoch(ctx context.Context, server, channel policy.ID, epoch uint64) error {
 	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epochs_seen (server, channel, epoch) VALUES (?, ?, ?)", server[:], channel[:], int64(epoch))
-	return err
+	return failed("saw epoch", err)
 }
 
 // keys returns the channel's keys, newest epoch first and, within an
 // epoch, the most recently learned first.
 func (s *store) keys(ctx context.Context, server, channel policy.ID) ([]epochKey, error) {
-	rows, err := s.db.QueryContext(ctx, "SELECT epoch, key_id, key, recipients FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []epochKey
-	for rows.Next() {
+	return queryAll(ctx, s.db, "keys", func(rows *sql.Rows) (epochKey, error) {
 		var k epochKey
 		var e int64
 		var id, rcpt []byte
 		if err := rows.Scan(&e, &id, &k.Key, &rcpt); err != nil {
-			return nil, err
+			return k, err
 		}
 		for i := 0; i+32 <= len(rcpt); i += 32 {
 			k.Recipients = append(k.Recipients, policy.PublicKey(rcpt[i:i+32]))
 		}
 		k.Epoch = uint64(e)
 		copy(k.ID[:], id)
-		out = append(out, k)
-	}
-	return out, rows.Err()
+		return k, nil
+	}, "SELECT epoch, key_id, key, recipients FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
 }
 
 // maxEpoch returns the highest epoch seen in a channel (keys held or not).
 func (s *store) maxEpoch(ctx context.Context, server, channel policy.ID) (uint64, error) {
 	var e sql.NullInt64
 	err := s.db.QueryRowContext(ctx, "SELECT MAX(epoch) FROM epochs_seen WHERE server = ? AND channel = ?", server[:], channel[:]).Scan(&e)
-	return uint64(e.Int64), err
+	return uint64(e.Int64), failed("max epoch", err)
 }
 
 func (s *store) cursor(ctx context.Context, hub string, server, channel policy.ID) (uint64, error) {
@@ -253,11 +285,109 @@ func (s *store) cursor(ctx context.Context, hub string, server, channel policy.I
 	if errors.Is(err, sql.ErrNoRows) {
 		return 0, nil
 	}
-	return uint64(n), err
+	return uint64(n), failed("cursor", err)
 }
 
 func (s *store) setCursor(ctx context.Context, hub string, server, channel policy.ID, after uint64) error {
 	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (hub, server, channel, after) VALUES (?, ?, ?, ?)
 		ON CONFLICT (hub, server, channel) DO UPDATE SET after = MAX(after, excluded.after)`, hub, server[:], channel[:], int64(after))
-	return err
+	return failed("set cursor", err)
+}
+
+// addMessage stores an envelope seen in a channel (once); kind is its
+// payload kind (payloadMessage, payloadKeys).
+func (s *store) addMessage(ctx context.Context, env *policy.Envelope, kind byte) error {
+	_, err := s.db.ExecContext(ctx, `INSERT OR IGNORE INTO messages (id, server, channel, sender, time, epoch, kind, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+		env.ID[:], env.Server[:], env.Channel[:], env.Author[:], env.Time, int64(env.Epoch), int(kind), env.Raw)
+	return failed("add message", err)
+}
+
+// hasMessage reports whether an envelope is stored.
+func (s *store) hasMessage(ctx context.Context, id policy.ID) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM messages WHERE id = ?", id[:]).Scan(&n)
+	return n > 0, failed("has message", err)
+}
+
+// setBody keeps a message's decrypted body (CBOR).
+func (s *store) setBody(ctx context.Context, id policy.ID, body []byte) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE messages SET body = ? WHERE id = ?", body, id[:])
+	return failed("set body", err)
+}
+
+// markDeleted records that a message was tombstoned; its body, if
+// decrypted, is kept (the sender's or a moderator's deletion seen from a
+// hub).
+func (s *store) markDeleted(ctx context.Context, id policy.ID) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE messages SET deleted = 1 WHERE id = ?", id[:])
+	return failed("mark deleted", err)
+}
+
+// erase records a deletion this device made and forgets the plaintext.
+func (s *store) erase(ctx context.Context, id policy.ID) error {
+	_, err := s.db.ExecContext(ctx, "UPDATE messages SET deleted = 1, body = NULL WHERE id = ?", id[:])
+	return failed("erase message", err)
+}
+
+// messageChannel returns the channel of a stored message of a server.
+func (s *store) messageChannel(ctx context.Context, server, id policy.ID) (policy.ID, bool, error) {
+	var ch []byte
+	err := s.db.QueryRowContext(ctx, "SELECT channel FROM messages WHERE id = ? AND server = ?", id[:], server[:]).Scan(&ch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return policy.ID{}, false, nil
+	}
+	if err != nil {
+		return policy.ID{}, false, failed("message channel", err)
+	}
+	return policy.ID(ch), true, nil
+}
+
+// undecrypted returns the stored, undeleted messages of an epoch that
+// have no body yet (they wait for the epoch's key).
+func (s *store) undecrypted(ctx context.Context, server, channel policy.ID, epoch uint64) ([][]byte, error) {
+	return queryAll(ctx, s.db, "undecrypted", scanBytes,
+		"SELECT raw FROM messages WHERE server = ? AND channel = ? AND epoch = ? AND kind = 1 AND body IS NULL AND deleted = 0", server[:], channel[:], int64(epoch))
+}
+
+// storedMessage is a message row: the body is its CBOR, nil until
+// decrypted (or once erased).
+type storedMessage struct {
+	ID      policy.ID
+	Sender  policy.PublicKey
+	Time    int64
+	Epoch   uint64
+	Body    []byte
+	Deleted bool
+	Raw     []byte
+}
+
+// history returns a channel's messages (not key bundles), oldest first;
+// with limit > 0, the newest limit of them.
+func (s *store) history(ctx context.Context, server, channel policy.ID, limit int) ([]storedMessage, error) {
+	q := "SELECT id, sender, time, epoch, body, deleted, raw FROM messages WHERE server = ? AND channel = ? AND kind = 1 ORDER BY time, id"
+	args := []any{server[:], channel[:]}
+	if limit > 0 {
+		q = "SELECT * FROM (SELECT id, sender, time, epoch, body, deleted, raw FROM messages WHERE server = ? AND channel = ? AND kind = 1 ORDER BY time DESC, id DESC LIMIT ?) ORDER BY time, id"
+		args = append(args, limit)
+	}
+	return queryAll(ctx, s.db, "history", func(rows *sql.Rows) (storedMessage, error) {
+		var id, sender []byte
+		var m storedMessage
+		var epoch int64
+		err := rows.Scan(&id, &sender, &m.Time, &epoch, &m.Body, &m.Deleted, &m.Raw)
+		m.ID, m.Sender, m.Epoch = policy.ID(id), policy.PublicKey(sender), uint64(epoch)
+		return m, err
+	}, q, args...)
+}
+
+// heldKeys returns the reconciliation keys of every envelope held of a
+// channel.
+func (s *store) heldKeys(ctx context.Context, server, channel policy.ID) ([]reconcile.Key, error) {
+	return queryAll(ctx, s.db, "held keys", func(rows *sql.Rows) (reconcile.Key, error) {
+		var k reconcile.Key
+		var id []byte
+		err := rows.Scan(&k.Time, &id)
+		k.ID = policy.ID(id)
+		return k, err
+	}, "SELECT time, id FROM messages WHERE server = ? AND channel = ?", server[:], channel[:])
 }

@@ -5,28 +5,29 @@
 //
 // Run "guild help" for the commands. State lives in --home (default
 // $XDG_DATA_HOME/guildhall/guild, else ~/.local/share/guildhall/guild).
+// The commands live in one file per noun (identity.go, server.go...).
 package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
-
-	"github.com/guildhall/guildhall/client"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	sys := system{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stderr)}
+	sys.hostname, _ = os.Hostname()
+	sys.userHome, _ = os.UserHomeDir()
+	if err := run(ctx, os.Args[1:], sys); err != nil {
 		fmt.Fprintln(os.Stderr, "guild:", err)
 		if errors.Is(err, errUsage) {
 			os.Exit(2)
@@ -37,127 +38,74 @@ func main() {
 
 var errUsage = errors.New("usage")
 
-// env is what every command gets.
-type env struct {
-	home   string
-	json   bool
-	stdin  io.Reader
-	stdout io.Writer
-	stderr io.Writer
-	c      *client.Client // opened lazily
-}
+// commands are every noun's commands; usage lists them sorted.
+var commands = slices.Concat(identityCommands, deviceCommands, serverCommands, memberCommands,
+	channelCommands, messageCommands, adminCommands, turnCommands)
 
-func (e *env) client() (*client.Client, error) {
-	if e.c == nil {
-		c, err := client.Open(e.home)
-		if err != nil {
-			return nil, err
-		}
-		e.c = c
-	}
-	return e.c, nil
-}
-
-// command is one subcommand: "server create", "send"...
-type command struct {
-	name  string
-	args  string // usage of the positional arguments
-	help  string
-	flags func(fs *flag.FlagSet) func(ctx context.Context, e *env, args []string) (any, error)
-}
-
-func run(ctx context.Context, argv []string, stdin io.Reader, stdout, stderr io.Writer) error {
+func run(ctx context.Context, argv []string, sys system) error {
 	global := flag.NewFlagSet("guild", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	home := global.String("home", defaultHome(), "where this client keeps its keys and history")
+	global.SetOutput(sys.stderr)
+	home := global.String("home", defaultHome(sys), "where this client keeps its keys and history")
 	asJSON := global.Bool("json", false, "print results as JSON")
-	global.Usage = func() { usage(stderr) }
+	global.Usage = func() { usage(sys.stderr) }
 	if err := global.Parse(argv); err != nil {
 		return errUsage
 	}
-	args := global.Args()
-	if len(args) == 0 || args[0] == "help" {
-		usage(stdout)
+	argv = global.Args()
+	if len(argv) == 0 || argv[0] == "help" {
+		usage(sys.stdout)
 		return nil
 	}
-	e := &env{home: *home, json: *asJSON, stdin: stdin, stdout: stdout, stderr: stderr}
-	defer func() {
-		if e.c != nil {
-			e.c.Close()
-		}
-	}()
+	e := &env{system: sys, home: *home, json: *asJSON}
+	defer e.close()
 	for _, cmd := range commands {
 		words := strings.Fields(cmd.name)
-		if len(args) < len(words) || strings.Join(args[:len(words)], " ") != cmd.name {
+		if len(argv) < len(words) || strings.Join(argv[:len(words)], " ") != cmd.name {
 			continue
 		}
-		fs := flag.NewFlagSet("guild "+cmd.name, flag.ContinueOnError)
-		fs.SetOutput(stderr)
-		do := cmd.flags(fs)
-		fs.Usage = func() {
-			fmt.Fprintf(stderr, "usage: guild %s %s\n  %s\n", cmd.name, cmd.args, cmd.help)
-			fs.PrintDefaults()
-		}
-		pos, err := parseInterspersed(fs, args[len(words):])
-		if err != nil {
-			return errUsage
-		}
-		out, err := do(ctx, e, pos)
-		if err != nil {
-			if errors.Is(err, errUsage) {
-				fs.Usage()
-			}
-			return err
-		}
-		return e.print(out)
+		return e.exec(ctx, &cmd, argv[len(words):])
 	}
-	usage(stderr)
-	return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(args, " "))
+	usage(sys.stderr)
+	return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(argv, " "))
 }
 
-// print writes a result: JSON with --json, else its human form.
-func (e *env) print(v any) error {
-	if v == nil {
-		return nil
+// exec parses a command's flags and arguments, runs it and prints its
+// result.
+func (e *env) exec(ctx context.Context, cmd *command, argv []string) error {
+	fs := flag.NewFlagSet("guild "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(e.stderr)
+	do := cmd.bind(fs, e)
+	fs.Usage = func() {
+		fmt.Fprintf(e.stderr, "usage: guild %s %s\n  %s\n", cmd.name, usageLine(cmd.params), cmd.help)
+		fs.PrintDefaults()
 	}
-	if e.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+	pos, err := parseInterspersed(fs, argv)
+	if err != nil {
+		return errUsage
 	}
-	if h, ok := v.(interface{ Human() string }); ok {
-		fmt.Fprintln(e.stdout, h.Human())
-		return nil
+	a, err := cmd.resolve(ctx, e, pos)
+	var out any
+	if err == nil {
+		out, err = do(ctx, e, a)
 	}
-	fmt.Fprintln(e.stdout, v)
-	return nil
+	if err != nil {
+		if errors.Is(err, errUsage) {
+			fs.Usage()
+		}
+		return err
+	}
+	return e.print(out)
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: guild [--home DIR] [--json] COMMAND [flags] ARGS")
 	fmt.Fprintln(w, "\ncommands:")
-	names := make([]string, 0, len(commands))
-	byName := map[string]command{}
-	for _, c := range commands {
-		names = append(names, c.name)
-		byName[c.name] = c
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		fmt.Fprintf(w, "  %-22s %s\n", n, byName[n].help)
+	sorted := slices.Concat(commands)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i].name < sorted[j].name })
+	for _, c := range sorted {
+		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.help)
 	}
 	fmt.Fprintln(w, "\nSERVER and CHANNEL are IDs or names; MEMBER is an identity key. \"guild COMMAND -h\" shows its flags.")
-}
-
-func defaultHome() string {
-	if base := os.Getenv("XDG_DATA_HOME"); base != "" {
-		return filepath.Join(base, "guildhall", "guild")
-	}
-	home, err := os.UserHomeDir()
-	if err != nil {
-		return ".guild"
-	}
-	return filepath.Join(home, ".local", "share", "guildhall", "guild")
 }
 
 // parseInterspersed parses flags wherever they appear among the positional
@@ -180,17 +128,3 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		args = rest[1:]
 	}
 }
-
-// need checks the count of positional arguments.
-func need(args []string, n int) error {
-	if len(args) != n {
-		return fmt.Errorf("%w: want %d arguments, got %d", errUsage, n, len(args))
-	}
-	return nil
-}
-
-// multi is a repeatable string flag.
-type multi []string
-
-func (m *multi) String() string     { return strings.Join(*m, ",") }
-func (m *multi) Set(v string) error { *m = append(*m, v); return nil }

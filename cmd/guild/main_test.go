@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,8 +25,14 @@ func newUser(t *testing.T) *user { return &user{t: t, home: t.TempDir()} }
 
 func (u *user) try(args ...string) (string, error) {
 	var out, errb bytes.Buffer
-	err := run(context.Background(), append([]string{"--home", u.home}, args...), strings.NewReader(""), &out, &errb)
+	err := run(context.Background(), append([]string{"--home", u.home}, args...), testSystem(&out, &errb))
 	return out.String(), err
+}
+
+// testSystem is the environment of an in-process run: the process's
+// variables (tests set GUILD_PASSWORD), empty stdin, no terminal.
+func testSystem(stdout, stderr io.Writer) system {
+	return system{stdin: strings.NewReader(""), stdout: stdout, stderr: stderr, getenv: os.Getenv, hostname: "test-device"}
 }
 
 func (u *user) run(args ...string) string {
@@ -79,7 +86,7 @@ func TestWalkthrough(t *testing.T) {
 	var tailOut bytes.Buffer
 	tailDone := make(chan error, 1)
 	go func() {
-		tailDone <- run(tailCtx, []string{"--home", bob.home, "--json", "tail", "book club", "general"}, strings.NewReader(""), &syncBuf{b: &tailOut}, os.Stderr)
+		tailDone <- run(tailCtx, []string{"--home", bob.home, "--json", "tail", "book club", "general"}, testSystem(&syncBuf{b: &tailOut}, os.Stderr))
 	}()
 	time.Sleep(500 * time.Millisecond) // the subscription is up
 	alice.run("send", "book club", "#general", "chapter one was great")

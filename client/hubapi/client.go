@@ -1,4 +1,10 @@
-package client
+// Package hubapi is the typed client of a hub's API (docs/API.md): HTTP
+// requests and the WebSocket subscription, speaking package wire's types,
+// and the operator's admin API. It is to the member SDK (package client)
+// what Tailscale's derphttp is to derp: transport only. It holds no keys
+// beyond a session token, decides nothing about authority, and never
+// imports the hub.
+package hubapi
 
 import (
 	"bytes"
@@ -19,23 +25,24 @@ import (
 	"github.com/guildhall/guildhall/wire"
 )
 
-// HubError is a hub's refusal: its stable code (docs/API.md) and message.
-type HubError struct {
+// Error is a hub's refusal: its stable code (wire/codes.go, policy's
+// codes) and message.
+type Error struct {
 	Status  int
 	Code    string
 	Message string
 }
 
-func (e *HubError) Error() string { return fmt.Sprintf("hub: %s: %s", e.Code, e.Message) }
+func (e *Error) Error() string { return fmt.Sprintf("hub: %s: %s", e.Code, e.Message) }
 
 // IsCode reports whether err is a hub refusal with that code.
 func IsCode(err error, code string) bool {
-	var he *HubError
+	var he *Error
 	return errors.As(err, &he) && he.Code == code
 }
 
-// Hub talks to one hub's public API.
-type Hub struct {
+// Client talks to one hub's public API. It is safe for concurrent use.
+type Client struct {
 	URL  string
 	HTTP *http.Client
 
@@ -45,12 +52,12 @@ type Hub struct {
 	expires time.Time        // guarded by mu
 }
 
-// NewHub returns a client for the hub at url (http:// or https://).
-func NewHub(url string) *Hub {
-	return &Hub{URL: strings.TrimRight(url, "/"), HTTP: &http.Client{Timeout: 60 * time.Second}}
+// New returns a client for the hub at url (http:// or https://).
+func New(url string) *Client {
+	return &Client{URL: strings.TrimRight(url, "/"), HTTP: &http.Client{Timeout: 60 * time.Second}}
 }
 
-func (h *Hub) call(ctx context.Context, method, path, token string, in, out any) error {
+func (h *Client) call(ctx context.Context, method, path, token string, in, out any) error {
 	var body io.Reader
 	switch v := in.(type) {
 	case nil:
@@ -83,9 +90,9 @@ func (h *Hub) call(ctx context.Context, method, path, token string, in, out any)
 	if resp.StatusCode >= 300 {
 		var we wire.Error
 		if wire.Unmarshal(wire.JSON, b, &we) != nil || we.Code == "" {
-			return &HubError{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
+			return &Error{Status: resp.StatusCode, Code: "http_" + strconv.Itoa(resp.StatusCode), Message: strings.TrimSpace(string(b))}
 		}
-		return &HubError{Status: resp.StatusCode, Code: we.Code, Message: we.Message}
+		return &Error{Status: resp.StatusCode, Code: we.Code, Message: we.Message}
 	}
 	if out == nil {
 		return nil
@@ -94,7 +101,7 @@ func (h *Hub) call(ctx context.Context, method, path, token string, in, out any)
 }
 
 // Info returns the hub's description and remembers its node key.
-func (h *Hub) Info(ctx context.Context) (wire.Info, error) {
+func (h *Client) Info(ctx context.Context) (wire.Info, error) {
 	var info wire.Info
 	if err := h.call(ctx, "GET", "/v1/info", "", nil, &info); err != nil {
 		return info, err
@@ -106,7 +113,7 @@ func (h *Hub) Info(ctx context.Context) (wire.Info, error) {
 }
 
 // Node returns the hub's node key, asking the hub once.
-func (h *Hub) Node(ctx context.Context) (policy.PublicKey, error) {
+func (h *Client) Node(ctx context.Context) (policy.PublicKey, error) {
 	h.mu.Lock()
 	n := h.node
 	h.mu.Unlock()
@@ -117,9 +124,15 @@ func (h *Hub) Node(ctx context.Context) (policy.PublicKey, error) {
 	return info.Node, err
 }
 
+// A Prover signs the session challenge as a device of an identity
+// (client.Device is one).
+type Prover interface {
+	Signer() policy.Signer
+}
+
 // Login proves the device to the hub (device-key challenge) and keeps the
 // session token; it is called by the reads that need one.
-func (h *Hub) Login(ctx context.Context, d *Device) (string, error) {
+func (h *Client) Login(ctx context.Context, d Prover) (string, error) {
 	h.mu.Lock()
 	if h.token != "" && time.Until(h.expires) > time.Minute {
 		t := h.token
@@ -150,56 +163,56 @@ func (h *Hub) Login(ctx context.Context, d *Device) (string, error) {
 }
 
 // PublishEvents publishes state events of a server.
-func (h *Hub) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]wire.EventResult, error) {
+func (h *Client) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]wire.EventResult, error) {
 	var out wire.EventResults
 	err := h.call(ctx, "POST", "/v1/servers/"+server.String()+"/events", "", wire.Objects{Objects: raws}, &out)
 	return out.Results, err
 }
 
 // Events returns a page of a server's state log.
-func (h *Hub) Events(ctx context.Context, token string, server policy.ID, after uint64) (wire.Events, error) {
+func (h *Client) Events(ctx context.Context, token string, server policy.ID, after uint64) (wire.Events, error) {
 	var out wire.Events
 	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/events?after=%d&limit=10000", server, after), token, nil, &out)
 	return out, err
 }
 
 // Post posts envelopes; results are in order.
-func (h *Hub) Post(ctx context.Context, raws [][]byte) ([]wire.Result, error) {
+func (h *Client) Post(ctx context.Context, raws [][]byte) ([]wire.Result, error) {
 	var out wire.Results
 	err := h.call(ctx, "POST", "/v1/envelopes", "", wire.Objects{Objects: raws}, &out)
 	return out.Results, err
 }
 
 // Read returns a page of a channel after a cursor.
-func (h *Hub) Read(ctx context.Context, token string, server, channel policy.ID, after uint64, limit int) (wire.Envelopes, error) {
+func (h *Client) Read(ctx context.Context, token string, server, channel policy.ID, after uint64, limit int) (wire.Envelopes, error) {
 	var out wire.Envelopes
 	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/channels/%s/envelopes?after=%d&limit=%d", server, channel, after, limit), token, nil, &out)
 	return out, err
 }
 
 // Envelope fetches one envelope by ID.
-func (h *Hub) Envelope(ctx context.Context, token string, server, id policy.ID) (wire.Envelope, error) {
+func (h *Client) Envelope(ctx context.Context, token string, server, id policy.ID) (wire.Envelope, error) {
 	var out wire.Envelope
 	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/envelopes/%s", server, id), token, nil, &out)
 	return out, err
 }
 
 // Reconcile runs one reconciliation round.
-func (h *Hub) Reconcile(ctx context.Context, token string, server, channel policy.ID, ranges []wire.Range) ([]wire.Range, error) {
+func (h *Client) Reconcile(ctx context.Context, token string, server, channel policy.ID, ranges []wire.Range) ([]wire.Range, error) {
 	var out wire.Reconcile
 	err := h.call(ctx, "POST", fmt.Sprintf("/v1/servers/%s/channels/%s/reconcile", server, channel), token, wire.Reconcile{Ranges: ranges}, &out)
 	return out.Ranges, err
 }
 
 // Tombstone posts tombstones.
-func (h *Hub) Tombstone(ctx context.Context, raws [][]byte) ([]wire.Result, error) {
+func (h *Client) Tombstone(ctx context.Context, raws [][]byte) ([]wire.Result, error) {
 	var out wire.Results
 	err := h.call(ctx, "POST", "/v1/tombstones", "", wire.Objects{Objects: raws}, &out)
 	return out.Results, err
 }
 
 // PutBlob uploads a blob's bytes.
-func (h *Hub) PutBlob(ctx context.Context, token string, server, id policy.ID, data []byte) error {
+func (h *Client) PutBlob(ctx context.Context, token string, server, id policy.ID, data []byte) error {
 	return h.call(ctx, "PUT", fmt.Sprintf("/v1/servers/%s/blobs/%s", server, id), token, rawBody(data), nil)
 }
 
@@ -207,7 +220,7 @@ func (h *Hub) PutBlob(ctx context.Context, token string, server, id policy.ID, d
 type rawBody []byte
 
 // GetBlob downloads a blob's bytes, checking they hash to its ID.
-func (h *Hub) GetBlob(ctx context.Context, token string, server, id policy.ID) ([]byte, error) {
+func (h *Client) GetBlob(ctx context.Context, token string, server, id policy.ID) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/servers/%s/blobs/%s", h.URL, server, id), nil)
 	if err != nil {
 		return nil, err
@@ -225,10 +238,10 @@ func (h *Hub) GetBlob(ctx context.Context, token string, server, id policy.ID) (
 	if resp.StatusCode != 200 {
 		var we wire.Error
 		wire.Unmarshal(wire.JSON, b, &we)
-		return nil, &HubError{Status: resp.StatusCode, Code: we.Code, Message: we.Message}
+		return nil, &Error{Status: resp.StatusCode, Code: we.Code, Message: we.Message}
 	}
 	if policy.Sum(b) != id {
-		return nil, fmt.Errorf("client: blob %s from %s does not match its ID", id, h.URL)
+		return nil, fmt.Errorf("hubapi: blob %s from %s does not match its ID", id, h.URL)
 	}
 	return b, nil
 }
@@ -248,7 +261,7 @@ func (s *Subscription) Err() error { s.mu.Lock(); defer s.mu.Unlock(); return s.
 func (s *Subscription) Close() error { return s.conn.Close(websocket.StatusNormalClosure, "") }
 
 // Subscribe follows topics from their cursors.
-func (h *Hub) Subscribe(ctx context.Context, token string, topics []wire.Topic) (*Subscription, error) {
+func (h *Client) Subscribe(ctx context.Context, token string, topics []wire.Topic) (*Subscription, error) {
 	u, err := url.Parse(h.URL + "/v1/ws")
 	if err != nil {
 		return nil, err
@@ -292,7 +305,7 @@ func (h *Hub) Subscribe(ctx context.Context, token string, topics []wire.Topic) 
 			for _, f := range frames {
 				switch {
 				case first && f.ID == 1 && f.Op == wire.OpErr:
-					acked <- &HubError{Code: f.Error.Code, Message: f.Error.Message}
+					acked <- &Error{Code: f.Error.Code, Message: f.Error.Message}
 					conn.CloseNow()
 					return
 				case first && f.ID == 1 && f.Op == wire.OpAck:

@@ -1,0 +1,140 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// readerDevices returns the devices that may receive a channel's keys:
+// the certified, unexpired, unrevoked devices of its readers that this
+// client has seen.
+func (c *Client) readerDevices(ctx context.Context, st *policy.State, channel policy.ID) ([]*policy.DeviceCert, error) {
+	certs, err := c.st.devicesOf(ctx, st.Readers(channel))
+	if err != nil {
+		return nil, err
+	}
+	now := c.Now().UnixMilli()
+	var out []*policy.DeviceCert
+	for _, cert := range certs {
+		if mayReceiveKey(st, cert, now) {
+			out = append(out, cert)
+		}
+	}
+	return out, nil
+}
+
+// mayReceiveKey reports whether a device of one of a channel's readers may
+// be sealed the channel's key: its certificate is valid at now and the
+// device is not revoked.
+func mayReceiveKey(st *policy.State, cert *policy.DeviceCert, now int64) bool {
+	return cert.ValidAt(now) == nil && !st.IsDeviceRevoked(cert.Device)
+}
+
+// mayStillHoldKey reports whether a device a key was sealed to may still
+// hold it: it is not revoked and, if this client knows its identity
+// (known), that identity is among the channel's readers.
+func mayStillHoldKey(st *policy.State, readers map[policy.PublicKey]bool, device, identity policy.PublicKey, known bool) bool {
+	return !st.IsDeviceRevoked(device) && (!known || readers[identity])
+}
+
+// bestEffort drops the error of a fetch made only to learn what the hubs
+// know (offline, the local view is used), but never a local store failure.
+func bestEffort(err error) error {
+	if errors.Is(err, ErrStore) {
+		return err
+	}
+	return nil
+}
+
+// Rekey starts a new key epoch in a channel: a fresh key sealed to every
+// current reader's devices, posted as key-bundle envelopes.
+func (c *Client) Rekey(ctx context.Context, server, channel policy.ID) error {
+	// Learn the latest epoch number first.
+	if _, err := c.Sync(ctx, server, channel, nil); bestEffort(err) != nil {
+		return err
+	}
+	_, err := c.rekey(ctx, server, channel)
+	return err
+}
+
+func (c *Client) rekey(ctx context.Context, server, channel policy.ID) (epochKey, error) {
+	st, err := c.State(ctx, server)
+	if err != nil {
+		return epochKey{}, err
+	}
+	devices, err := c.readerDevices(ctx, st, channel)
+	if err != nil {
+		return epochKey{}, err
+	}
+	last, err := c.st.maxEpoch(ctx, server, channel)
+	if err != nil {
+		return epochKey{}, err
+	}
+	k := newEpochKey(last + 1)
+	for _, d := range devices {
+		k.Recipients = append(k.Recipients, d.Device)
+	}
+	payloads, err := sealBundles(k, server, channel, devices)
+	if err != nil {
+		return epochKey{}, err
+	}
+	for _, p := range payloads {
+		if _, err := c.post(ctx, server, channel, k.Epoch, p); err != nil {
+			return epochKey{}, fmt.Errorf("client: posting the new epoch's keys: %w", err)
+		}
+	}
+	return k, c.st.addKey(ctx, server, channel, k)
+}
+
+// currentKey returns the key to send with: the newest epoch key held for
+// the channel, unless a newer epoch exists that this device cannot read,
+// or the key was sealed to a device that may no longer read (revoked, or
+// of an identity banned or no longer a reader). Then a new epoch starts:
+// whatever order bans and re-keys reach this device in, nothing it sends
+// is readable by a removed reader.
+func (c *Client) currentKey(ctx context.Context, server, channel policy.ID) (epochKey, error) {
+	keys, err := c.st.keys(ctx, server, channel)
+	if err != nil {
+		return epochKey{}, err
+	}
+	last, err := c.st.maxEpoch(ctx, server, channel)
+	if err != nil {
+		return epochKey{}, err
+	}
+	if len(keys) > 0 && keys[0].Epoch == last {
+		ok, err := c.keyStillSafe(ctx, server, channel, keys[0])
+		if err != nil {
+			return epochKey{}, err
+		}
+		if ok {
+			return keys[0], nil
+		}
+	}
+	return c.rekey(ctx, server, channel)
+}
+
+// keyStillSafe reports whether every device a key was sealed to may still
+// read the channel, as far as this device knows those devices.
+func (c *Client) keyStillSafe(ctx context.Context, server, channel policy.ID, k epochKey) (bool, error) {
+	st, err := c.State(ctx, server)
+	if err != nil {
+		return false, err
+	}
+	readers := map[policy.PublicKey]bool{}
+	for _, r := range st.Readers(channel) {
+		readers[r] = true
+	}
+	for _, d := range k.Recipients {
+		id, known, err := c.st.identityOf(ctx, d)
+		if err != nil {
+			return false, err
+		}
+		if !mayStillHoldKey(st, readers, d, id, known) {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -1,0 +1,406 @@
+package client
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// Log verifies the server's state log from the local store alone: the
+// client trusts no hub for authority.
+func (c *Client) Log(ctx context.Context, server policy.ID) (*policy.Log, error) {
+	raws, err := c.st.events(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	if len(raws) == 0 {
+		return nil, fmt.Errorf("%w: server %s", ErrUnknown, server)
+	}
+	events, err := policy.NewVerifier(0).ParseEvents(raws)
+	if err != nil {
+		return nil, err
+	}
+	var genesis *policy.Event
+	for _, e := range events {
+		if e.ID == server {
+			genesis = e
+		}
+	}
+	if genesis == nil {
+		return nil, fmt.Errorf("%w: no genesis of %s", ErrUnknown, server)
+	}
+	return policy.Resolve(genesis, events)
+}
+
+// State returns the server's resolved state.
+func (c *Client) State(ctx context.Context, server policy.ID) (*policy.State, error) {
+	l, err := c.Log(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	return l.State(), nil
+}
+
+// learnCerts records the device certificates events carry (those that do
+// not parse are not kept).
+func (c *Client) learnCerts(ctx context.Context, raws ...[]byte) error {
+	for _, raw := range raws {
+		if len(raw) == 0 {
+			continue
+		}
+		if cert, err := policy.ParseDeviceCert(raw); err == nil {
+			if err := c.st.addDevice(ctx, cert); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// SyncState fetches the server's state log from its hubs, verifies it and
+// stores it; it returns how many events were new.
+func (c *Client) SyncState(ctx context.Context, server policy.ID) (int, error) {
+	hubs, err := c.st.hubs(ctx, server)
+	if err != nil {
+		return 0, err
+	}
+	if len(hubs) == 0 {
+		return 0, ErrNoHub
+	}
+	d, err := c.Device()
+	if err != nil {
+		return 0, err
+	}
+	var lastErr error
+	for _, url := range hubs {
+		h := c.hub(url)
+		token, err := h.Login(ctx, d)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		var raws [][]byte
+		for after := uint64(0); ; {
+			page, err := h.Events(ctx, token, server, after)
+			if err != nil {
+				lastErr = err
+				break
+			}
+			for _, e := range page.Events {
+				raws = append(raws, e.Raw)
+			}
+			after = page.Next
+			if !page.More {
+				break
+			}
+		}
+		events, err := policy.NewVerifier(0).ParseEvents(raws)
+		if err != nil {
+			lastErr = fmt.Errorf("hub %s served an invalid state log: %w", url, err)
+			continue
+		}
+		n, err := c.st.addEvents(ctx, server, events)
+		if err != nil {
+			return 0, err
+		}
+		for _, e := range events {
+			if err := c.learnCerts(ctx, e.Cert); err != nil {
+				return n, err
+			}
+		}
+		return n, nil
+	}
+	return 0, lastErr
+}
+
+// Publish signs a state event on the current heads, checks locally that it
+// takes effect, stores it and publishes it to the server's hubs.
+func (c *Client) Publish(ctx context.Context, server policy.ID, content policy.Content) (*policy.Event, error) {
+	d, err := c.Device()
+	if err != nil {
+		return nil, err
+	}
+	l, err := c.Log(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	t := c.Now().UnixMilli()
+	for _, h := range l.Heads() {
+		if e, ok := l.Event(h); ok && e.Time > t {
+			t = e.Time
+		}
+	}
+	e, err := policy.NewEvent(d.Signer(), server, l.Heads(), t, content)
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Add(e); err != nil {
+		return nil, err
+	}
+	if _, reason := l.Outcome(e.ID); reason != nil {
+		return nil, reason // the state says no: nothing is published
+	}
+	if _, err := c.st.addEvents(ctx, server, []*policy.Event{e}); err != nil {
+		return nil, err
+	}
+	return e, c.publishRaw(ctx, server, e.Raw)
+}
+
+// publishRaw sends events to every hub of the server; it fails only if no
+// hub took them.
+func (c *Client) publishRaw(ctx context.Context, server policy.ID, raws ...[]byte) error {
+	hubs, err := c.st.hubs(ctx, server)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	ok := 0
+	for _, url := range hubs {
+		if _, err := c.hub(url).PublishEvents(ctx, server, raws); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		ok++
+	}
+	if ok == 0 {
+		return fmt.Errorf("%w: %w", ErrNotAccepted, errors.Join(append(errs, ErrNoHub)...))
+	}
+	return nil
+}
+
+// ServerOptions shape a new server.
+type ServerOptions struct {
+	Everyone      policy.Perm // base permissions; default read and post
+	PublicHistory bool
+}
+
+// CreateServer creates a server on the given hubs: a genesis naming this
+// identity as creator, and a server-wide storage grant to each hub (for
+// its non-strict channels).
+func (c *Client) CreateServer(ctx context.Context, name string, hubs []string, opts ServerOptions) (policy.ID, error) {
+	d, err := c.Device()
+	if err != nil {
+		return policy.ID{}, err
+	}
+	if opts.Everyone == 0 {
+		opts.Everyone = policy.PermRead | policy.PermPost
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	g, err := policy.NewEvent(d.Signer(), policy.ID{}, nil, c.Now().UnixMilli(), &policy.Genesis{
+		Creators: []policy.PublicKey{d.Identity()},
+		Policy:   policy.ServerPolicy{Name: name, Everyone: opts.Everyone, PublicHistory: opts.PublicHistory}, Nonce: nonce})
+	if err != nil {
+		return policy.ID{}, err
+	}
+	if err := c.st.addServer(ctx, g.ID, hubs); err != nil {
+		return policy.ID{}, err
+	}
+	if _, err := c.st.addEvents(ctx, g.ID, []*policy.Event{g}); err != nil {
+		return policy.ID{}, err
+	}
+	if err := c.publishRaw(ctx, g.ID, g.Raw); err != nil {
+		return policy.ID{}, err
+	}
+	for _, url := range hubs {
+		node, err := c.hub(url).Node(ctx)
+		if err != nil {
+			return g.ID, err
+		}
+		if _, err := c.Publish(ctx, g.ID, &policy.StorageGrant{Node: node}); err != nil {
+			return g.ID, err
+		}
+	}
+	return g.ID, nil
+}
+
+// CreateChannel creates a channel and starts its first key epoch.
+func (c *Client) CreateChannel(ctx context.Context, server policy.ID, ch policy.ChannelCreate) (policy.ID, error) {
+	e, err := c.Publish(ctx, server, &ch)
+	if err != nil {
+		return policy.ID{}, err
+	}
+	return e.ID, nil
+}
+
+// ChannelByName finds a channel of a server by name.
+func (c *Client) ChannelByName(ctx context.Context, server policy.ID, name string) (policy.ID, error) {
+	st, err := c.State(ctx, server)
+	if err != nil {
+		return policy.ID{}, err
+	}
+	for _, ch := range st.Channels() {
+		if ch.Name == name {
+			return ch.ID, nil
+		}
+	}
+	return policy.ID{}, fmt.Errorf("%w: no channel %q", ErrUnknown, name)
+}
+
+// GrantStorage makes a hub (by URL) eligible to store the listed channels,
+// or every non-strict channel when none is listed, and adds it to the
+// server's hubs.
+func (c *Client) GrantStorage(ctx context.Context, server policy.ID, url string, channels ...policy.ID) error {
+	node, err := c.hub(url).Node(ctx)
+	if err != nil {
+		return err
+	}
+	slices.SortFunc(channels, policy.ID.Compare)
+	if err := c.st.addServer(ctx, server, []string{url}); err != nil {
+		return err
+	}
+	_, err = c.Publish(ctx, server, &policy.StorageGrant{Node: node, Channels: channels})
+	return err
+}
+
+// Ban bans a member and re-keys every channel they could read, so they
+// cannot read what is posted after the ban.
+func (c *Client) Ban(ctx context.Context, server policy.ID, member policy.PublicKey, reason string) error {
+	before, err := c.State(ctx, server)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Publish(ctx, server, &policy.Ban{Member: member, Reason: reason}); err != nil {
+		return err
+	}
+	return c.rekeyWhereReader(ctx, server, before, func(k policy.PublicKey) bool { return k == member })
+}
+
+// RevokeDevice publishes the revocation of one of this identity's devices
+// in a server and re-keys the channels this identity reads there.
+func (c *Client) RevokeDevice(ctx context.Context, server policy.ID, device policy.PublicKey) error {
+	id, ok := c.Identity()
+	if !ok {
+		return ErrNoIdentity
+	}
+	rev := policy.NewDeviceRevocation(id.Key, device, c.Now().UnixMilli())
+	before, err := c.State(ctx, server)
+	if err != nil {
+		return err
+	}
+	if _, err := c.Publish(ctx, server, &policy.DeviceRevoke{Revocation: rev.Raw}); err != nil {
+		return err
+	}
+	return c.rekeyWhereReader(ctx, server, before, func(k policy.PublicKey) bool { return k == id.Public() })
+}
+
+// PublishChange publishes any state event, and re-keys the channels whose
+// readers it removed (a role revoked, an override denying read...).
+func (c *Client) PublishChange(ctx context.Context, server policy.ID, content policy.Content) (*policy.Event, error) {
+	before, err := c.State(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	e, err := c.Publish(ctx, server, content)
+	if err != nil {
+		return nil, err
+	}
+	after, err := c.State(ctx, server)
+	if err != nil {
+		return e, err
+	}
+	for _, ch := range after.Channels() {
+		now := map[policy.PublicKey]bool{}
+		for _, k := range after.Readers(ch.ID) {
+			now[k] = true
+		}
+		for _, k := range before.Readers(ch.ID) {
+			if !now[k] {
+				if err := c.Rekey(ctx, server, ch.ID); err != nil {
+					return e, err
+				}
+				break
+			}
+		}
+	}
+	return e, nil
+}
+
+// rekeyWhereReader re-keys the channels in which a matching identity was a
+// reader before the change.
+func (c *Client) rekeyWhereReader(ctx context.Context, server policy.ID, before *policy.State, match func(policy.PublicKey) bool) error {
+	for _, ch := range before.Channels() {
+		if ch.Archived {
+			continue
+		}
+		if slices.ContainsFunc(before.Readers(ch.ID), match) {
+			if err := c.Rekey(ctx, server, ch.ID); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Invite creates an invite token that works while its author is offline:
+// the server ID, expiry, uses, roles and where to find the server's hubs
+// and relays travel in it.
+func (c *Client) Invite(ctx context.Context, server policy.ID, uses uint32, ttl time.Duration, roles []policy.ID, relays []string) (string, error) {
+	d, err := c.Device()
+	if err != nil {
+		return "", err
+	}
+	hubs, err := c.st.hubs(ctx, server)
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, 16)
+	rand.Read(nonce)
+	slices.SortFunc(roles, policy.ID.Compare)
+	now := c.Now()
+	inv, err := policy.NewInvite(d.Signer(), policy.InviteBody{Server: server, Issued: now.Add(-time.Minute).UnixMilli(), Expires: now.Add(ttl).UnixMilli(),
+		Uses: uses, Roles: roles, Hubs: hubs, Relays: relays, Nonce: nonce})
+	if err != nil {
+		return "", err
+	}
+	st, err := c.State(ctx, server)
+	if err == nil {
+		err = st.CheckInvite(inv, policy.PublicKey{}, now.UnixMilli())
+	}
+	if err != nil {
+		return "", err // an invite the state would refuse is useless
+	}
+	return policy.EncodeInviteToken(inv), nil
+}
+
+// Join joins a server with an invite token: the join is published to the
+// invite's hubs, then the state log is fetched and verified.
+func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
+	d, err := c.Device()
+	if err != nil {
+		return policy.ID{}, err
+	}
+	inv, err := policy.DecodeInviteToken(token)
+	if err != nil {
+		return policy.ID{}, err
+	}
+	if len(inv.Hubs) == 0 {
+		return policy.ID{}, fmt.Errorf("%w: the invite names no hub", ErrNoHub)
+	}
+	e, err := policy.NewEvent(d.Signer(), inv.Server, []policy.ID{inv.Server}, c.Now().UnixMilli(), &policy.Join{Invite: inv.Raw})
+	if err != nil {
+		return policy.ID{}, err
+	}
+	if err := c.st.addServer(ctx, inv.Server, inv.Hubs); err != nil {
+		return policy.ID{}, err
+	}
+	if err := c.publishRaw(ctx, inv.Server, e.Raw); err != nil {
+		return policy.ID{}, err
+	}
+	if _, err := c.SyncState(ctx, inv.Server); err != nil {
+		return policy.ID{}, err
+	}
+	l, err := c.Log(ctx, inv.Server)
+	if err != nil {
+		return policy.ID{}, err
+	}
+	if folded, reason := l.Outcome(e.ID); !folded || reason != nil {
+		return policy.ID{}, fmt.Errorf("client: the join did not take effect: %v", reason)
+	}
+	return inv.Server, nil
+}

@@ -1,0 +1,283 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fxamacker/cbor/v2"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
+)
+
+// record stores an envelope seen in a channel, decrypting what it can:
+// key bundles give this device new epoch keys (and then the messages of
+// that epoch that waited for them open too). It returns the message, if
+// the envelope was one.
+func (c *Client) record(ctx context.Context, env *policy.Envelope, tombstone []byte) (*Message, error) {
+	if err := c.learnCerts(ctx, env.Cert); err != nil {
+		return nil, err
+	}
+	if err := c.st.sawEpoch(ctx, env.Server, env.Channel, env.Epoch); err != nil {
+		return nil, err
+	}
+	kind := byte(0)
+	if len(env.Ciphertext) > 0 {
+		kind = env.Ciphertext[0]
+	}
+	if err := c.st.addMessage(ctx, env, kind); err != nil {
+		return nil, err
+	}
+	if kind == payloadKeys {
+		if c.keys != nil {
+			if k, ok, err := openBundle(*c.keys, env.Server, env.Channel, env.Ciphertext); err == nil && ok {
+				if err := c.st.addKey(ctx, env.Server, env.Channel, k); err != nil {
+					return nil, err
+				}
+				if err := c.retry(ctx, env.Server, env.Channel, k.Epoch); err != nil {
+					return nil, err
+				}
+			}
+		}
+		return nil, nil
+	}
+	if tombstone != nil {
+		if err := c.st.markDeleted(ctx, env.ID); err != nil {
+			return nil, err
+		}
+	}
+	m := &Message{ID: env.ID, Server: env.Server, Channel: env.Channel, Sender: env.Author, Time: time.UnixMilli(env.Time), Epoch: env.Epoch, Deleted: tombstone != nil}
+	keys, err := c.st.keys(ctx, env.Server, env.Channel)
+	if err != nil {
+		return nil, err
+	}
+	m.Body, m.Err = openBody(keys, env.Server, env.Channel, env.Epoch, env.Ciphertext)
+	if m.Err == nil {
+		if err := c.storeBody(ctx, env.ID, m.Body); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// storeBody keeps a decrypted body beside its envelope.
+func (c *Client) storeBody(ctx context.Context, id policy.ID, b Body) error {
+	enc, err := cbor.Marshal(b)
+	if err != nil {
+		return fmt.Errorf("client: encoding a message body: %w", err)
+	}
+	return c.st.setBody(ctx, id, enc)
+}
+
+// retry decrypts the stored messages of an epoch that waited for its key.
+func (c *Client) retry(ctx context.Context, server, channel policy.ID, epoch uint64) error {
+	raws, err := c.st.undecrypted(ctx, server, channel, epoch)
+	if err != nil {
+		return err
+	}
+	keys, err := c.st.keys(ctx, server, channel)
+	if err != nil {
+		return err
+	}
+	for _, raw := range raws {
+		env, err := policy.ParseEnvelope(raw)
+		if err != nil {
+			continue
+		}
+		if b, err := openBody(keys, server, channel, epoch, env.Ciphertext); err == nil {
+			if err := c.storeBody(ctx, env.ID, b); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// Sync fetches a channel's new envelopes from each of the server's hubs by
+// cursor, verifies and decrypts them, and returns how many were new here.
+// progress, if set, is told how many envelopes each page brought.
+func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress func(n int)) (int, error) {
+	d, err := c.Device()
+	if err != nil {
+		return 0, err
+	}
+	hubs, err := c.st.hubs(ctx, server)
+	if err != nil {
+		return 0, err
+	}
+	if len(hubs) == 0 {
+		return 0, ErrNoHub
+	}
+	// Key bundles first if they come later in a page: handled by retry.
+	fresh := 0
+	var errs []error
+	ok := false
+	for _, url := range hubs {
+		h := c.hub(url)
+		token, err := h.Login(ctx, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		after, err := c.st.cursor(ctx, url, server, channel)
+		if err != nil {
+			return fresh, err
+		}
+		for {
+			page, err := h.Read(ctx, token, server, channel, after, 1000)
+			if err != nil {
+				errs = append(errs, err)
+				break
+			}
+			n, err := c.ingest(ctx, url, server, channel, page.Envelopes)
+			fresh += n
+			if err != nil {
+				return fresh, err
+			}
+			if progress != nil {
+				progress(len(page.Envelopes))
+			}
+			after = page.Next
+			if err := c.st.setCursor(ctx, url, server, channel, after); err != nil {
+				return fresh, err
+			}
+			if !page.More {
+				ok = true
+				break
+			}
+		}
+	}
+	if !ok {
+		return fresh, errors.Join(errs...)
+	}
+	return fresh, nil
+}
+
+// ingest verifies and records envelopes a hub served; it returns how many
+// were new and kept.
+func (c *Client) ingest(ctx context.Context, url string, server, channel policy.ID, envs []wire.Envelope) (int, error) {
+	n := 0
+	for _, e := range envs {
+		known, err := c.st.hasMessage(ctx, e.ID)
+		if err != nil {
+			return n, err
+		}
+		if e.Raw == nil {
+			if e.Tombstone != nil {
+				if err := c.st.markDeleted(ctx, e.ID); err != nil {
+					return n, err
+				}
+			}
+			continue
+		}
+		env, err := policy.ParseEnvelope(e.Raw)
+		if err != nil {
+			return n, fmt.Errorf("hub %s: served an invalid envelope %s: %w", url, e.ID, err)
+		}
+		if env.Server != server || env.Channel != channel {
+			return n, fmt.Errorf("hub %s: served envelope %s of another channel", url, e.ID)
+		}
+		if _, err := c.record(ctx, env, e.Tombstone); err != nil {
+			return n, err
+		}
+		if !known {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// History returns a channel's messages from the local store, oldest first
+// (limit 0: all).
+func (c *Client) History(ctx context.Context, server, channel policy.ID, limit int) ([]Message, error) {
+	rows, err := c.st.history(ctx, server, channel, limit)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Message, 0, len(rows))
+	for _, r := range rows {
+		m := Message{ID: r.ID, Server: server, Channel: channel, Sender: r.Sender, Time: time.UnixMilli(r.Time), Epoch: r.Epoch, Deleted: r.Deleted, Raw: r.Raw}
+		switch {
+		case r.Body != nil:
+			m.Err = cbor.Unmarshal(r.Body, &m.Body)
+		case !r.Deleted:
+			m.Err = ErrNoKey
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// Tail follows a channel live over the first hub that answers, from this
+// client's cursor there, calling fn for each new message until ctx ends or
+// the hub cuts the subscription (its error is returned; call Tail again to
+// resume from the cursor).
+func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Message)) error {
+	d, err := c.Device()
+	if err != nil {
+		return err
+	}
+	hubs, err := c.st.hubs(ctx, server)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, url := range hubs {
+		h := c.hub(url)
+		token, err := h.Login(ctx, d)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		after, err := c.st.cursor(ctx, url, server, channel)
+		if err != nil {
+			return err
+		}
+		// Replay needs a cursor above 0; from 0, read history first.
+		if after == 0 {
+			if _, err := c.Sync(ctx, server, channel, nil); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			if after, err = c.st.cursor(ctx, url, server, channel); err != nil {
+				return err
+			}
+		}
+		sub, err := h.Subscribe(ctx, token, []wire.Topic{{Server: server, Channel: channel, After: after}})
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		defer sub.Close()
+		for {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case f, ok := <-sub.C:
+				if !ok {
+					return sub.Err()
+				}
+				if f.Op == wire.OpCut {
+					return &HubError{Code: f.Error.Code, Message: f.Error.Message}
+				}
+				env, err := policy.ParseEnvelope(f.Raw)
+				if err != nil || env.Server != server || env.Channel != channel {
+					return fmt.Errorf("hub %s pushed an invalid envelope: %v", url, err)
+				}
+				m, err := c.record(ctx, env, nil)
+				if err != nil {
+					return err
+				}
+				if m != nil {
+					fn(*m)
+				}
+				if err := c.st.setCursor(ctx, url, server, channel, f.Seq); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return errors.Join(append(errs, ErrNoHub)...)
+}

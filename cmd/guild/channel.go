@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"time"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+var channelCommands = []command{
+	flagged("channel create", []param{pServer, word("NAME")}, "create a channel", channelCreate),
+	flagged("channel override", []param{pServer, pChannel}, "set a role's (or everyone's) allow and deny permissions in a channel", channelOverride),
+}
+
+type channelOpts struct {
+	durability, topic string
+	retention         time.Duration
+	retentionBytes    uint64
+}
+
+func (o *channelOpts) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&o.durability, "durability", "replicated", "strict, replicated or guaranteed")
+	fs.StringVar(&o.topic, "topic", "", "topic")
+	fs.DurationVar(&o.retention, "retention", 0, "keep envelopes this long (0: forever)")
+	fs.Uint64Var(&o.retentionBytes, "retention-bytes", 0, "keep at most this many bytes (0: no cap)")
+}
+
+func channelCreate(ctx context.Context, e *env, a *args, o *channelOpts) (any, error) {
+	d, err := policy.ParseDurability(o.durability)
+	if err != nil {
+		return nil, err
+	}
+	name := a.word("NAME")
+	id, err := a.c.CreateChannel(ctx, a.server, policy.ChannelCreate{Name: name, Topic: o.topic, Durability: d,
+		RetentionMs: o.retention.Milliseconds(), RetentionBytes: o.retentionBytes})
+	if err != nil {
+		return nil, err
+	}
+	return idOut{Kind: "channel", ID: id, Name: name}, nil
+}
+
+type overrideOpts struct{ role, allow, deny string }
+
+func (o *overrideOpts) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&o.role, "role", "", "role name or ID (default: everyone)")
+	fs.StringVar(&o.allow, "allow", "", "permissions to allow, e.g. read,post")
+	fs.StringVar(&o.deny, "deny", "", "permissions to deny")
+}
+
+// channelOverride re-keys the channel if the override removes readers.
+func channelOverride(ctx context.Context, e *env, a *args, o *overrideOpts) (any, error) {
+	var r policy.ID
+	if o.role != "" {
+		var err error
+		if r, err = roleArg(ctx, a.c, a.server, o.role); err != nil {
+			return nil, err
+		}
+	}
+	allow, err := policy.ParsePerm(o.allow)
+	if err != nil {
+		return nil, err
+	}
+	deny, err := policy.ParsePerm(o.deny)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.c.PublishChange(ctx, a.server, &policy.ChannelOverride{Channel: a.channel, Role: r, Allow: allow, Deny: deny})
+	return message("override set"), err
+}

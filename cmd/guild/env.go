@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/guildhall/guildhall/client"
+)
+
+// system is the process's environment as main hands it to the commands:
+// they read no globals, so tests run them in-process with their own.
+type system struct {
+	stdin    io.Reader
+	stdout   io.Writer
+	stderr   io.Writer
+	getenv   func(string) string // the environment (GUILD_PASSWORD, GUILD_ADMIN_URL...)
+	terminal bool                // stderr is a terminal: progress is shown there
+	hostname string              // the default device name
+	userHome string              // the user's home directory, for the default --home
+}
+
+// env is what every command gets.
+type env struct {
+	system
+	home string
+	json bool
+	c    *client.Client // opened lazily
+}
+
+func (e *env) client() (*client.Client, error) {
+	if e.c == nil {
+		c, err := client.Open(e.home)
+		if err != nil {
+			return nil, err
+		}
+		e.c = c
+	}
+	return e.c, nil
+}
+
+func (e *env) close() {
+	if e.c != nil {
+		e.c.Close()
+	}
+}
+
+// print writes a result: JSON with --json, else its human form.
+func (e *env) print(v any) error {
+	if v == nil {
+		return nil
+	}
+	if e.json {
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(v)
+	}
+	if h, ok := v.(interface{ Human() string }); ok {
+		fmt.Fprintln(e.stdout, h.Human())
+		return nil
+	}
+	fmt.Fprintln(e.stdout, v)
+	return nil
+}
+
+// progress tells a person at a terminal what a long command is doing.
+func (e *env) progress(format string, args ...any) {
+	if e.terminal {
+		fmt.Fprintf(e.stderr, format, args...)
+	}
+}
+
+// envOr returns an environment variable, or def when it is unset.
+func (e *env) envOr(k, def string) string {
+	if v := e.getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+
+// deviceName is the default name of this device.
+func (e *env) deviceName() string {
+	if e.hostname == "" {
+		return "device"
+	}
+	return e.hostname
+}
+
+func (e *env) readLine() (string, error) {
+	sc := bufio.NewScanner(e.stdin)
+	if !sc.Scan() {
+		return "", errors.New("nothing on standard input")
+	}
+	return strings.TrimSpace(sc.Text()), nil
+}
+
+// password is GUILD_PASSWORD, else a line read from stdin.
+func (e *env) password() (string, error) {
+	if p := e.getenv("GUILD_PASSWORD"); p != "" {
+		return p, nil
+	}
+	fmt.Fprint(e.stderr, "password: ")
+	return e.readLine()
+}
+
+func defaultHome(sys system) string {
+	if base := sys.getenv("XDG_DATA_HOME"); base != "" {
+		return filepath.Join(base, "guildhall", "guild")
+	}
+	if sys.userHome == "" {
+		return ".guild"
+	}
+	return filepath.Join(sys.userHome, ".local", "share", "guildhall", "guild")
+}
+
+// isTerminal reports whether f is a character device (a terminal).
+func isTerminal(f *os.File) bool {
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

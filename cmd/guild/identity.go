@@ -1,0 +1,139 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"time"
+
+	"github.com/guildhall/guildhall/client"
+	"github.com/guildhall/guildhall/policy"
+)
+
+var identityCommands = []command{
+	flagged("identity create", nil, "create an identity and certify this device; prints the recovery phrase once", identityCreate),
+	plain("identity show", nil, "show this identity and device", identityShow),
+	plain("identity phrase", nil, "print the recovery phrase (needs the identity key on this device)", identityPhrase),
+	flagged("identity recover", nil, "re-derive the identity from its recovery phrase (read from stdin) on this device", identityRecover),
+	plain("identity export", []param{word("FILE")}, "write the identity key encrypted under a password (GUILD_PASSWORD, else stdin)", identityExport),
+	flagged("identity import", []param{word("FILE")}, "take an exported identity onto this device (password from GUILD_PASSWORD, else stdin)", identityImport),
+}
+
+// deviceOpts name this device.
+type deviceOpts struct{ name string }
+
+func (o *deviceOpts) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&o.name, "device", e.deviceName(), "this device's name")
+}
+
+func identityCreate(ctx context.Context, e *env, a *args, o *deviceOpts) (any, error) {
+	c, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	id, err := c.CreateIdentity(ctx, o.name)
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.Device()
+	if err != nil {
+		return nil, err
+	}
+	return identityOut{Identity: id.Public(), Device: policy.KeyOf(d.Keys.Sign), Phrase: id.Phrase()}, nil
+}
+
+func identityShow(ctx context.Context, e *env, a *args) (any, error) {
+	c, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	d, err := c.Device()
+	if err != nil {
+		return nil, err
+	}
+	_, holds := c.Identity()
+	return identityOut{Identity: d.Identity(), Device: d.Cert.Device, DeviceName: d.Cert.Name, HoldsIdentityKey: holds, Expires: time.UnixMilli(d.Cert.Expires)}, nil
+}
+
+func identityPhrase(ctx context.Context, e *env, a *args) (any, error) {
+	id, err := identityKey(e)
+	if err != nil {
+		return nil, err
+	}
+	return phraseOut(id.Phrase()), nil
+}
+
+func identityRecover(ctx context.Context, e *env, a *args, o *deviceOpts) (any, error) {
+	line, err := e.readLine()
+	if err != nil {
+		return nil, err
+	}
+	id, err := client.IdentityFromPhrase(line)
+	if err != nil {
+		return nil, err
+	}
+	return adopt(ctx, e, id, o.name)
+}
+
+func identityExport(ctx context.Context, e *env, a *args) (any, error) {
+	id, err := identityKey(e)
+	if err != nil {
+		return nil, err
+	}
+	pw, err := e.password()
+	if err != nil {
+		return nil, err
+	}
+	b, err := id.Export(pw)
+	if err != nil {
+		return nil, err
+	}
+	file := a.word("FILE")
+	return message("identity written to " + file), os.WriteFile(file, b, 0o600)
+}
+
+func identityImport(ctx context.Context, e *env, a *args, o *deviceOpts) (any, error) {
+	b, err := os.ReadFile(a.word("FILE"))
+	if err != nil {
+		return nil, err
+	}
+	pw, err := e.password()
+	if err != nil {
+		return nil, err
+	}
+	id, err := client.ImportIdentity(b, pw)
+	if err != nil {
+		return nil, err
+	}
+	return adopt(ctx, e, id, o.name)
+}
+
+// identityKey returns the identity key, which a linked device lacks.
+func identityKey(e *env) (client.Identity, error) {
+	c, err := e.client()
+	if err != nil {
+		return client.Identity{}, err
+	}
+	id, ok := c.Identity()
+	if !ok {
+		return client.Identity{}, errors.New("this device does not hold the identity key (it was linked)")
+	}
+	return id, nil
+}
+
+// adopt makes this device a device of an identity it was given.
+func adopt(ctx context.Context, e *env, id client.Identity, name string) (any, error) {
+	c, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.RestoreIdentity(ctx, id, name); err != nil {
+		return nil, err
+	}
+	d, err := c.Device()
+	if err != nil {
+		return nil, err
+	}
+	return identityOut{Identity: id.Public(), Device: d.Cert.Device}, nil
+}
