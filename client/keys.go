@@ -19,25 +19,11 @@ func (c *Client) readerDevices(ctx context.Context, st *policy.State, channel po
 	now := c.Now().UnixMilli()
 	var out []*policy.DeviceCert
 	for _, cert := range certs {
-		if mayReceiveKey(st, cert, now) {
+		if st.MayReceiveKey(cert, channel, now) == nil {
 			out = append(out, cert)
 		}
 	}
 	return out, nil
-}
-
-// mayReceiveKey reports whether a device of one of a channel's readers may
-// be sealed the channel's key: its certificate is valid at now and the
-// device is not revoked.
-func mayReceiveKey(st *policy.State, cert *policy.DeviceCert, now int64) bool {
-	return cert.ValidAt(now) == nil && !st.IsDeviceRevoked(cert.Device)
-}
-
-// mayStillHoldKey reports whether a device a key was sealed to may still
-// hold it: it is not revoked and, if this client knows its identity
-// (known), that identity is among the channel's readers.
-func mayStillHoldKey(st *policy.State, readers map[policy.PublicKey]bool, device, identity policy.PublicKey, known bool) bool {
-	return !st.IsDeviceRevoked(device) && (!known || readers[identity])
 }
 
 // bestEffort drops the error of a fetch made only to learn what the hubs
@@ -123,16 +109,12 @@ func (c *Client) keyStillSafe(ctx context.Context, server, channel policy.ID, k 
 	if err != nil {
 		return false, err
 	}
-	readers := map[policy.PublicKey]bool{}
-	for _, r := range st.Readers(channel) {
-		readers[r] = true
-	}
 	for _, d := range k.Recipients {
-		id, known, err := c.st.identityOf(ctx, d)
+		id, _, err := c.st.identityOf(ctx, d) // zero when this device has not seen d's certificate
 		if err != nil {
 			return false, err
 		}
-		if !mayStillHoldKey(st, readers, d, id, known) {
+		if st.MayHoldKey(d, id, channel) != nil {
 			return false, nil
 		}
 	}

@@ -204,3 +204,16 @@ func TestMayReceiveKey(t *testing.T) {
 	w.doAs(deviceOf(t, "bob", "bob-laptop"), &DeviceRevoke{Revocation: NewDeviceRevocation(seedKey("bob"), bob.Cert.Device, w.now).Raw}, "")
 	wantCode(t, w.state().MayReceiveKey(bob.Cert, general, now), CodeDeviceRevoked)
 }
+
+func TestMayHoldKey(t *testing.T) {
+	w, general, _ := intakeWorld(t)
+	bob := deviceOf(t, "bob", "bob-phone")
+	w.do("alice", &ChannelOverride{Channel: general, Deny: PermRead}, "")
+	st := w.state()
+	wantCode(t, st.MayHoldKey(bob.Cert.Device, PublicKey{}, general), "") // identity unknown: only revocation counts
+	wantCode(t, st.MayHoldKey(bob.Cert.Device, pub("bob"), general), CodeForbidden)
+	wantCode(t, st.MayHoldKey(pub("alice-phone"), pub("alice"), general), "")
+	wantCode(t, st.MayHoldKey(bob.Cert.Device, PublicKey{}, Sum([]byte("nowhere"))), CodeUnknownChannel)
+	w.doAs(deviceOf(t, "bob", "bob-laptop"), &DeviceRevoke{Revocation: NewDeviceRevocation(seedKey("bob"), bob.Cert.Device, w.now).Raw}, "")
+	wantCode(t, w.state().MayHoldKey(bob.Cert.Device, PublicKey{}, general), CodeDeviceRevoked)
+}

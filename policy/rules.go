@@ -332,20 +332,27 @@ func (s *State) MayReplicate(node PublicKey, cert *DeviceCert, channel ID, now i
 }
 
 // MayReceiveKey decides whether a device may be sent a channel's key at now:
-// its certificate is valid at now, the device is not revoked, and its
-// identity may read the channel (a member with the read permission there).
+// its certificate is valid at now and it may hold the key (MayHoldKey).
 func (s *State) MayReceiveKey(cert *DeviceCert, channel ID, now int64) error {
 	if err := cert.ValidAt(now); err != nil {
 		return err
 	}
-	if s.IsDeviceRevoked(cert.Device) {
-		return errf(CodeDeviceRevoked, "device %s was revoked", cert.Device)
+	return s.MayHoldKey(cert.Device, cert.Identity, channel)
+}
+
+// MayHoldKey decides whether a device may hold a channel's current key, so
+// that a sender may keep using a key sealed to it: the device is not
+// revoked, the channel exists, and the device's identity, when known (not
+// zero), may read the channel (a member with the read permission there).
+func (s *State) MayHoldKey(device, identity PublicKey, channel ID) error {
+	if s.IsDeviceRevoked(device) {
+		return errf(CodeDeviceRevoked, "device %s was revoked", device)
 	}
 	if _, ok := s.channels[channel]; !ok {
 		return errf(CodeUnknownChannel, "no channel %s", channel)
 	}
-	if !s.IsMember(cert.Identity) || !s.Permissions(cert.Identity, channel).Has(PermRead) {
-		return errf(CodeForbidden, "%s may not read this channel", cert.Identity)
+	if !identity.IsZero() && (!s.IsMember(identity) || !s.Permissions(identity, channel).Has(PermRead)) {
+		return errf(CodeForbidden, "%s may not read this channel", identity)
 	}
 	return nil
 }
