@@ -236,24 +236,24 @@ func (a *API) objects(r *http.Request) ([][]byte, error) {
 // reader returns who a request is from: the session of its bearer token
 // (or token query parameter, for browsers' WebSockets), or anonymous.
 // A token that is present but invalid is refused.
-func (a *API) reader(r *http.Request) (Reader, error) {
+func (a *API) reader(r *http.Request) (Caller, error) {
 	token := r.URL.Query().Get("token")
 	if h := r.Header.Get("Authorization"); h != "" {
 		t, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return Reader{}, fmt.Errorf("%w: Authorization is not a bearer token", ErrUnauthenticated)
+			return Caller{}, fmt.Errorf("%w: Authorization is not a bearer token", ErrUnauthenticated)
 		}
 		token = t
 	}
 	if token == "" {
-		return Reader{}, nil
+		return Caller{}, nil
 	}
 	return a.svc.Authenticate(token)
 }
 
 // readErr turns policy's refusal of an anonymous reader into
 // "unauthenticated": the answer is to sign in, not that access is denied.
-func readErr(rd Reader, err error) error {
+func readErr(rd Caller, err error) error {
 	if rd.Identity.IsZero() && policy.CodeOf(err) == policy.CodeForbidden {
 		return fmt.Errorf("%w: %v", ErrUnauthenticated, err)
 	}
@@ -485,14 +485,14 @@ func (a *API) reconcile(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, r, 200, out)
 }
 
-func (a *API) blobPath(r *http.Request) (Reader, policy.ID, policy.ID, error) {
+func (a *API) blobPath(r *http.Request) (Caller, policy.ID, policy.ID, error) {
 	server, err := pathID(r, "server")
 	if err != nil {
-		return Reader{}, server, server, err
+		return Caller{}, server, server, err
 	}
 	blob, err := pathID(r, "blob")
 	if err != nil {
-		return Reader{}, server, blob, err
+		return Caller{}, server, blob, err
 	}
 	rd, err := a.reader(r)
 	return rd, server, blob, err

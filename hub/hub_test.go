@@ -165,7 +165,7 @@ func (f *fixture) post(raws ...[]byte) []Posted { return f.hub.Post(context.Back
 
 func (f *fixture) stored(channel policy.ID) int {
 	f.t.Helper()
-	envs, err := f.hub.Read(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, channel, 0, storage.MaxPage)
+	envs, err := f.hub.Read(context.Background(), Caller{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, channel, 0, storage.MaxPage)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -260,7 +260,7 @@ func TestPublishRefusalsStoreNothing(t *testing.T) {
 	f := newFixture(t, Open, storage.Quota{})
 	f.community()
 	count := func() int {
-		evs, err := f.hub.Events(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, 0, storage.MaxPage)
+		evs, err := f.hub.Events(context.Background(), Caller{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, 0, storage.MaxPage)
 		if err != nil {
 			t.Fatal(err)
 		}

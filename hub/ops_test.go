@@ -415,14 +415,14 @@ func TestStateCacheIsBounded(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				if err := f.hub.MayRead(context.Background(), s, policy.ID{}, Reader{Identity: policy.KeyOf(key("alice"))}); err != nil {
+				if err := f.hub.MayRead(context.Background(), s, policy.ID{}, Caller{Identity: policy.KeyOf(key("alice"))}); err != nil {
 					t.Error(err)
 				}
 			}()
 		}
 	}
 	wg.Wait()
-	if err := f.hub.MayRead(context.Background(), servers[0], policy.ID{}, Reader{Identity: policy.KeyOf(key("alice"))}); err != nil {
+	if err := f.hub.MayRead(context.Background(), servers[0], policy.ID{}, Caller{Identity: policy.KeyOf(key("alice"))}); err != nil {
 		t.Fatal(err)
 	}
 	if n := f.hub.Loaded(); n > 2 {

@@ -30,7 +30,7 @@ const (
 type socket struct {
 	a    *API
 	conn *websocket.Conn
-	rd   Reader
+	rd   Caller
 	mt   string // encoding of the hub's messages: CBOR, or JSON with ?encoding=json
 
 	out    chan *wire.Frame // answers and errors for the writer

@@ -409,7 +409,7 @@ func TestTombstonesAndBlobsTravel(t *testing.T) {
 
 	data := []byte("an encrypted attachment")
 	blob := policy.Sum(data)
-	alice := hub.Reader{Identity: pub("alice")}
+	alice := hub.Caller{Identity: pub("alice")}
 	if err := a.svc.PutBlob(ctx, alice, com.gen.ID, blob, bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
