@@ -131,3 +131,13 @@ func (s *Service) PresignBlob(ctx context.Context, r Caller, server, id policy.I
 	}
 	return p.PresignPut(ctx, id, ttl)
 }
+
+// MaxBlob is the largest blob this hub takes, in bytes.
+func (s *Service) MaxBlob() int64 { return s.cfg.MaxBlob }
+
+// Presigns reports whether the blob store issues presigned URLs
+// (PresignBlob returns nil without them).
+func (s *Service) Presigns() bool {
+	_, ok := s.cfg.Blobs.(storage.Presigner)
+	return ok
+}
