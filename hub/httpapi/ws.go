@@ -20,7 +20,8 @@ const (
 	maxCoalesce   = 128 // frames per outgoing message
 	outQueue      = 16  // answers waiting for the writer (posts in flight wait beyond it)
 	maxSubTopics  = 256
-	postTimeout   = 30 * time.Second
+	postTimeout   = 30 * time.Second // one post or tombstone batch
+	storeTimeout  = 30 * time.Second // one read of the writer: a permission check, a replay page
 	replayPage    = 1000
 	closeDeadline = 5 * time.Second
 )
@@ -30,6 +31,7 @@ const (
 // ready into one message. Posts run concurrently, at most MaxInflight.
 type socket struct {
 	a    *API
+	ctx  context.Context // the request's values, not its cancellation: every use adds a deadline
 	conn *websocket.Conn
 	rd   hub.Caller
 	mt   string // encoding of the hub's messages: CBOR, or JSON with ?encoding=json
@@ -79,7 +81,7 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Get("encoding") == "json" {
 		mt = wire.JSON
 	}
-	s := &socket{a: a, conn: conn, rd: rd, mt: mt, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
+	s := &socket{a: a, ctx: context.WithoutCancel(r.Context()), conn: conn, rd: rd, mt: mt, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
 		drain: make(chan struct{}), quiet: make(chan struct{}), finish: make(chan struct{}), slots: make(chan struct{}, a.cfg.MaxInflight),
 		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{}}
 	a.mu.Lock()
@@ -160,7 +162,7 @@ func (s *socket) handle(f wire.Frame) {
 		go func() {
 			defer s.end()
 			defer func() { <-s.slots }()
-			ctx, cancel := context.WithTimeout(context.Background(), postTimeout)
+			ctx, cancel := context.WithTimeout(s.ctx, postTimeout)
 			defer cancel()
 			ack := wire.Frame{Op: wire.OpAck, ID: f.ID}
 			if f.Op == wire.OpPost {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/wire"
 )
 
@@ -191,7 +192,7 @@ func (s *socket) flush() {
 	if s.mt == wire.JSON {
 		typ = websocket.MessageText
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.a.cfg.WriteTimeout)
+	ctx, cancel := context.WithTimeout(s.ctx, s.a.cfg.WriteTimeout)
 	err := s.conn.Write(ctx, typ, b)
 	cancel()
 	if cap(b) <= 256<<10 { // drop a buffer grown by a burst
@@ -220,7 +221,7 @@ func (s *socket) subscribe(f wire.Frame) {
 			delete(next, topic)
 			continue
 		}
-		if err := s.a.svc.MayRead(context.Background(), t.Server, t.Channel, s.rd); err != nil {
+		if err := s.mayRead(t.Server, t.Channel); err != nil {
 			fail(readErr(s.rd, err))
 			return
 		}
@@ -295,7 +296,9 @@ func (s *socket) replay(t wire.Topic) error {
 	topic := fanout.Topic{Server: t.Server, Channel: t.Channel}
 	for {
 		after := s.topics[topic]
-		envs, err := s.a.svc.Read(context.Background(), s.rd, t.Server, t.Channel, after, replayPage)
+		ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+		envs, err := s.a.svc.Read(ctx, s.rd, t.Server, t.Channel, after, replayPage)
+		cancel()
 		if err != nil {
 			return err
 		}
@@ -351,9 +354,16 @@ func (s *socket) cut(code, msg string, only *fanout.Topic) {
 // recheck ends subscriptions to channels the reader may no longer read.
 func (s *socket) recheck() {
 	for t := range s.topics {
-		if err := s.a.svc.MayRead(context.Background(), t.Server, t.Channel, s.rd); err != nil {
+		if err := s.mayRead(t.Server, t.Channel); err != nil {
 			tt := t
 			s.cut(Code(err), err.Error(), &tt)
 		}
 	}
+}
+
+// mayRead asks the service whether the socket's caller may read a channel.
+func (s *socket) mayRead(server, channel policy.ID) error {
+	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+	defer cancel()
+	return s.a.svc.MayRead(ctx, server, channel, s.rd)
 }

@@ -49,6 +49,11 @@ const (
 	eventsBatch = 10_000   // events returned per request
 	pushQueue   = 4096     // envelopes waiting to be pushed
 	maxRounds   = 48
+	// serveTimeout bounds answering one request; callTimeout, a request
+	// whose context has no deadline of its own (the peer gives up after
+	// serveTimeout anyway).
+	serveTimeout = 2 * time.Minute
+	callTimeout  = serveTimeout
 )
 
 // Config configures a Replicator.
@@ -247,6 +252,11 @@ func readMsg(r *bufio.Reader, v any) error {
 // call sends one request to a peer on a new stream and reads the answer.
 func (r *Replicator) call(ctx context.Context, p peer.ID, req request) (response, error) {
 	var res response
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+	}
 	s, err := r.cfg.Host.NewStream(ctx, p, Protocol)
 	if err != nil { // two hubs dialling each other at once can fail both handshakes: once more
 		select {
@@ -262,9 +272,8 @@ func (r *Replicator) call(ctx context.Context, p peer.ID, req request) (response
 		}
 	}
 	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		s.SetDeadline(dl)
-	}
+	dl, _ := ctx.Deadline()
+	s.SetDeadline(dl)
 	if cert := r.svc.NodeCert(); cert != nil {
 		req.Cert = cert.Raw
 	}
@@ -306,7 +315,10 @@ func (r *Replicator) learnCert(p peer.ID, raw []byte) *policy.DeviceCert {
 // serve answers one request of a peer.
 func (r *Replicator) serve(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(2 * time.Minute))
+	ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	s.SetDeadline(dl)
 	var req request
 	if err := readMsg(bufio.NewReader(s), &req); err != nil {
 		s.Reset()
@@ -321,7 +333,7 @@ func (r *Replicator) serve(s network.Stream) {
 	if len(req.Cert) > 0 {
 		p.Cert = r.learnCert(s.Conn().RemotePeer(), req.Cert)
 	}
-	res, err := r.answer(context.Background(), p, req)
+	res, err := r.answer(ctx, p, req)
 	if err != nil {
 		res = response{Error: err.Error()}
 	}
