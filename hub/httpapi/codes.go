@@ -19,7 +19,7 @@ func Code(err error) string {
 	switch {
 	case errors.Is(err, wire.ErrMalformed):
 		return string(policy.CodeMalformed)
-	case errors.Is(err, hub.ErrTooLarge):
+	case errors.Is(err, hub.ErrTooLarge), errors.Is(err, wire.ErrTooLarge):
 		return string(policy.CodeTooLarge)
 	case errors.Is(err, hub.ErrRateLimited):
 		return wire.CodeRateLimited
