@@ -138,15 +138,7 @@ func (a *API) tombResults(errs []error) wire.Results {
 }
 
 func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
-	server, err := pathID(r, "server")
-	if err != nil {
-		return err
-	}
-	channel, err := pathID(r, "channel")
-	if err != nil {
-		return err
-	}
-	rd, err := a.caller(r)
+	rd, server, channel, err := a.target(r, "channel")
 	if err != nil {
 		return err
 	}
@@ -167,15 +159,7 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) envelope(w http.ResponseWriter, r *http.Request) error {
-	server, err := pathID(r, "server")
-	if err != nil {
-		return err
-	}
-	id, err := pathID(r, "id")
-	if err != nil {
-		return err
-	}
-	rd, err := a.caller(r)
+	rd, server, id, err := a.target(r, "id")
 	if err != nil {
 		return err
 	}
@@ -187,15 +171,7 @@ func (a *API) envelope(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) reconcile(w http.ResponseWriter, r *http.Request) error {
-	server, err := pathID(r, "server")
-	if err != nil {
-		return err
-	}
-	channel, err := pathID(r, "channel")
-	if err != nil {
-		return err
-	}
-	rd, err := a.caller(r)
+	rd, server, channel, err := a.target(r, "channel")
 	if err != nil {
 		return err
 	}
@@ -215,21 +191,23 @@ func (a *API) reconcile(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, r, 200, out)
 }
 
-func (a *API) blobPath(r *http.Request) (hub.Caller, policy.ID, policy.ID, error) {
+// target reads who asks about what: the path's server and its second ID
+// (a channel, envelope or blob, named by name), then the caller.
+func (a *API) target(r *http.Request, name string) (hub.Caller, policy.ID, policy.ID, error) {
 	server, err := pathID(r, "server")
 	if err != nil {
 		return hub.Caller{}, server, server, err
 	}
-	blob, err := pathID(r, "blob")
+	id, err := pathID(r, name)
 	if err != nil {
-		return hub.Caller{}, server, blob, err
+		return hub.Caller{}, server, id, err
 	}
 	rd, err := a.caller(r)
-	return rd, server, blob, err
+	return rd, server, id, err
 }
 
 func (a *API) putBlob(w http.ResponseWriter, r *http.Request) error {
-	rd, server, blob, err := a.blobPath(r)
+	rd, server, blob, err := a.target(r, "blob")
 	if err != nil {
 		return err
 	}
@@ -245,7 +223,7 @@ func (a *API) putBlob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
-	rd, server, blob, err := a.blobPath(r)
+	rd, server, blob, err := a.target(r, "blob")
 	if err != nil {
 		return err
 	}
@@ -262,7 +240,7 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (a *API) presign(w http.ResponseWriter, r *http.Request) error {
-	rd, server, blob, err := a.blobPath(r)
+	rd, server, blob, err := a.target(r, "blob")
 	if err != nil {
 		return err
 	}
