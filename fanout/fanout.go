@@ -29,9 +29,19 @@ type Message struct {
 	Topic   Topic
 	Seq     uint64 // the hub's per-channel sequence number
 	Payload []byte // the envelope's signed bytes
-	// Encoded is an optional delivery form of the message prepared once by
-	// the publisher (the hub's WebSocket frame), shared by every subscriber.
-	Encoded []byte
+
+	once    sync.Once
+	encoded []byte // guarded by once
+}
+
+// Encoded returns the message's delivery form (the hub's WebSocket frame):
+// made by encode on the first call and shared by every later one, so a
+// message delivered to many subscribers is encoded once for all of them,
+// and only if one of them wants it. Every caller must pass the same
+// encoding; a subscriber needing another form encodes its own.
+func (m *Message) Encoded(encode func(*Message) []byte) []byte {
+	m.once.Do(func() { m.encoded = encode(m) })
+	return m.encoded
 }
 
 // Note announces, to the other hub processes sharing one store, a stored

@@ -161,3 +161,32 @@ func BenchmarkPublish10k(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*float64(len(subs))/b.Elapsed().Seconds(), "deliveries/s")
 }
+
+// A message's delivery form is made once, by whichever subscriber asks
+// first, and every subscriber gets the same bytes.
+func TestEncodedOnceForAllSubscribers(t *testing.T) {
+	m := msg(topic("general"), 7)
+	var mu sync.Mutex
+	calls := 0
+	encode := func(m *Message) []byte {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		return append([]byte("frame"), m.Payload...)
+	}
+	got := make([][]byte, 64)
+	var wg sync.WaitGroup
+	for i := range got {
+		wg.Add(1)
+		go func() { defer wg.Done(); got[i] = m.Encoded(encode) }()
+	}
+	wg.Wait()
+	if calls != 1 {
+		t.Fatalf("encoded %d times", calls)
+	}
+	for _, b := range got {
+		if &b[0] != &got[0][0] {
+			t.Fatal("subscribers got different copies")
+		}
+	}
+}

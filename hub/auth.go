@@ -46,26 +46,26 @@ func (s *Service) Challenge() ([]byte, int64) {
 // Session checks a signed auth proof answering one of this hub's
 // challenges and returns a bearer token for its identity and device, with
 // its expiry (Unix ms).
-func (s *Service) Session(proof []byte) (token string, r Reader, expires int64, err error) {
+func (s *Service) Session(proof []byte) (token string, r Caller, expires int64, err error) {
 	a, err := policy.ParseAuth(proof)
 	if err != nil {
-		return "", Reader{}, 0, err
+		return "", Caller{}, 0, err
 	}
 	now := s.now()
 	c := a.Challenge
 	switch {
 	case a.Hub != s.node.Identity:
-		return "", Reader{}, 0, fmt.Errorf("%w: proof is for hub %s, this is %s", ErrUnauthenticated, a.Hub, s.node.Identity)
+		return "", Caller{}, 0, fmt.Errorf("%w: proof is for hub %s, this is %s", ErrUnauthenticated, a.Hub, s.node.Identity)
 	case len(c) != challengeLen || !hmac.Equal(c[24:], s.mac([]byte("challenge"), c[:24])):
-		return "", Reader{}, 0, fmt.Errorf("%w: not a challenge of this hub", ErrUnauthenticated)
+		return "", Caller{}, 0, fmt.Errorf("%w: not a challenge of this hub", ErrUnauthenticated)
 	case int64(binary.BigEndian.Uint64(c)) < now:
-		return "", Reader{}, 0, fmt.Errorf("%w: challenge expired", ErrUnauthenticated)
+		return "", Caller{}, 0, fmt.Errorf("%w: challenge expired", ErrUnauthenticated)
 	}
 	if err := policy.CheckFresh(a.Time, now); err != nil {
-		return "", Reader{}, 0, err
+		return "", Caller{}, 0, err
 	}
 	expires = min(now+sessionTTL, a.DeviceCert().Expires)
-	r = Reader{Identity: a.Author, Device: a.Device()}
+	r = Caller{Identity: a.Author, Device: a.Device()}
 	t := make([]byte, 0, sessionLen)
 	t = append(t, r.Identity[:]...)
 	t = append(t, r.Device[:]...)
@@ -75,15 +75,15 @@ func (s *Service) Session(proof []byte) (token string, r Reader, expires int64, 
 }
 
 // Authenticate returns the reader a session token was issued to.
-func (s *Service) Authenticate(token string) (Reader, error) {
+func (s *Service) Authenticate(token string) (Caller, error) {
 	t, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(t) != sessionLen || !hmac.Equal(t[72:], s.mac([]byte("session"), t[:72])) {
-		return Reader{}, fmt.Errorf("%w: invalid session token", ErrUnauthenticated)
+		return Caller{}, fmt.Errorf("%w: invalid session token", ErrUnauthenticated)
 	}
 	if int64(binary.BigEndian.Uint64(t[64:72])) < s.now() {
-		return Reader{}, fmt.Errorf("%w: session expired", ErrUnauthenticated)
+		return Caller{}, fmt.Errorf("%w: session expired", ErrUnauthenticated)
 	}
-	var r Reader
+	var r Caller
 	copy(r.Identity[:], t[:32])
 	copy(r.Device[:], t[32:64])
 	return r, nil

@@ -16,7 +16,7 @@ import (
 
 // mayUpload applies policy's upload rule and the tenant's quota before
 // any byte is received.
-func (s *Service) mayUpload(ctx context.Context, r Reader, server policy.ID, size int64) error {
+func (s *Service) mayUpload(ctx context.Context, r Caller, server policy.ID, size int64) error {
 	if s.cfg.Blobs == nil {
 		return ErrNoBlobs
 	}
@@ -51,7 +51,7 @@ func (s *Service) mayUpload(ctx context.Context, r Reader, server policy.ID, siz
 // already held (by any server) is not uploaded again. On any failure the
 // server does not reference the blob, and a blob stored by this call alone
 // is deleted.
-func (s *Service) PutBlob(ctx context.Context, r Reader, server, id policy.ID, body io.Reader, size int64) error {
+func (s *Service) PutBlob(ctx context.Context, r Caller, server, id policy.ID, body io.Reader, size int64) error {
 	if err := s.mayUpload(ctx, r, server, size); err != nil {
 		return err
 	}
@@ -82,7 +82,7 @@ func (s *Service) PutBlob(ctx context.Context, r Reader, server, id policy.ID, b
 // GetBlob streams a blob to a reader who may read the server's history.
 // Blob IDs are hashes of ciphertext: only those who saw an envelope
 // referencing one can name it.
-func (s *Service) GetBlob(ctx context.Context, r Reader, server, id policy.ID) (io.ReadCloser, int64, error) {
+func (s *Service) GetBlob(ctx context.Context, r Caller, server, id policy.ID) (io.ReadCloser, int64, error) {
 	if s.cfg.Blobs == nil {
 		return nil, 0, ErrNoBlobs
 	}
@@ -111,7 +111,7 @@ func (s *Service) GetBlob(ctx context.Context, r Reader, server, id policy.ID) (
 // directly to (put) or from the store, when the store can presign; nil
 // otherwise. A presigned upload carries the blob's checksum, which the store
 // enforces; the reference and its quota are recorded when the URL is issued.
-func (s *Service) PresignBlob(ctx context.Context, r Reader, server, id policy.ID, put bool, size int64, ttl time.Duration) (*url.URL, http.Header, error) {
+func (s *Service) PresignBlob(ctx context.Context, r Caller, server, id policy.ID, put bool, size int64, ttl time.Duration) (*url.URL, http.Header, error) {
 	p, ok := s.cfg.Blobs.(storage.Presigner)
 	if !ok {
 		return nil, nil, nil
@@ -130,4 +130,14 @@ func (s *Service) PresignBlob(ctx context.Context, r Reader, server, id policy.I
 		return nil, nil, err
 	}
 	return p.PresignPut(ctx, id, ttl)
+}
+
+// MaxBlob is the largest blob this hub takes, in bytes.
+func (s *Service) MaxBlob() int64 { return s.cfg.MaxBlob }
+
+// Presigns reports whether the blob store issues presigned URLs
+// (PresignBlob returns nil without them).
+func (s *Service) Presigns() bool {
+	_, ok := s.cfg.Blobs.(storage.Presigner)
+	return ok
 }

@@ -7,10 +7,14 @@
 // policy says is invalid or what it may not store, and it can be replaced by
 // any other hub holding the same signed data.
 //
-// The Service is the core (ingest, reads, blobs, fanout hooks); API serves
-// it over HTTP and WebSocket. The state logs of hosted servers are cached in
-// memory, at most Config.MaxServers of them (least recently used go first).
-// Known limits: an envelope checked against a state is stored a moment
+// The Service is the hub's API in Go types: ingest, reads, blobs,
+// replication intake, retention, tenants and sessions. It never speaks HTTP
+// or encodes a wire message: package hub/httpapi serves it over HTTP and
+// WebSocket (and maps its errors to wire codes), package hub/replica to
+// other hubs.
+//
+// The state logs of hosted servers are cached in memory, at most
+// Config.MaxServers of them (least recently used go first). Known limits: an envelope checked against a state is stored a moment
 // later, so a ban that lands in between admits that one envelope; and a
 // process sharing its store with others learns of their state events
 // through its Notifier, a few milliseconds late.

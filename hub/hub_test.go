@@ -21,6 +21,11 @@ func key(name string) ed25519.PrivateKey {
 	return ed25519.NewKeyFromSeed(seed[:])
 }
 
+// Code names a refusal by its policy code, as the service's tests compare
+// them; the mapping of every error to a wire code is the HTTP layer's
+// (httpapi.Code), which this package must not import.
+func Code(err error) string { return string(policy.CodeOf(err)) }
+
 // fixture is a hub on embedded storage and a community that uses it.
 type fixture struct {
 	t       *testing.T
@@ -165,7 +170,7 @@ func (f *fixture) post(raws ...[]byte) []Posted { return f.hub.Post(context.Back
 
 func (f *fixture) stored(channel policy.ID) int {
 	f.t.Helper()
-	envs, err := f.hub.Read(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, channel, 0, storage.MaxPage)
+	envs, err := f.hub.Read(context.Background(), Caller{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, channel, 0, storage.MaxPage)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -260,7 +265,7 @@ func TestPublishRefusalsStoreNothing(t *testing.T) {
 	f := newFixture(t, Open, storage.Quota{})
 	f.community()
 	count := func() int {
-		evs, err := f.hub.Events(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, 0, storage.MaxPage)
+		evs, err := f.hub.Events(context.Background(), Caller{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, 0, storage.MaxPage)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -380,5 +385,40 @@ func TestHomeAdmission(t *testing.T) {
 	}
 	if _, err := f.hub.PublishEvents(context.Background(), other.ID, [][]byte{other.Raw, join.Raw}); err != nil {
 		t.Fatalf("a server the owner joins: %v", err)
+	}
+}
+
+// The state cache keeps at most MaxServers logs and reloads evicted ones.
+func TestStateCacheIsBounded(t *testing.T) {
+	f := newFixtureOn(t, "sqlite", func(c *Config) { c.MaxServers = 2 })
+	var servers []policy.ID
+	for i := range 5 {
+		g := f.event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: string(rune('a' + i)), Everyone: policy.PermRead}})
+		if _, err := f.hub.PublishEvents(context.Background(), g.ID, [][]byte{g.Raw}); err != nil {
+			t.Fatal(err)
+		}
+		servers = append(servers, g.ID)
+	}
+	if n := f.hub.Loaded(); n > 2 {
+		t.Fatalf("%d logs loaded, bound 2", n)
+	}
+	var wg sync.WaitGroup
+	for range 4 {
+		for _, s := range servers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if err := f.hub.MayRead(context.Background(), s, policy.ID{}, Caller{Identity: policy.KeyOf(key("alice"))}); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	if err := f.hub.MayRead(context.Background(), servers[0], policy.ID{}, Caller{Identity: policy.KeyOf(key("alice"))}); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.hub.Loaded(); n > 2 {
+		t.Fatalf("%d logs loaded, bound 2", n)
 	}
 }

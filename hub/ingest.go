@@ -8,7 +8,6 @@ import (
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
-	"github.com/guildhall/guildhall/wire"
 )
 
 // EventResult is the outcome of one published state event.
@@ -155,15 +154,13 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		}
 	}
 	s.notify(ctx, notes)
-	s.metrics.countPosts(out)
 	return out
 }
 
-// publish hands a stored envelope to local subscribers, with its WebSocket
-// frame encoded once for all of them.
+// publish hands a stored envelope to local subscribers. How it reaches
+// them (a WebSocket frame, encoded once for all) is their business.
 func (s *Service) publish(m *fanout.Message) {
 	if s.cfg.Broker != nil {
-		m.Encoded, _ = wire.Marshal(wire.CBOR, wire.Frame{Op: wire.OpMsg, Server: m.Topic.Server, Channel: m.Topic.Channel, Seq: m.Seq, Raw: m.Payload})
 		s.metrics.delivered.Add(float64(s.cfg.Broker.Publish(m)))
 	}
 }

@@ -10,16 +10,16 @@ import (
 	"github.com/guildhall/guildhall/storage"
 )
 
-// Reader is who asks to read: an identity and the device it proved, or
-// the zero Reader for an anonymous request.
-type Reader struct {
+// Caller is who makes a request: an identity and the device it proved, or
+// the zero Caller for an anonymous request.
+type Caller struct {
 	Identity policy.PublicKey
 	Device   policy.PublicKey
 }
 
 // MayRead applies policy's read rule for a hosted server: a channel, or its
 // state log with channel zero.
-func (s *Service) MayRead(ctx context.Context, server, channel policy.ID, r Reader) error {
+func (s *Service) MayRead(ctx context.Context, server, channel policy.ID, r Caller) error {
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
 		return err
@@ -30,7 +30,7 @@ func (s *Service) MayRead(ctx context.Context, server, channel policy.ID, r Read
 
 // Read returns a channel's envelopes after a sequence number, to a reader
 // who may read it.
-func (s *Service) Read(ctx context.Context, r Reader, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
+func (s *Service) Read(ctx context.Context, r Caller, server, channel policy.ID, after uint64, limit int) ([]storage.Envelope, error) {
 	if err := s.MayRead(ctx, server, channel, r); err != nil {
 		return nil, err
 	}
@@ -39,7 +39,7 @@ func (s *Service) Read(ctx context.Context, r Reader, server, channel policy.ID,
 
 // Events returns a hosted server's stored state events after a cursor, to
 // a reader who may read its state log.
-func (s *Service) Events(ctx context.Context, r Reader, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
+func (s *Service) Events(ctx context.Context, r Caller, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
 	if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
 		return nil, err
 	}
@@ -48,7 +48,7 @@ func (s *Service) Events(ctx context.Context, r Reader, server policy.ID, after 
 
 // Envelope returns one stored envelope by ID to a reader who may read its
 // channel; an envelope of another server is not found.
-func (s *Service) Envelope(ctx context.Context, r Reader, server, id policy.ID) (storage.Envelope, error) {
+func (s *Service) Envelope(ctx context.Context, r Caller, server, id policy.ID) (storage.Envelope, error) {
 	e, err := s.cfg.Store.GetEnvelope(ctx, id)
 	if err != nil {
 		return e, err
@@ -117,7 +117,7 @@ type Range = reconcile.Range
 // channel (package reconcile) to a reader who may read it: for every range
 // whose fingerprint differs from this hub's, its keys (small ranges) or
 // fingerprints over sub-ranges. Matching ranges are left out.
-func (s *Service) Reconcile(ctx context.Context, r Reader, server, channel policy.ID, in []Range) ([]Range, error) {
+func (s *Service) Reconcile(ctx context.Context, r Caller, server, channel policy.ID, in []Range) ([]Range, error) {
 	if len(in) > MaxRanges {
 		return nil, fmt.Errorf("%w: %d ranges in one round, limit %d", ErrBadRequest, len(in), MaxRanges)
 	}

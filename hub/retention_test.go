@@ -56,7 +56,7 @@ func TestRetentionSweep(t *testing.T) {
 			if n := f.stored(brief.ID); n != 0 {
 				t.Fatalf("%d envelopes left in brief after its retention", n)
 			}
-			left, err := f.hub.Read(context.Background(), Reader{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, capped.ID, 0, storage.MaxPage)
+			left, err := f.hub.Read(context.Background(), Caller{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, capped.ID, 0, storage.MaxPage)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -14,11 +14,16 @@ const (
 	maxNesting  = 8
 	maxArrayLen = 16384
 	maxMapPairs = 32
+	// maxPeerArray is the array limit of replication messages: a hello
+	// lists every hosted server, an events request every state event held
+	// (it is the CBOR library's default, which bounded them before).
+	maxPeerArray = 131072
 )
 
 var (
-	encMode = newEncMode()
-	decMode = newDecMode()
+	encMode     = newEncMode()
+	decMode     = newDecMode(maxArrayLen)
+	peerDecMode = newDecMode(maxPeerArray)
 )
 
 func newEncMode() cbor.EncMode {
@@ -31,13 +36,13 @@ func newEncMode() cbor.EncMode {
 	return m
 }
 
-func newDecMode() cbor.DecMode {
+func newDecMode(maxArray int) cbor.DecMode {
 	m, err := cbor.DecOptions{
 		DupMapKey:         cbor.DupMapKeyEnforcedAPF,
 		IndefLength:       cbor.IndefLengthForbidden,
 		TagsMd:            cbor.TagsForbidden,
 		MaxNestedLevels:   maxNesting,
-		MaxArrayElements:  maxArrayLen,
+		MaxArrayElements:  maxArray,
 		MaxMapPairs:       maxMapPairs,
 		ExtraReturnErrors: cbor.ExtraDecErrorUnknownField,
 		UTF8:              cbor.UTF8RejectInvalid,
@@ -48,8 +53,13 @@ func newDecMode() cbor.DecMode {
 	return m
 }
 
-// ErrMalformed is returned for a message that does not decode.
-var ErrMalformed = errors.New("wire: malformed message")
+// Errors of decoding.
+var (
+	// ErrMalformed is returned for a message that does not decode.
+	ErrMalformed = errors.New("wire: malformed message")
+	// ErrTooLarge is returned for a message over its size limit.
+	ErrTooLarge = errors.New("wire: message too large")
+)
 
 // Marshal encodes v in the media type (CBOR unless it is JSON).
 func Marshal(mediaType string, v any) ([]byte, error) {

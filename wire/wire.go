@@ -1,7 +1,9 @@
 // Package wire defines the messages of the hub's API, version 1: the bodies
-// of its HTTP requests and responses and the frames of its WebSocket. It is
-// the contract between hubs and clients (docs/API.md), shared by both so
-// that neither re-declares it; it holds no behaviour beyond encoding.
+// of its HTTP requests and responses, the frames of its WebSocket, and the
+// hub-to-hub replication messages (replica.go). It is the contract between
+// hubs and clients (docs/API.md) and between hubs (docs/PROTOCOL.md §8),
+// shared by every side so that none re-declares it; it holds no behaviour
+// beyond encoding, and decides nothing about who may do what.
 //
 // Every message has a CBOR form (integer keys, deterministic, decoded with
 // limits) for programs and a JSON form (IDs and keys as text, bytes as

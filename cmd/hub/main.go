@@ -32,6 +32,7 @@ import (
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/hub/httpapi"
 	"github.com/guildhall/guildhall/hub/replica"
 	"github.com/guildhall/guildhall/internal/healthcheck"
 	"github.com/guildhall/guildhall/internal/nodekey"
@@ -247,12 +248,13 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer) 
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(svc.Metrics(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	api := hub.NewAPI(svc, hub.APIConfig{Version: version, Logger: log, MaxBody: cfg.Limits.MaxBody, MaxBatch: cfg.Limits.MaxBatch,
+	api := httpapi.New(svc, httpapi.Config{Version: version, Logger: log, MaxBody: cfg.Limits.MaxBody, MaxBatch: cfg.Limits.MaxBatch,
 		MaxFrame: cfg.Limits.MaxFrame, MaxSockets: cfg.Limits.MaxSockets, Coalesce: cfg.Limits.Coalesce, SourceRate: cfg.Limits.SourceRate, SourceBurst: cfg.Limits.SourceBurst})
+	reg.MustRegister(api.Metrics())
 
 	public := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	admin := &http.Server{Handler: hub.NewAdmin(svc, cfg.Admin.Token, reg), ReadHeaderTimeout: 10 * time.Second,
+	admin := &http.Server{Handler: httpapi.NewAdmin(svc, cfg.Admin.Token, reg), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	pl, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {

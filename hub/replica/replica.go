@@ -8,15 +8,17 @@
 //
 // A hub is identified by its libp2p peer ID, whose key is the hub's node
 // key: the key storage grants name and receipts verify under.
+//
+// The messages, their framing and their decoding limits are package wire's
+// (wire/replica.go). The replicator never decides eligibility or validity
+// itself: it asks hub.Service, which asks policy.
 package replica
 
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"sync"
 	"time"
@@ -28,8 +30,6 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/net/swarm"
-
-	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/hub"
@@ -43,12 +43,16 @@ const Protocol protocol.ID = "/guildhall/replicate/1"
 
 // Limits of the protocol.
 const (
-	maxMessage  = 32 << 20 // bytes of one message
-	maxRanges   = 4096     // ranges of one reconciliation round
-	fetchBatch  = 512      // envelopes fetched per request
-	eventsBatch = 10_000   // events returned per request
-	pushQueue   = 4096     // envelopes waiting to be pushed
+	maxRanges   = 4096   // ranges of one reconciliation round
+	fetchBatch  = 512    // envelopes fetched per request
+	eventsBatch = 10_000 // events returned per request
+	pushQueue   = 4096   // envelopes waiting to be pushed
 	maxRounds   = 48
+	// serveTimeout bounds answering one request; callTimeout, a request
+	// whose context has no deadline of its own (the peer gives up after
+	// serveTimeout anyway).
+	serveTimeout = 2 * time.Minute
+	callTimeout  = serveTimeout
 )
 
 // Config configures a Replicator.
@@ -191,62 +195,14 @@ func (r *Replicator) known() []peer.AddrInfo {
 	return out
 }
 
-// request and response are the protocol's messages (CBOR, each preceded
-// by its length as a uvarint).
-type request struct {
-	Op      string       `cbor:"1,keyasint"` // hello, events, ranges, fetch, push
-	Server  policy.ID    `cbor:"2,keyasint,omitzero"`
-	Channel policy.ID    `cbor:"3,keyasint,omitzero"`
-	Have    []policy.ID  `cbor:"4,keyasint,omitempty"`
-	Ranges  []wire.Range `cbor:"5,keyasint,omitempty"`
-	IDs     []policy.ID  `cbor:"6,keyasint,omitempty"`
-	Objects [][]byte     `cbor:"7,keyasint,omitempty"`
-	Cert    []byte       `cbor:"8,keyasint,omitempty"` // the requester's certificate as a home node
-	Servers []policy.ID  `cbor:"9,keyasint,omitempty"`
-}
-
-type response struct {
-	Cert    []byte       `cbor:"7,keyasint,omitempty"` // the responder's certificate as a home node
-	Error   string       `cbor:"1,keyasint,omitempty"`
-	Servers []policy.ID  `cbor:"2,keyasint,omitempty"`
-	Events  [][]byte     `cbor:"3,keyasint,omitempty"`
-	Ranges  []wire.Range `cbor:"4,keyasint,omitempty"`
-	Objects [][]byte     `cbor:"5,keyasint,omitempty"`
-	More    bool         `cbor:"6,keyasint,omitempty"`
-}
-
-func writeMsg(w io.Writer, v any) error {
-	b, err := cbor.Marshal(v)
-	if err != nil {
-		return err
-	}
-	var hdr [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(hdr[:], uint64(len(b)))
-	if _, err := w.Write(hdr[:n]); err != nil {
-		return err
-	}
-	_, err = w.Write(b)
-	return err
-}
-
-func readMsg(r *bufio.Reader, v any) error {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return err
-	}
-	if n > maxMessage {
-		return fmt.Errorf("replica: message of %d bytes, limit %d", n, maxMessage)
-	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
-		return err
-	}
-	return cbor.Unmarshal(b, v)
-}
-
 // call sends one request to a peer on a new stream and reads the answer.
-func (r *Replicator) call(ctx context.Context, p peer.ID, req request) (response, error) {
-	var res response
+func (r *Replicator) call(ctx context.Context, p peer.ID, req wire.ReplicaRequest) (wire.ReplicaResponse, error) {
+	var res wire.ReplicaResponse
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, callTimeout)
+		defer cancel()
+	}
 	s, err := r.cfg.Host.NewStream(ctx, p, Protocol)
 	if err != nil { // two hubs dialling each other at once can fail both handshakes: once more
 		select {
@@ -262,17 +218,16 @@ func (r *Replicator) call(ctx context.Context, p peer.ID, req request) (response
 		}
 	}
 	defer s.Close()
-	if dl, ok := ctx.Deadline(); ok {
-		s.SetDeadline(dl)
-	}
+	dl, _ := ctx.Deadline()
+	s.SetDeadline(dl)
 	if cert := r.svc.NodeCert(); cert != nil {
 		req.Cert = cert.Raw
 	}
-	if err := writeMsg(s, req); err != nil {
+	if err := wire.WriteReplica(s, req); err != nil {
 		s.Reset()
 		return res, err
 	}
-	if err := readMsg(bufio.NewReader(s), &res); err != nil {
+	if err := wire.ReadReplica(bufio.NewReader(s), &res); err != nil {
 		s.Reset()
 		return res, err
 	}
@@ -306,37 +261,40 @@ func (r *Replicator) learnCert(p peer.ID, raw []byte) *policy.DeviceCert {
 // serve answers one request of a peer.
 func (r *Replicator) serve(s network.Stream) {
 	defer s.Close()
-	s.SetDeadline(time.Now().Add(2 * time.Minute))
-	var req request
-	if err := readMsg(bufio.NewReader(s), &req); err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), serveTimeout)
+	defer cancel()
+	dl, _ := ctx.Deadline()
+	s.SetDeadline(dl)
+	var req wire.ReplicaRequest
+	if err := wire.ReadReplica(bufio.NewReader(s), &req); err != nil {
 		s.Reset()
 		return
 	}
 	node, err := discovery.NodeKey(s.Conn().RemotePeer())
 	if err != nil {
-		writeMsg(s, response{Error: err.Error()})
+		wire.WriteReplica(s, wire.ReplicaResponse{Error: err.Error()})
 		return
 	}
 	p := hub.Peer{Node: node}
 	if len(req.Cert) > 0 {
 		p.Cert = r.learnCert(s.Conn().RemotePeer(), req.Cert)
 	}
-	res, err := r.answer(context.Background(), p, req)
+	res, err := r.answer(ctx, p, req)
 	if err != nil {
-		res = response{Error: err.Error()}
+		res = wire.ReplicaResponse{Error: err.Error()}
 	}
 	if cert := r.svc.NodeCert(); cert != nil {
 		res.Cert = cert.Raw
 	}
-	writeMsg(s, res)
+	wire.WriteReplica(s, res)
 }
 
-func (r *Replicator) answer(ctx context.Context, p hub.Peer, req request) (response, error) {
+func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaRequest) (wire.ReplicaResponse, error) {
 	switch req.Op {
-	case "hello":
+	case wire.OpHello:
 		mine, err := r.svc.Hosted(ctx)
 		if err != nil {
-			return response{}, err
+			return wire.ReplicaResponse{}, err
 		}
 		theirs := map[policy.ID]bool{}
 		for _, s := range req.Servers {
@@ -348,63 +306,63 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req request) (respo
 				common = append(common, s)
 			}
 		}
-		return response{Servers: common}, nil
-	case "events":
+		return wire.ReplicaResponse{Servers: common}, nil
+	case wire.OpEvents:
 		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
-			return response{}, err
+			return wire.ReplicaResponse{}, err
 		}
 		have := make(map[policy.ID]bool, len(req.Have))
 		for _, id := range req.Have {
 			have[id] = true
 		}
 		evs, err := r.svc.EventsExcept(ctx, req.Server, have, eventsBatch)
-		return response{Events: evs, More: len(evs) == eventsBatch}, err
-	case "ranges":
+		return wire.ReplicaResponse{Events: evs, More: len(evs) == eventsBatch}, err
+	case wire.OpRanges:
 		if err := r.svc.MayReplicate(ctx, req.Server, req.Channel, p); err != nil {
-			return response{}, err
+			return wire.ReplicaResponse{}, err
 		}
 		in, err := wire.ToRanges(req.Ranges)
 		if err != nil {
-			return response{}, err
+			return wire.ReplicaResponse{}, err
 		}
 		out, err := reconcile.Answer(ctx, r.svc.ChannelSet(req.Server, req.Channel), in, maxRanges, time.Now().UnixMilli())
-		return response{Ranges: wire.FromRanges(out)}, err
-	case "fetch":
+		return wire.ReplicaResponse{Ranges: wire.FromRanges(out)}, err
+	case wire.OpFetch:
 		if len(req.IDs) > fetchBatch {
-			return response{}, fmt.Errorf("replica: %d IDs in one fetch, limit %d", len(req.IDs), fetchBatch)
+			return wire.ReplicaResponse{}, fmt.Errorf("replica: %d IDs in one fetch, limit %d", len(req.IDs), fetchBatch)
 		}
 		envs, err := r.svc.FetchFor(ctx, req.Server, p, req.IDs)
 		if err != nil {
-			return response{}, err
+			return wire.ReplicaResponse{}, err
 		}
 		out := make([][]byte, len(envs))
 		for i, e := range envs {
 			out[i] = e.Raw
 		}
-		return response{Objects: out}, nil
-	case "push":
+		return wire.ReplicaResponse{Objects: out}, nil
+	case wire.OpPush:
 		if len(req.Objects) > fetchBatch {
-			return response{}, fmt.Errorf("replica: %d envelopes in one push, limit %d", len(req.Objects), fetchBatch)
+			return wire.ReplicaResponse{}, fmt.Errorf("replica: %d envelopes in one push, limit %d", len(req.Objects), fetchBatch)
 		}
 		_, err := r.svc.ReplicateEnvelopes(ctx, req.Objects) // each verified and judged eligible here
-		return response{}, err
-	case "tombstones":
+		return wire.ReplicaResponse{}, err
+	case wire.OpTombstones:
 		if len(req.Objects) > fetchBatch {
-			return response{}, fmt.Errorf("replica: %d tombstones in one push, limit %d", len(req.Objects), fetchBatch)
+			return wire.ReplicaResponse{}, fmt.Errorf("replica: %d tombstones in one push, limit %d", len(req.Objects), fetchBatch)
 		}
 		r.svc.Tombstone(ctx, req.Objects) // each checked against this hub's state; unknown targets are skipped
-		return response{}, nil
-	case "blob":
+		return wire.ReplicaResponse{}, nil
+	case wire.OpBlob:
 		if len(req.IDs) != 1 {
-			return response{}, errors.New("replica: one blob per request")
+			return wire.ReplicaResponse{}, errors.New("replica: one blob per request")
 		}
 		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
-			return response{}, err
+			return wire.ReplicaResponse{}, err
 		}
 		b, err := r.svc.ReadBlob(ctx, req.IDs[0])
-		return response{Objects: [][]byte{b}}, err
+		return wire.ReplicaResponse{Objects: [][]byte{b}}, err
 	}
-	return response{}, fmt.Errorf("replica: unknown operation %q", req.Op)
+	return wire.ReplicaResponse{}, fmt.Errorf("replica: unknown operation %q", req.Op)
 }
 
 // SyncStats reports one synchronisation with a peer.
@@ -424,7 +382,7 @@ func (r *Replicator) Sync(ctx context.Context, p peer.AddrInfo) (SyncStats, erro
 	if err != nil {
 		return st, err
 	}
-	hello, err := r.call(ctx, p.ID, request{Op: "hello", Servers: servers})
+	hello, err := r.call(ctx, p.ID, wire.ReplicaRequest{Op: wire.OpHello, Servers: servers})
 	if err != nil {
 		return st, err
 	}
@@ -458,7 +416,7 @@ func (r *Replicator) syncEvents(ctx context.Context, p peer.ID, server policy.ID
 		if err != nil {
 			return total, err
 		}
-		res, err := r.call(ctx, p, request{Op: "events", Server: server, Have: have})
+		res, err := r.call(ctx, p, wire.ReplicaRequest{Op: wire.OpEvents, Server: server, Have: have})
 		if err != nil {
 			return total, err
 		}
@@ -472,7 +430,7 @@ func (r *Replicator) syncEvents(ctx context.Context, p peer.ID, server policy.ID
 
 func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, server, channel policy.ID) (int, int, error) {
 	exchange := func(ctx context.Context, in []reconcile.Range) ([]reconcile.Range, error) {
-		res, err := r.call(ctx, p, request{Op: "ranges", Server: server, Channel: channel, Ranges: wire.FromRanges(in)})
+		res, err := r.call(ctx, p, wire.ReplicaRequest{Op: wire.OpRanges, Server: server, Channel: channel, Ranges: wire.FromRanges(in)})
 		if err != nil {
 			return nil, err
 		}
@@ -488,7 +446,7 @@ func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, server, channel
 		for _, k := range missing[i:min(i+fetchBatch, len(missing))] {
 			ids = append(ids, k.ID)
 		}
-		res, err := r.call(ctx, p, request{Op: "fetch", Server: server, IDs: ids})
+		res, err := r.call(ctx, p, wire.ReplicaRequest{Op: wire.OpFetch, Server: server, IDs: ids})
 		if err != nil {
 			return stored, st.Rounds, err
 		}
@@ -539,7 +497,7 @@ func (r *Replicator) pushBatch(ctx context.Context, notes []hub.Note) {
 	if len(tombs) > 0 {
 		for _, p := range r.known() {
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			r.call(pctx, p.ID, request{Op: "tombstones", Objects: tombs})
+			r.call(pctx, p.ID, wire.ReplicaRequest{Op: wire.OpTombstones, Objects: tombs})
 			cancel()
 		}
 	}
@@ -555,7 +513,7 @@ func (r *Replicator) pushBatch(ctx context.Context, notes []hub.Note) {
 			r.mu.Unlock()
 			if !known { // learn whether it is a home node (its certificate comes with any answer)
 				hctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-				r.call(hctx, p.ID, request{Op: "hello"})
+				r.call(hctx, p.ID, wire.ReplicaRequest{Op: wire.OpHello})
 				cancel()
 				r.mu.Lock()
 				cert, known = r.certs[p.ID]
@@ -573,7 +531,7 @@ func (r *Replicator) pushBatch(ctx context.Context, notes []hub.Note) {
 				objs[i] = e.Raw
 			}
 			pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			if _, err := r.call(pctx, p.ID, request{Op: "push", Server: server, Objects: objs}); err != nil {
+			if _, err := r.call(pctx, p.ID, wire.ReplicaRequest{Op: wire.OpPush, Server: server, Objects: objs}); err != nil {
 				r.cfg.Logger.Debug("replica: push", "peer", p.ID, "err", err)
 			}
 			cancel()
@@ -588,7 +546,7 @@ func (r *Replicator) FetchBlob(ctx context.Context, server, id policy.ID) ([]byt
 	var errs []error
 	for _, p := range r.known() {
 		pctx, cancel := context.WithTimeout(ctx, time.Minute)
-		res, err := r.call(pctx, p.ID, request{Op: "blob", Server: server, IDs: []policy.ID{id}})
+		res, err := r.call(pctx, p.ID, wire.ReplicaRequest{Op: wire.OpBlob, Server: server, IDs: []policy.ID{id}})
 		cancel()
 		if err == nil && len(res.Objects) == 1 && policy.Sum(res.Objects[0]) == id {
 			return res.Objects[0], nil

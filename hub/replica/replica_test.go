@@ -1,10 +1,13 @@
 package replica
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -24,6 +27,7 @@ import (
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/fs"
 	"github.com/guildhall/guildhall/storage/sqlite"
+	"github.com/guildhall/guildhall/wire"
 )
 
 var ctx = context.Background()
@@ -409,7 +413,7 @@ func TestTombstonesAndBlobsTravel(t *testing.T) {
 
 	data := []byte("an encrypted attachment")
 	blob := policy.Sum(data)
-	alice := hub.Reader{Identity: pub("alice")}
+	alice := hub.Caller{Identity: pub("alice")}
 	if err := a.svc.PutBlob(ctx, alice, com.gen.ID, blob, bytes.NewReader(data), int64(len(data))); err != nil {
 		t.Fatal(err)
 	}
@@ -449,5 +453,44 @@ func TestPeersFromInviteHints(t *testing.T) {
 	a.rep.round(ctx)
 	if len(a.rep.known()) != 1 || a.rep.known()[0].ID != b.p2p.Host.ID() {
 		t.Fatalf("A's peers after a round: %v", a.rep.known())
+	}
+}
+
+// A peer's message is decoded with the client API's limits: a request
+// nested too deep gets no answer (the stream is reset) and the hub keeps
+// serving; an answer nested too deep fails the call with wire.ErrMalformed.
+func TestOverDeepPeerMessagesAreRefused(t *testing.T) {
+	a, b := newNode(t, "hub-a", nil), newNode(t, "hub-b", nil)
+	link(a, b)
+	deep := []byte{0xa1, 0x05} // {5: nine nested arrays}
+	for range 9 {
+		deep = append(deep, 0x81)
+	}
+	deep = append(binary.AppendUvarint(nil, uint64(len(deep)+1)), append(deep, 0x80)...)
+
+	s, err := a.p2p.Host.NewStream(ctx, b.p2p.Host.ID(), Protocol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.SetDeadline(time.Now().Add(10 * time.Second))
+	if _, err := s.Write(deep); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Read(make([]byte, 1)); err == nil || n > 0 {
+		t.Fatalf("an over-deep request was answered (%d bytes, %v)", n, err)
+	}
+	s.Close()
+	if _, err := a.rep.call(ctx, b.p2p.Host.ID(), wire.ReplicaRequest{Op: wire.OpHello}); err != nil {
+		t.Fatalf("b stopped serving after a malformed request: %v", err)
+	}
+
+	b.p2p.Host.SetStreamHandler(Protocol, func(s network.Stream) {
+		defer s.Close()
+		var req wire.ReplicaRequest
+		wire.ReadReplica(bufio.NewReader(s), &req)
+		s.Write(deep)
+	})
+	if _, err := a.rep.call(ctx, b.p2p.Host.ID(), wire.ReplicaRequest{Op: wire.OpHello}); !errors.Is(err, wire.ErrMalformed) {
+		t.Fatalf("an over-deep answer: %v, want wire.ErrMalformed", err)
 	}
 }

@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"bytes"
@@ -17,6 +17,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guildhall/guildhall/fanout"
+	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
@@ -30,16 +31,16 @@ type apiEnv struct {
 	admin *httptest.Server
 }
 
-func newAPIEnv(t *testing.T, profile string, configure func(*Config, *APIConfig)) *apiEnv {
+func newAPIEnv(t *testing.T, profile string, configure func(*hub.Config, *Config)) *apiEnv {
 	t.Helper()
-	var acfg APIConfig
-	f := newFixtureOn(t, profile, func(c *Config) {
+	var acfg Config
+	f := newFixtureOn(t, profile, func(c *hub.Config) {
 		c.Broker = fanout.New(fanout.Config{})
 		if configure != nil {
 			configure(c, &acfg)
 		}
 	})
-	e := &apiEnv{fixture: f, api: NewAPI(f.hub, acfg)}
+	e := &apiEnv{fixture: f, api: New(f.hub, acfg)}
 	e.srv = httptest.NewServer(e.api.Handler())
 	e.admin = httptest.NewServer(NewAdmin(f.hub, "admin-secret", nil))
 	t.Cleanup(func() { e.api.Shutdown(context.Background()); e.srv.Close(); e.admin.Close() })
@@ -130,18 +131,18 @@ func (e *apiEnv) postHTTP(raws ...[]byte) []wire.Result {
 
 func TestAPIRefusals(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
-		e := newAPIEnv(t, profile, func(c *Config, a *APIConfig) {
+		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) {
 			c.DefaultQuota = storage.Quota{Envelopes: 20}
 			a.MaxBody = 256 << 10
 		})
 		e.community()
 		dave, carol := e.device("dave"), e.device("carol")
 		// A second hub, never granted the strict channel.
-		other, err := New(Config{NodeKey: key("other hub"), Store: e.store, Now: func() time.Time { return e.now }})
+		other, err := hub.New(hub.Config{NodeKey: key("other hub"), Store: e.store, Now: func() time.Time { return e.now }})
 		if err != nil {
 			t.Fatal(err)
 		}
-		otherAPI := httptest.NewServer(NewAPI(other, APIConfig{}).Handler())
+		otherAPI := httptest.NewServer(New(other, Config{}).Handler())
 		defer otherAPI.Close()
 
 		forged := e.envelope(dave, e.general, 10).Raw
@@ -271,7 +272,7 @@ func rawEnvelope(t *testing.T, priv ed25519.PrivateKey, body policy.EnvelopeBody
 }
 
 func TestRateLimits(t *testing.T) {
-	e := newAPIEnv(t, "sqlite", func(c *Config, a *APIConfig) {
+	e := newAPIEnv(t, "sqlite", func(c *hub.Config, a *Config) {
 		c.PostRate, c.PostBurst = 1e-9, 3 // a sender may post 3, then is limited
 		a.SourceRate, a.SourceBurst = 1e-9, 12
 	})
@@ -517,7 +518,7 @@ func TestWebSocketPostSubscribeReplay(t *testing.T) {
 }
 
 func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
-	e := newAPIEnv(t, "sqlite", func(c *Config, a *APIConfig) {
+	e := newAPIEnv(t, "sqlite", func(c *hub.Config, a *Config) {
 		c.Broker = fanout.New(fanout.Config{QueueLen: 128})
 		c.PostRate = -1
 		a.WriteTimeout = time.Minute // the slow reader resumes reading only once the others are done

@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"crypto/subtle"
@@ -12,16 +12,17 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
 )
 
-// NewAdmin returns the operator's API (docs/API.md, "Admin"): tenants,
+// NewAdmin returns the operator's API (docs/API.md, "Admin API"): tenants,
 // quotas, suspension, usage for billing, /metrics from gatherer, and the
-// health endpoints. When token is set every /v1/admin request must carry
+// health endpoints, each a call of the service's tenancy methods. When token is set every /v1/admin request must carry
 // it as a bearer token; serve it on its own listener either way.
-func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Handler {
+func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	auth := func(h handlerFunc) http.HandlerFunc {
 		return func(w http.ResponseWriter, r *http.Request) {
@@ -29,7 +30,7 @@ func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Han
 				if token != "" {
 					got := r.Header.Get("Authorization")
 					if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
-						return fmt.Errorf("%w: admin token required", ErrUnauthenticated)
+						return fmt.Errorf("%w: admin token required", hub.ErrUnauthenticated)
 					}
 				}
 				return h(w, r)
@@ -48,10 +49,7 @@ func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Han
 		if err := decodeBody(r, 64<<10, &in); err != nil {
 			return err
 		}
-		if in.Server.IsZero() {
-			return fmt.Errorf("%w: server is required", ErrBadRequest)
-		}
-		if err := svc.cfg.Store.PutTenant(r.Context(), in.Server, storage.Quota(in.Quota)); err != nil {
+		if err := svc.PutTenant(r.Context(), in.Server, storage.Quota(in.Quota)); err != nil {
 			return err
 		}
 		return adminTenant(w, r, svc, in.Server, http.StatusCreated)
@@ -72,7 +70,7 @@ func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Han
 			if err != nil {
 				return err
 			}
-			if err := svc.cfg.Store.SetSuspended(r.Context(), server, op.suspend); err != nil {
+			if err := svc.Suspend(r.Context(), server, op.suspend); err != nil {
 				return err
 			}
 			return adminTenant(w, r, svc, server, http.StatusOK)
@@ -82,11 +80,11 @@ func NewAdmin(svc *Service, token string, gatherer prometheus.Gatherer) http.Han
 		if r.URL.Query().Get("format") != "csv" {
 			return adminTenants(w, r, svc)
 		}
-		ts, err := svc.cfg.Store.Tenants(r.Context())
+		ts, now, err := svc.Tenants(r.Context())
 		if err != nil {
 			return err
 		}
-		at := time.UnixMilli(svc.now()).UTC().Format(time.RFC3339)
+		at := time.UnixMilli(now).UTC().Format(time.RFC3339)
 		w.Header().Set("Content-Type", "text/csv")
 		cw := csv.NewWriter(w)
 		cw.Write([]string{"at", "server", "bytes", "envelopes", "blobs", "quota_bytes", "quota_envelopes", "quota_blobs", "suspended"})
@@ -112,20 +110,20 @@ func toWire(t storage.Tenant) wire.Tenant {
 	return wire.Tenant{Server: t.Server, Quota: wire.Quota(t.Quota), Usage: wire.Usage(t.Usage), Suspended: t.Suspended, Created: t.Created}
 }
 
-func adminTenants(w http.ResponseWriter, r *http.Request, svc *Service) error {
-	ts, err := svc.cfg.Store.Tenants(r.Context())
+func adminTenants(w http.ResponseWriter, r *http.Request, svc *hub.Service) error {
+	ts, at, err := svc.Tenants(r.Context())
 	if err != nil {
 		return err
 	}
-	out := wire.Tenants{Tenants: make([]wire.Tenant, len(ts)), At: svc.now()}
+	out := wire.Tenants{Tenants: make([]wire.Tenant, len(ts)), At: at}
 	for i, t := range ts {
 		out.Tenants[i] = toWire(t)
 	}
 	return reply(w, r, http.StatusOK, out)
 }
 
-func adminTenant(w http.ResponseWriter, r *http.Request, svc *Service, server policy.ID, status int) error {
-	t, err := svc.cfg.Store.Tenant(r.Context(), server)
+func adminTenant(w http.ResponseWriter, r *http.Request, svc *hub.Service, server policy.ID, status int) error {
+	t, err := svc.Tenant(r.Context(), server)
 	if err != nil {
 		return err
 	}

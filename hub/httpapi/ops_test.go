@@ -1,4 +1,4 @@
-package hub
+package httpapi
 
 import (
 	"bytes"
@@ -7,12 +7,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/fanout/pgnotify"
+	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
@@ -37,14 +37,14 @@ func TestProcessesShareFanoutAndState(t *testing.T) {
 		return b
 	}
 	busA := bus(a.hub)
-	a.hub.cfg.Notifier = busA
+	a.hub.SetNotifier(busA)
 	// Process B: same store and node key, its own broker and API.
-	b, err := New(Config{NodeKey: key("hub"), Store: a.store, Blobs: a.hub.cfg.Blobs, Broker: fanout.New(fanout.Config{}), Now: a.hub.cfg.Now})
+	b, err := hub.New(hub.Config{NodeKey: key("hub"), Store: a.store, Blobs: a.blobs, Broker: fanout.New(fanout.Config{}), Now: a.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.cfg.Notifier = bus(b)
-	bsrv := httptest.NewServer(NewAPI(b, APIConfig{}).Handler())
+	b.SetNotifier(bus(b))
+	bsrv := httptest.NewServer(New(b, Config{}).Handler())
 	defer bsrv.Close()
 
 	// A session issued by A is valid at B: they share the node key.
@@ -89,7 +89,7 @@ func TestProcessesShareFanoutAndState(t *testing.T) {
 // answered, and every acknowledged envelope is stored.
 func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
-		e := newAPIEnv(t, profile, func(c *Config, a *APIConfig) { c.PostRate = -1 })
+		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.PostRate = -1 })
 		e.community()
 		token := e.login(e.device("carol"))
 		sub := e.dial(token)
@@ -153,7 +153,7 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 
 func TestAdminAPI(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
-		e := newAPIEnv(t, profile, func(c *Config, a *APIConfig) { c.Admission = Provisioned })
+		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.Admission = hub.Provisioned })
 		server := e.event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost}})
 		if _, err := e.hub.PublishEvents(context.Background(), server.ID, [][]byte{server.Raw}); Code(err) != wire.CodeNotHosted {
 			t.Fatalf("unprovisioned genesis: %v", err)
@@ -210,7 +210,7 @@ func TestAdminAPI(t *testing.T) {
 
 func TestBlobs(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
-		e := newAPIEnv(t, profile, func(c *Config, a *APIConfig) { c.DefaultQuota = storage.Quota{Bytes: 1 << 20} })
+		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.DefaultQuota = storage.Quota{Bytes: 1 << 20} })
 		e.community()
 		dave := e.login(e.device("dave"))
 		data := bytes.Repeat([]byte("ciphertext"), 1000)
@@ -282,7 +282,7 @@ func TestBlobs(t *testing.T) {
 // in a few rounds.
 func TestReconcile(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
-		e := newAPIEnv(t, profile, func(c *Config, a *APIConfig) { c.PostRate = -1 })
+		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.PostRate = -1 })
 		e.community()
 		dave := e.device("dave")
 		var all []storage.Key
@@ -393,39 +393,4 @@ func hasKey(keys []storage.Key, k storage.Key) bool {
 		}
 	}
 	return false
-}
-
-// The state cache keeps at most MaxServers logs and reloads evicted ones.
-func TestStateCacheIsBounded(t *testing.T) {
-	f := newFixtureOn(t, "sqlite", func(c *Config) { c.MaxServers = 2 })
-	var servers []policy.ID
-	for i := range 5 {
-		g := f.event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: string(rune('a' + i)), Everyone: policy.PermRead}})
-		if _, err := f.hub.PublishEvents(context.Background(), g.ID, [][]byte{g.Raw}); err != nil {
-			t.Fatal(err)
-		}
-		servers = append(servers, g.ID)
-	}
-	if n := f.hub.Loaded(); n > 2 {
-		t.Fatalf("%d logs loaded, bound 2", n)
-	}
-	var wg sync.WaitGroup
-	for range 4 {
-		for _, s := range servers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if err := f.hub.MayRead(context.Background(), s, policy.ID{}, Reader{Identity: policy.KeyOf(key("alice"))}); err != nil {
-					t.Error(err)
-				}
-			}()
-		}
-	}
-	wg.Wait()
-	if err := f.hub.MayRead(context.Background(), servers[0], policy.ID{}, Reader{Identity: policy.KeyOf(key("alice"))}); err != nil {
-		t.Fatal(err)
-	}
-	if n := f.hub.Loaded(); n > 2 {
-		t.Fatalf("%d logs loaded, bound 2", n)
-	}
 }

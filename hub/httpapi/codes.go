@@ -1,15 +1,17 @@
-package hub
+package httpapi
 
 import (
 	"context"
 	"errors"
 
+	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
 )
 
-// Code returns the stable wire code of an error.
+// Code returns the stable wire code of an error (docs/API.md, "Errors"):
+// the one place a Go error of the service, policy or storage becomes a code.
 func Code(err error) string {
 	if c := policy.CodeOf(err); c != "" {
 		return string(c)
@@ -17,17 +19,17 @@ func Code(err error) string {
 	switch {
 	case errors.Is(err, wire.ErrMalformed):
 		return string(policy.CodeMalformed)
-	case errors.Is(err, ErrTooLarge):
+	case errors.Is(err, hub.ErrTooLarge), errors.Is(err, wire.ErrTooLarge):
 		return string(policy.CodeTooLarge)
-	case errors.Is(err, ErrRateLimited):
+	case errors.Is(err, hub.ErrRateLimited):
 		return wire.CodeRateLimited
-	case errors.Is(err, ErrUnauthenticated):
+	case errors.Is(err, hub.ErrUnauthenticated):
 		return wire.CodeUnauthenticated
-	case errors.Is(err, ErrBadRequest), errors.Is(err, storage.ErrInvalid):
+	case errors.Is(err, hub.ErrBadRequest), errors.Is(err, storage.ErrInvalid):
 		return wire.CodeBadRequest
 	case errors.Is(err, storage.ErrNotHosted):
 		return wire.CodeNotHosted
-	case errors.Is(err, storage.ErrNotFound), errors.Is(err, ErrNoBlobs):
+	case errors.Is(err, storage.ErrNotFound), errors.Is(err, hub.ErrNoBlobs):
 		return wire.CodeNotFound
 	case errors.Is(err, storage.ErrSuspended):
 		return wire.CodeSuspended

@@ -1,0 +1,314 @@
+// Package httpapi serves a hub.Service over HTTP and WebSocket
+// (docs/API.md): the public API, the operator's admin API, the mapping of
+// the service's Go errors to wire codes and HTTP statuses, and the HTTP
+// metrics. It decodes requests with package wire's limited decoder, calls
+// the service's exported methods, and encodes their answers.
+//
+// It never decides authority (every accept, refuse and read rule is the
+// service's, which asks policy) and never touches storage directly: what it
+// knows of the hub is what hub.Service exports.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/internal/ratelimit"
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/wire"
+)
+
+// Config bounds the public API. Zero values take the documented defaults.
+type Config struct {
+	// Version is reported by /v1/info.
+	Version string
+	// MaxBody bounds a request body other than a blob; default 4 MiB.
+	MaxBody int64
+	// MaxBatch bounds the objects of one request or frame; default 1,000.
+	MaxBatch int
+	// MaxFrame bounds one WebSocket message; default 4 MiB.
+	MaxFrame int64
+	// SourceRate and SourceBurst limit requests, WebSocket frames and posted
+	// objects per source address (token bucket); defaults 500/s and 2,000.
+	// A negative SourceRate disables the limit.
+	SourceRate  float64
+	SourceBurst int
+	// MaxSockets bounds open WebSockets; default 20,000.
+	MaxSockets int
+	// MaxInflight bounds concurrent requests of one WebSocket; default 64.
+	MaxInflight int
+	// WriteTimeout bounds one write to a WebSocket; default 10 s.
+	WriteTimeout time.Duration
+	// Recheck is how often a subscription's read permission is checked
+	// again (bans and revocations end subscriptions within it); default 10 s.
+	Recheck time.Duration
+	// Coalesce is the longest a pushed message waits so that one write to
+	// a subscriber carries several; answers are never delayed. Default 25 ms.
+	Coalesce time.Duration
+	// PresignTTL is the lifetime of presigned blob URLs; default 15 min.
+	PresignTTL time.Duration
+	// Logger; default discards.
+	Logger *slog.Logger
+}
+
+func (c *Config) defaults() {
+	def := func(v *int64, d int64) {
+		if *v <= 0 {
+			*v = d
+		}
+	}
+	def(&c.MaxBody, 4<<20)
+	def(&c.MaxFrame, 4<<20)
+	for _, p := range []struct {
+		v *int
+		d int
+	}{{&c.MaxBatch, 1000}, {&c.SourceBurst, 2000}, {&c.MaxSockets, 20000}, {&c.MaxInflight, 64}} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
+	}
+	if c.SourceRate == 0 {
+		c.SourceRate = 500
+	}
+	for _, p := range []struct {
+		v *time.Duration
+		d time.Duration
+	}{{&c.WriteTimeout, 10 * time.Second}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}, {&c.Coalesce, 25 * time.Millisecond}} {
+		if *p.v <= 0 {
+			*p.v = p.d
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// API serves a hub.Service over HTTP and WebSocket (docs/API.md).
+type API struct {
+	svc     *hub.Service
+	cfg     Config
+	metrics *Metrics
+	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
+	mux     *http.ServeMux
+
+	mu      sync.Mutex // guards sockets and closing
+	sockets map[*socket]struct{}
+	closing bool
+	work    sync.WaitGroup // requests of sockets in flight
+}
+
+// New returns the public API of svc.
+func New(svc *hub.Service, cfg Config) *API {
+	cfg.defaults()
+	a := &API{svc: svc, cfg: cfg, metrics: newMetrics(), mux: http.NewServeMux(), sockets: map[*socket]struct{}{}}
+	if cfg.SourceRate > 0 {
+		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
+	}
+	a.route("GET /v1/info", a.info)
+	a.route("POST /v1/auth/challenge", a.challenge)
+	a.route("POST /v1/auth/session", a.session)
+	a.route("POST /v1/servers/{server}/events", a.publishEvents)
+	a.route("GET /v1/servers/{server}/events", a.events)
+	a.route("POST /v1/envelopes", a.postEnvelopes)
+	a.route("GET /v1/servers/{server}/channels/{channel}/envelopes", a.readChannel)
+	a.route("POST /v1/servers/{server}/channels/{channel}/reconcile", a.reconcile)
+	a.route("GET /v1/servers/{server}/envelopes/{id}", a.envelope)
+	a.route("POST /v1/tombstones", a.tombstones)
+	a.route("PUT /v1/servers/{server}/blobs/{blob}", a.putBlob)
+	a.route("GET /v1/servers/{server}/blobs/{blob}", a.getBlob)
+	a.route("POST /v1/servers/{server}/blobs/{blob}/presign", a.presign)
+	a.route("GET /v1/ws", a.websocket)
+	health(a.mux, svc)
+	return a
+}
+
+// Handler returns the API's HTTP handler.
+func (a *API) Handler() http.Handler { return a.mux }
+
+// Metrics returns the API's collectors, for the binary to register.
+func (a *API) Metrics() *Metrics { return a.metrics }
+
+// handlerFunc is an API handler: it writes its success itself and returns
+// an error, which the wrapper writes as {code, message}.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+func (a *API) route(pattern string, h handlerFunc) {
+	name := pattern[strings.IndexByte(pattern, ' ')+1:]
+	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		err := a.limitSource(r, 1)
+		if err == nil {
+			err = h(w, r)
+		}
+		status := 200
+		if err != nil {
+			we := wireError(err)
+			status = wire.Status(we.Code)
+			if status == http.StatusInternalServerError {
+				a.cfg.Logger.Error("hub: request failed", "route", name, "err", err)
+			}
+			writeError(w, status, we)
+		}
+		if name != "/v1/ws" || err != nil { // a WebSocket's lifetime is not a request's latency
+			a.metrics.requests.WithLabelValues(name, strconv.Itoa(status/100)+"xx").Observe(time.Since(start).Seconds())
+		}
+	})
+}
+
+func writeError(w http.ResponseWriter, status int, we *wire.Error) {
+	b, _ := wire.Marshal(wire.JSON, we)
+	w.Header().Set("Content-Type", wire.JSON)
+	if status == http.StatusTooManyRequests {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.WriteHeader(status)
+	w.Write(b)
+}
+
+// limitSource spends n tokens of the request's source address.
+func (a *API) limitSource(r *http.Request, n int) error {
+	if a.sources == nil {
+		return nil
+	}
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return nil // not an IP transport (tests over pipes)
+	}
+	if !a.sources.AllowN(ap.Addr().Unmap(), n) {
+		a.metrics.rateLimited.WithLabelValues("source").Inc()
+		return fmt.Errorf("source %s: %w", ap.Addr(), hub.ErrRateLimited)
+	}
+	return nil
+}
+
+// mediaType picks the response encoding: JSON when the request is JSON or
+// asks for it, else CBOR.
+func mediaType(r *http.Request) string {
+	if strings.HasPrefix(r.Header.Get("Content-Type"), wire.JSON) || strings.Contains(r.Header.Get("Accept"), wire.JSON) {
+		return wire.JSON
+	}
+	return wire.CBOR
+}
+
+func reply(w http.ResponseWriter, r *http.Request, status int, v any) error {
+	mt := mediaType(r)
+	b, err := wire.Marshal(mt, v)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", mt)
+	w.WriteHeader(status)
+	w.Write(b) // a client that went away is not an error of the request
+	return nil
+}
+
+// decode reads a bounded body in its declared encoding.
+func (a *API) decode(r *http.Request, v any) error { return decodeBody(r, a.cfg.MaxBody, v) }
+
+func decodeBody(r *http.Request, limit int64, v any) error {
+	b, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, limit))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return fmt.Errorf("%w: body over %d bytes", hub.ErrTooLarge, limit)
+		}
+		return fmt.Errorf("%w: reading body: %v", hub.ErrBadRequest, err)
+	}
+	mt := wire.CBOR
+	if strings.HasPrefix(r.Header.Get("Content-Type"), wire.JSON) {
+		mt = wire.JSON
+	}
+	return wire.Unmarshal(mt, b, v)
+}
+
+// objects decodes a batch of signed objects and charges the source for it.
+func (a *API) objects(r *http.Request) ([][]byte, error) {
+	var in wire.Objects
+	if err := a.decode(r, &in); err != nil {
+		return nil, err
+	}
+	if len(in.Objects) == 0 || len(in.Objects) > a.cfg.MaxBatch {
+		return nil, fmt.Errorf("%w: %d objects in one request, want 1..%d", hub.ErrTooLarge, len(in.Objects), a.cfg.MaxBatch)
+	}
+	if err := a.limitSource(r, len(in.Objects)-1); err != nil {
+		return nil, err
+	}
+	return in.Objects, nil
+}
+
+// caller returns who a request is from: the session of its bearer token
+// (or token query parameter, for browsers' WebSockets), or anonymous.
+// A token that is present but invalid is refused.
+func (a *API) caller(r *http.Request) (hub.Caller, error) {
+	token := r.URL.Query().Get("token")
+	if h := r.Header.Get("Authorization"); h != "" {
+		t, ok := strings.CutPrefix(h, "Bearer ")
+		if !ok {
+			return hub.Caller{}, fmt.Errorf("%w: Authorization is not a bearer token", hub.ErrUnauthenticated)
+		}
+		token = t
+	}
+	if token == "" {
+		return hub.Caller{}, nil
+	}
+	return a.svc.Authenticate(token)
+}
+
+// readErr turns policy's refusal of an anonymous caller into
+// "unauthenticated": the answer is to sign in, not that access is denied.
+func readErr(rd hub.Caller, err error) error {
+	if rd.Identity.IsZero() && policy.CodeOf(err) == policy.CodeForbidden {
+		return fmt.Errorf("%w: %v", hub.ErrUnauthenticated, err)
+	}
+	return err
+}
+
+func pathID(r *http.Request, name string) (policy.ID, error) {
+	id, err := policy.ParseID(r.PathValue(name))
+	if err != nil {
+		return id, fmt.Errorf("%w: %s: %v", hub.ErrBadRequest, name, err)
+	}
+	return id, nil
+}
+
+// page reads the after and limit query parameters (limit default 1,000).
+func page(r *http.Request) (after uint64, limit int, err error) {
+	q := r.URL.Query()
+	if s := q.Get("after"); s != "" {
+		if after, err = strconv.ParseUint(s, 10, 64); err != nil {
+			return 0, 0, fmt.Errorf("%w: after: %v", hub.ErrBadRequest, err)
+		}
+	}
+	limit = 1000
+	if s := q.Get("limit"); s != "" {
+		if limit, err = strconv.Atoi(s); err != nil {
+			return 0, 0, fmt.Errorf("%w: limit: %v", hub.ErrBadRequest, err)
+		}
+	}
+	return after, limit, storage.CheckPage(limit)
+}
+
+// health serves /healthz (the process runs) and /readyz (its store answers).
+func health(mux *http.ServeMux, svc *hub.Service) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := svc.Ready(ctx); err != nil {
+			writeError(w, http.StatusServiceUnavailable, &wire.Error{Code: wire.CodeUnavailable, Message: err.Error()})
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+}
