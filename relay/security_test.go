@@ -143,9 +143,13 @@ func TestQuotas(t *testing.T) {
 	}
 }
 
+// restCredential issues a credential as operators' tools do.
 func restCredential(secret, user string, ttl time.Duration) (string, string) {
-	name := strconv.FormatInt(time.Now().Add(ttl).Unix(), 10) + ":" + user
-	return name, restPassword(secret, name)
+	name, pass, err := RESTCredential(secret, user, time.Now().Add(ttl))
+	if err != nil {
+		panic(err)
+	}
+	return name, pass
 }
 
 func TestCredentials(t *testing.T) {
