@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -104,13 +105,21 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 			sent = append(sent, raw)
 			poster.send(wire.Frame{Op: wire.OpPost, ID: uint64(i + 1), Objects: [][]byte{raw}})
 		}
+		// Shut down once the hub is busy with the posts (after the first
+		// acknowledgement: on a loaded machine the hub may not have read any
+		// post yet when the test has written them all), then read
+		// acknowledgements until the hub closes the connection.
 		done := make(chan error, 1)
-		go func() {
-			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			done <- e.api.Shutdown(ctx)
-		}()
-		// Read acknowledgements until the hub closes the connection.
+		var shutdown sync.Once
+		startShutdown := func() {
+			shutdown.Do(func() {
+				go func() {
+					ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+					defer cancel()
+					done <- e.api.Shutdown(ctx)
+				}()
+			})
+		}
 		acked := map[policy.ID]bool{}
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		defer cancel()
@@ -126,9 +135,11 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 			for _, f := range frames {
 				if f.Op == wire.OpAck && len(f.Results) == 1 && f.Results[0].Receipt != nil {
 					acked[policy.Sum(sent[f.ID-1])] = true
+					startShutdown()
 				}
 			}
 		}
+		startShutdown() // nothing acknowledged: shut down anyway, and fail below
 		if err := <-done; err != nil {
 			t.Fatal(err)
 		}
