@@ -120,17 +120,18 @@ func TestNewLogger(t *testing.T) {
 		{"info+2", false, 0, true},
 	} {
 		t.Run(tc.level, func(t *testing.T) {
-			var buf bytes.Buffer
-			log, err := NewLogger(&buf, LogConfig{Level: tc.level, JSON: tc.json})
+			level, err := ParseLevel(tc.level)
 			if tc.refused {
 				if err == nil || !strings.Contains(err.Error(), "log_level") {
 					t.Fatalf("level %q accepted: %v", tc.level, err)
 				}
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
+			if err != nil || level != tc.want {
+				t.Fatalf("level %q parsed as %v, %v", tc.level, level, err)
 			}
+			var buf bytes.Buffer
+			log := NewLogger(&buf, LogConfig{Level: level, JSON: tc.json})
 			ctx := context.Background()
 			if !log.Enabled(ctx, tc.want) || log.Enabled(ctx, tc.want-1) {
 				t.Fatalf("level %q does not log from %v exactly", tc.level, tc.want)

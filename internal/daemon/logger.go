@@ -25,22 +25,18 @@ func ParseLevel(s string) (slog.Level, error) {
 
 // LogConfig is how a binary logs.
 type LogConfig struct {
-	// Level is a log_level setting (see ParseLevel); default info.
-	Level string
+	// Level is the least severe level logged (from ParseLevel); default
+	// info.
+	Level slog.Level
 	// JSON selects one JSON object a line; default logfmt-style text.
 	JSON bool
 }
 
-// NewLogger returns a logger writing to w, or an error if the level is not
-// one ParseLevel accepts.
-func NewLogger(w io.Writer, c LogConfig) (*slog.Logger, error) {
-	level, err := ParseLevel(c.Level)
-	if err != nil {
-		return nil, err
-	}
-	opts := &slog.HandlerOptions{Level: level}
+// NewLogger returns a logger writing to w.
+func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: c.Level}
 	if c.JSON {
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts)), nil
+	return slog.New(slog.NewTextHandler(w, opts))
 }
