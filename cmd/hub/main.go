@@ -73,7 +73,11 @@ func serve(ctx context.Context, s settings, log *slog.Logger, stdout io.Writer) 
 	if err != nil {
 		return err
 	}
-	defer stores.Close()
+	defer func() { // after everything that writes: closing commits what is pending
+		if err := stores.Close(); err != nil {
+			log.Error("closing the stores", "err", err)
+		}
+	}()
 
 	svc, bus, closeService, err := newService(ctx, s, key, stores, log)
 	if err != nil {
