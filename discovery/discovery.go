@@ -6,7 +6,8 @@
 // validated by every DHT node: forged, expired, oversized or mismatched
 // records are refused and the newest valid one wins. Provider records
 // announce which nodes serve a server (SHA-256("server" || ServerID)) or a
-// small chat (SHA-256("chat" || RoomID)).
+// small chat (SHA-256("chat" || RoomID)). An Announcer keeps a node's own
+// record in the DHT, republishing it before it expires.
 //
 // The DHT helps nodes find each other; it decides nothing about who is in
 // charge and sees nothing of what is said.

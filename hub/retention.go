@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -36,6 +37,33 @@ func (s *Service) Sweep(ctx context.Context) (storage.Swept, error) {
 	s.metrics.swept.WithLabelValues("envelopes").Add(float64(total.Envelopes))
 	s.metrics.swept.WithLabelValues("bytes").Add(float64(total.Bytes))
 	return total, errors.Join(errs...)
+}
+
+// RunRetention sweeps (Sweep) every interval until ctx ends, logging what
+// each sweep freed and what it could not sweep; a server that failed is
+// tried again at the next interval. It returns once ctx is done and no
+// sweep is running, so a caller that waits for it may then close the
+// store. An interval that is not positive is an error.
+func (s *Service) RunRetention(ctx context.Context, interval time.Duration) error {
+	if interval <= 0 {
+		return fmt.Errorf("hub: retention interval %v: must be positive", interval)
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		sw, err := s.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			s.cfg.Logger.Warn("retention sweep", "err", err)
+		}
+		if sw.Envelopes > 0 {
+			s.cfg.Logger.Info("retention sweep", "envelopes", sw.Envelopes, "bytes", sw.Bytes)
+		}
+	}
 }
 
 func (s *Service) sweepServer(ctx context.Context, server policy.ID) (storage.Swept, error) {

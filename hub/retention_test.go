@@ -104,3 +104,47 @@ func (f *fixture) usage(t *testing.T) storage.Usage {
 	}
 	return tn.Usage
 }
+
+// RunRetention sweeps on its own, every interval, until its context ends;
+// it refuses an interval that would never (or constantly) sweep.
+func TestRunRetention(t *testing.T) {
+	for _, interval := range []time.Duration{0, -time.Second} {
+		f := newFixtureOn(t, "sqlite")
+		if err := f.hub.RunRetention(context.Background(), interval); err == nil {
+			t.Fatalf("interval %v accepted", interval)
+		}
+	}
+	f := newFixtureOn(t, "sqlite")
+	f.community()
+	capped := f.event("alice", &policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 3000})
+	f.mustPublish(capped)
+	dave := f.device("dave")
+	var raws [][]byte
+	for range 10 {
+		raws = append(raws, f.envelope(dave, capped.ID, 1000).Raw)
+	}
+	for i, p := range f.post(raws...) {
+		if p.Err != nil {
+			t.Fatalf("envelope %d: %v", i, p.Err)
+		}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.hub.RunRetention(ctx, 10*time.Millisecond) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for f.stored(capped.ID) > 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("after 10 s of sweeps every 10 ms, capped holds %d envelopes of 1,000 bytes, over its 3,000", f.stored(capped.ID))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("RunRetention did not return after its context ended")
+	}
+}

@@ -2,7 +2,9 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,10 +12,12 @@ import (
 	"strings"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/peer"
-	"go.yaml.in/yaml/v3"
-
+	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/internal/daemon"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage/profile"
+	"github.com/guildhall/guildhall/storage/s3"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // Config is the hub's configuration file (configs/hub.yaml documents every
@@ -107,24 +111,53 @@ type Limits struct {
 	Coalesce    time.Duration `yaml:"coalesce"`
 }
 
+// configure declares the flags on fl, parses args and returns the
+// configuration: the file, then the environment, then the flags. It
+// returns nil when -version (printed to stdout) or -healthcheck has done
+// the work.
+func configure(fl *flag.FlagSet, args []string, getenv func(string) string, stdout io.Writer) (*Config, error) {
+	configPath := fl.String("config", getenv("GUILDHALL_HUB_CONFIG"), "configuration file (YAML; see configs/hub.yaml)")
+	dataDir := fl.String("data-dir", "", "data directory (embedded storage and node key)")
+	listen := fl.String("listen", "", "API listen address (default 127.0.0.1:7420)")
+	adminListen := fl.String("admin-listen", "", "admin and metrics listen address (default 127.0.0.1:7421)")
+	pgURL := fl.String("postgres", "", "PostgreSQL URL (default: embedded SQLite)")
+	admission := fl.String("admission", "", "open, allow-list or provisioned")
+	logLevel := fl.String("log-level", "", "debug, info, warn or error")
+	common := daemon.AddCommon(fl)
+	if err := fl.Parse(args); err != nil {
+		return nil, err
+	}
+	if done, err := common.Handle("hub", version, stdout); done {
+		return nil, err
+	}
+	cfg, err := load(*configPath)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.applyEnv(getenv); err != nil {
+		return nil, err
+	}
+	for _, f := range []struct {
+		flag *string
+		dst  *string
+	}{{dataDir, &cfg.DataDir}, {listen, &cfg.Listen}, {adminListen, &cfg.Admin.Listen}, {pgURL, &cfg.Storage.PostgresURL},
+		{admission, &cfg.Admission.Mode}, {logLevel, &cfg.LogLevel}} {
+		if *f.flag != "" {
+			*f.dst = *f.flag
+		}
+	}
+	return &cfg, nil
+}
+
 // load reads a config file strictly: an unknown key is an error, so a typo
-// never silently falls back to a default.
+// never silently falls back to a default. No file is the empty
+// configuration: a home node.
 func load(path string) (Config, error) {
 	var c Config
 	if path == "" {
 		return c, nil
 	}
-	f, err := os.Open(path)
-	if err != nil {
-		return c, err
-	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%s: %w", path, err)
-	}
-	return c, nil
+	return c, daemon.LoadYAML(path, &c)
 }
 
 // envOverrides are the environment variables that override the file.
@@ -176,16 +209,31 @@ func (c *Config) applyEnv(getenv func(string) string) error {
 	return nil
 }
 
-// finish fills defaults and checks the result. The defaults are a home
-// node: embedded storage in the user's data directory, listening on
-// loopback only, admitting any server (only local programs can reach it).
-func (c *Config) finish() error {
+// settings is a configuration resolved once: defaults filled, files read
+// and every value parsed into what the packages take.
+type settings struct {
+	Config
+	admission   hub.Admission
+	ownerCert   *policy.DeviceCert // home.owner_cert, if set
+	allowed     []policy.ID
+	bootstrap   []peer.AddrInfo
+	peers       []peer.AddrInfo
+	stores      profile.Config
+	log         daemon.LogConfig
+	profileName string // for the banner
+}
+
+// resolve fills defaults and checks the result, reporting every problem at
+// once. The defaults are a home node: embedded storage in the user's data
+// directory, listening on loopback only, admitting any server (only local
+// programs can reach it). Secret files must not be readable by others.
+func (c Config) resolve(getenv func(string) string) (settings, error) {
 	if c.DataDir == "" {
-		base := os.Getenv("XDG_DATA_HOME")
+		base := getenv("XDG_DATA_HOME")
 		if base == "" {
-			home, err := os.UserHomeDir()
-			if err != nil {
-				return fmt.Errorf("data_dir: no home directory: %w", err)
+			home := getenv("HOME")
+			if home == "" {
+				return settings{}, errors.New("data_dir: no home directory: $HOME is not defined")
 			}
 			base = filepath.Join(home, ".local", "share")
 		}
@@ -200,25 +248,27 @@ func (c *Config) finish() error {
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:7421"
 	}
-	if c.Admin.TokenFile != "" && c.Admin.Token == "" {
-		b, err := os.ReadFile(c.Admin.TokenFile)
+	if c.Storage.SweepInterval == 0 {
+		c.Storage.SweepInterval = 10 * time.Minute
+	}
+	var errs []error
+	fail := func(err error, format string, args ...any) {
 		if err != nil {
-			return fmt.Errorf("admin.token_file: %w", err)
+			errs = append(errs, fmt.Errorf(format+": %w", append(args, err)...))
 		}
-		c.Admin.Token = strings.TrimSpace(string(b))
+	}
+	var err error
+	if c.Admin.TokenFile != "" && c.Admin.Token == "" {
+		c.Admin.Token, err = daemon.ReadSecret(c.Admin.TokenFile)
+		fail(err, "admin.token_file")
 	}
 	if c.Storage.S3.SecretKeyFile != "" && c.Storage.S3.SecretKey == "" {
-		b, err := os.ReadFile(c.Storage.S3.SecretKeyFile)
-		if err != nil {
-			return fmt.Errorf("storage.s3.secret_key_file: %w", err)
-		}
-		c.Storage.S3.SecretKey = strings.TrimSpace(string(b))
+		c.Storage.S3.SecretKey, err = daemon.ReadSecret(c.Storage.S3.SecretKeyFile)
+		fail(err, "storage.s3.secret_key_file")
 	}
-	if c.Home.OwnerCertFile != "" && c.Home.OwnerCert == "" {
+	if c.Home.OwnerCertFile != "" && c.Home.OwnerCert == "" { // a certificate, not a secret
 		b, err := os.ReadFile(c.Home.OwnerCertFile)
-		if err != nil {
-			return fmt.Errorf("home.owner_cert_file: %w", err)
-		}
+		fail(err, "home.owner_cert_file")
 		c.Home.OwnerCert = strings.TrimSpace(string(b))
 	}
 	if c.Admission.Mode == "" {
@@ -231,33 +281,26 @@ func (c *Config) finish() error {
 			c.Admission.Mode = "provisioned"
 		}
 	}
-	var errs []error
-	switch c.Admission.Mode {
-	case "open", "allow-list", "provisioned":
-	case "home":
-		if c.Home.OwnerCert == "" {
-			errs = append(errs, errors.New("admission.mode home needs home.owner_cert"))
-		}
-	default:
-		errs = append(errs, fmt.Errorf("admission.mode %q: want open, allow-list, provisioned or home", c.Admission.Mode))
+	s := settings{Config: c}
+	s.admission, err = hub.ParseAdmission(c.Admission.Mode)
+	fail(err, "admission.mode")
+	if s.admission == hub.Home && c.Home.OwnerCert == "" {
+		errs = append(errs, errors.New("admission.mode home needs home.owner_cert"))
 	}
 	if c.Home.OwnerCert != "" {
-		if _, err := policy.DecodeCertToken(c.Home.OwnerCert); err != nil {
-			errs = append(errs, fmt.Errorf("home.owner_cert: %w", err))
-		}
+		s.ownerCert, err = policy.DecodeCertToken(c.Home.OwnerCert)
+		fail(err, "home.owner_cert")
 	}
 	if c.P2P.Enabled {
-		if _, err := addrInfos(c.P2P.Bootstrap); err != nil {
-			errs = append(errs, fmt.Errorf("p2p.bootstrap: %w", err))
-		}
-		if _, err := addrInfos(c.P2P.Peers); err != nil {
-			errs = append(errs, fmt.Errorf("p2p.peers: %w", err))
-		}
+		s.bootstrap, err = addrInfos(c.P2P.Bootstrap)
+		fail(err, "p2p.bootstrap")
+		s.peers, err = addrInfos(c.P2P.Peers)
+		fail(err, "p2p.peers")
 	}
-	for _, s := range c.Admission.Allow {
-		if _, err := policy.ParseID(s); err != nil {
-			errs = append(errs, fmt.Errorf("admission.allow %q: %w", s, err))
-		}
+	for _, a := range c.Admission.Allow {
+		id, err := policy.ParseID(a)
+		fail(err, "admission.allow %q", a)
+		s.allowed = append(s.allowed, id)
 	}
 	if !loopback(c.Admin.Listen) && c.Admin.Token == "" {
 		errs = append(errs, fmt.Errorf("admin.listen %s is not a loopback address: set admin.token (or token_file)", c.Admin.Listen))
@@ -268,28 +311,31 @@ func (c *Config) finish() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		errs = append(errs, errors.New("tls: set both cert_file and key_file, or neither"))
 	}
-	s3 := c.Storage.S3
-	if s3.Endpoint != "" && (s3.Bucket == "" || s3.AccessKey == "" || s3.SecretKey == "") {
+	s3c := c.Storage.S3
+	if s3c.Endpoint != "" && (s3c.Bucket == "" || s3c.AccessKey == "" || s3c.SecretKey == "") {
 		errs = append(errs, errors.New("storage.s3: endpoint needs bucket, access_key and secret_key"))
 	}
-	if s3.Endpoint != "" && c.Storage.PostgresURL == "" {
+	if s3c.Endpoint != "" && c.Storage.PostgresURL == "" {
 		errs = append(errs, errors.New("storage.s3 needs storage.postgres_url: blob references live in the database"))
 	}
 	if c.Storage.Timeout < 0 {
 		errs = append(errs, errors.New("storage.timeout must not be negative"))
 	}
-	if c.Storage.SweepInterval == 0 {
-		c.Storage.SweepInterval = 10 * time.Minute
-	}
 	if c.Storage.SweepInterval < time.Second {
 		errs = append(errs, errors.New("storage.sweep_interval must be at least 1s: retention is the servers' policy, not optional"))
 	}
-	switch c.LogLevel {
-	case "", "debug", "info", "warn", "error":
-	default:
-		errs = append(errs, fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel))
+	s.stores = profile.Config{Dir: c.DataDir, PostgresURL: c.Storage.PostgresURL, Timeout: c.Storage.Timeout,
+		S3: s3.Config{Endpoint: s3c.Endpoint, Secure: s3c.Secure, AccessKey: s3c.AccessKey, SecretKey: s3c.SecretKey,
+			Region: s3c.Region, Bucket: s3c.Bucket, CreateBucket: s3c.CreateBucket}}
+	s.profileName = "embedded storage in " + c.DataDir
+	if !s.stores.Embedded() {
+		s.profileName = "PostgreSQL"
 	}
-	return errors.Join(errs...)
+	s.log.JSON = c.LogFormat == "json"
+	if s.log.Level, err = daemon.ParseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return s, errors.Join(errs...)
 }
 
 // loopback reports whether a listen address binds only loopback.

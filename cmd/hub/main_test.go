@@ -28,12 +28,13 @@ func TestExampleConfigLoads(t *testing.T) {
 	}
 	c.Admin.Token = "set by the operator"
 	c.Storage.PostgresURL = "postgres://hub@db/hub"
-	if err := c.finish(); err != nil {
+	s, err := c.resolve(os.Getenv)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Listen != "0.0.0.0:7420" || c.Admission.Mode != "provisioned" || c.Limits.PostRate != 50 || c.Admission.DefaultQuota.Bytes != 10<<30 ||
-		c.Storage.Timeout != 30*time.Second || c.Storage.SweepInterval != 10*time.Minute {
-		t.Fatalf("loaded %+v", c)
+	if s.Listen != "0.0.0.0:7420" || s.Admission.Mode != "provisioned" || s.Limits.PostRate != 50 || s.Admission.DefaultQuota.Bytes != 10<<30 ||
+		s.Storage.Timeout != 30*time.Second || s.Storage.SweepInterval != 10*time.Minute {
+		t.Fatalf("loaded %+v", s)
 	}
 }
 
@@ -46,27 +47,34 @@ func TestConfigRefusals(t *testing.T) {
 		}
 		return p
 	}
+	openSecret := filepath.Join(dir, "readable-by-all")
+	if err := os.WriteFile(openSecret, []byte("s3cr3t\n"), 0o644); err != nil || os.Chmod(openSecret, 0o644) != nil {
+		t.Fatal(err)
+	}
 	if _, err := load(write("listne: 1.2.3.4:5\n")); err == nil || !strings.Contains(err.Error(), "listne") {
 		t.Fatalf("a misspelt key was accepted: %v", err)
 	}
 	for name, c := range map[string]Config{
-		"public admin without token": {DataDir: dir, Admin: AdminConfig{Listen: "0.0.0.0:7421"}},
-		"unknown admission":          {DataDir: dir, Admission: AdmissionCfg{Mode: "sometimes"}},
-		"bad allow-list entry":       {DataDir: dir, Admission: AdmissionCfg{Allow: []string{"nope"}}},
-		"half TLS":                   {DataDir: dir, TLS: TLSConfig{CertFile: "c.pem"}},
-		"S3 without database":        {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
-		"S3 without credentials":     {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
-		"negative storage timeout":   {DataDir: dir, Storage: StorageConf{Timeout: -time.Second}},
-		"sweeps off":                 {DataDir: dir, Storage: StorageConf{SweepInterval: -time.Second}},
+		"public admin without token":  {DataDir: dir, Admin: AdminConfig{Listen: "0.0.0.0:7421"}},
+		"unknown admission":           {DataDir: dir, Admission: AdmissionCfg{Mode: "sometimes"}},
+		"bad allow-list entry":        {DataDir: dir, Admission: AdmissionCfg{Allow: []string{"nope"}}},
+		"half TLS":                    {DataDir: dir, TLS: TLSConfig{CertFile: "c.pem"}},
+		"S3 without database":         {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
+		"S3 without credentials":      {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
+		"negative storage timeout":    {DataDir: dir, Storage: StorageConf{Timeout: -time.Second}},
+		"sweeps off":                  {DataDir: dir, Storage: StorageConf{SweepInterval: -time.Second}},
+		"an unknown log level":        {DataDir: dir, LogLevel: "verbose"},
+		"a world-readable token file": {DataDir: dir, Admin: AdminConfig{TokenFile: openSecret}},
+		"a world-readable S3 secret":  {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKeyFile: openSecret}}},
 	} {
-		if err := c.finish(); err == nil {
+		if _, err := c.resolve(os.Getenv); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
 	// Public listener with no admission mode: deny by default.
 	c := Config{DataDir: dir, Listen: "0.0.0.0:7420"}
-	if err := c.finish(); err != nil || c.Admission.Mode != "provisioned" {
-		t.Fatalf("public default admission %q, %v", c.Admission.Mode, err)
+	if s, err := c.resolve(os.Getenv); err != nil || s.Admission.Mode != "provisioned" {
+		t.Fatalf("public default admission %q, %v", s.Admission.Mode, err)
 	}
 	// Environment overrides the file, flags override the environment.
 	p := write("listen: 127.0.0.1:1111\nadmin:\n  listen: 127.0.0.1:2222\n")
@@ -182,7 +190,7 @@ func TestProfileConfigs(t *testing.T) {
 			if err := c.applyEnv(func(k string) string { return env[k] }); err != nil {
 				t.Fatal(err)
 			}
-			if err := c.finish(); err != nil {
+			if _, err := c.resolve(os.Getenv); err != nil {
 				t.Fatal(err)
 			}
 		})

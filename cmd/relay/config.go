@@ -1,18 +1,16 @@
 package main
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
-	"go.yaml.in/yaml/v3"
 
+	"github.com/guildhall/guildhall/internal/daemon"
 	"github.com/guildhall/guildhall/p2p"
 	"github.com/guildhall/guildhall/relay"
 )
@@ -93,37 +91,38 @@ type LimitsConfig struct {
 	ChallengeBurst     int           `yaml:"challenge_burst"`
 }
 
-func load(path string) (Config, error) {
-	c, err := loadFile(path)
-	if err == nil {
-		// A secret from the environment (a container's .env), newest first.
-		if s := os.Getenv("GUILDHALL_RELAY_SECRET"); s != "" {
-			c.Auth.Secrets = append([]string{s}, c.Auth.Secrets...)
-		}
-	}
-	return c, err
-}
-
-func loadFile(path string) (Config, error) {
+// load reads the configuration file strictly (an unknown key is an error)
+// and adds the secret from the environment (a container's .env) first, as
+// the newest.
+func load(path string, getenv func(string) string) (Config, error) {
 	var c Config
 	if path == "" {
 		return c, errors.New("a configuration file is required (-config): a relay needs credentials")
 	}
-	f, err := os.Open(path)
-	if err != nil {
+	if err := daemon.LoadYAML(path, &c); err != nil {
 		return c, err
 	}
-	defer f.Close()
-	dec := yaml.NewDecoder(f)
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return c, fmt.Errorf("%s: %w", path, err)
+	if s := getenv("GUILDHALL_RELAY_SECRET"); s != "" {
+		c.Auth.Secrets = append([]string{s}, c.Auth.Secrets...)
 	}
 	return c, nil
 }
 
-// finish fills defaults and checks the configuration.
-func (c *Config) finish() error {
+// settings is a configuration resolved once: defaults filled, secret files
+// read and every value parsed into what the packages take.
+type settings struct {
+	Config
+	users     map[string]string
+	secrets   []string
+	limits    relay.Limits
+	p2pRelay  *p2p.RelayConfig // when P2P.Enabled
+	bootstrap []peer.AddrInfo
+	log       daemon.LogConfig
+}
+
+// resolve fills defaults and checks the configuration, reporting every
+// problem at once.
+func (c Config) resolve() (settings, error) {
 	if c.Realm == "" {
 		c.Realm = "guildhall"
 	}
@@ -136,7 +135,13 @@ func (c *Config) finish() error {
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = time.Minute
 	}
+	s := settings{Config: c}
 	var errs []error
+	check := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
 	ext := net.ParseIP(c.ExternalIP)
 	if ext == nil {
 		errs = append(errs, fmt.Errorf("external_ip %q: the relay's public address is required (clients are given it)", c.ExternalIP))
@@ -155,27 +160,25 @@ func (c *Config) finish() error {
 			errs = append(errs, fmt.Errorf("metrics.listen %s is a TURN listener", l))
 		}
 	}
-	if _, err := c.users(); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := c.secrets(); err != nil {
-		errs = append(errs, err)
-	}
-	if _, err := c.limits(); err != nil {
-		errs = append(errs, err)
-	}
+	var err error
+	s.users, err = c.users()
+	check(err)
+	s.secrets, err = c.secrets()
+	check(err)
+	s.limits, err = c.limits()
+	check(err)
+	s.log.Level, err = daemon.ParseLevel(c.LogLevel)
+	check(err)
 	if c.P2P.Enabled {
 		if c.P2P.KeyFile == "" {
 			errs = append(errs, errors.New("p2p.key_file is required (the node's identity persists across restarts)"))
 		}
-		if _, err := c.p2pRelay(); err != nil {
-			errs = append(errs, err)
-		}
-		if _, err := c.bootstrap(); err != nil {
-			errs = append(errs, err)
-		}
+		s.p2pRelay, err = c.p2pRelay()
+		check(err)
+		s.bootstrap, err = c.bootstrap()
+		check(err)
 	}
-	return errors.Join(errs...)
+	return s, errors.Join(errs...)
 }
 
 // users returns the static users, from the file and users_file ("name:password" lines).
@@ -185,7 +188,7 @@ func (c *Config) users() (map[string]string, error) {
 		out[u] = p
 	}
 	if c.Auth.UsersFile != "" {
-		lines, err := readLines(c.Auth.UsersFile)
+		lines, err := daemon.ReadSecretLines(c.Auth.UsersFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth.users_file: %w", err)
 		}
@@ -208,7 +211,7 @@ func (c *Config) users() (map[string]string, error) {
 func (c *Config) secrets() ([]string, error) {
 	out := append([]string(nil), c.Auth.Secrets...)
 	if c.Auth.SecretsFile != "" {
-		lines, err := readLines(c.Auth.SecretsFile)
+		lines, err := daemon.ReadSecretLines(c.Auth.SecretsFile)
 		if err != nil {
 			return nil, fmt.Errorf("auth.secrets_file: %w", err)
 		}
@@ -229,31 +232,6 @@ func (c *Config) limits() (relay.Limits, error) {
 		l.Allow = append(l.Allow, p)
 	}
 	return l, nil
-}
-
-// readLines reads non-empty, non-comment lines; the file must not be
-// readable by others (it holds secrets).
-func readLines(path string) ([]string, error) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return nil, err
-	}
-	if fi.Mode().Perm()&0o007 != 0 {
-		return nil, fmt.Errorf("%s is readable by others (chmod 640 or 600)", path)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	var out []string
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if l := strings.TrimSpace(sc.Text()); l != "" && !strings.HasPrefix(l, "#") {
-			out = append(out, l)
-		}
-	}
-	return out, sc.Err()
 }
 
 // p2pRelay returns the circuit relay settings.

@@ -14,17 +14,18 @@ import (
 )
 
 func TestExampleConfigLoads(t *testing.T) {
-	c, err := load("../../configs/relay.yaml")
+	c, err := load("../../configs/relay.yaml", os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c.Auth.Secrets = []string{"set by the operator"}
 	c.P2P.Bootstrap = []string{"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWHUqURHjmfwL4MP7kSKFuRVFXHKuyv17yiP7phygzTeGz"}
-	if err := c.finish(); err != nil {
+	s, err := c.resolve()
+	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Limits.UserQuota != 32 || c.Relay.PortMin != 49152 || c.Metrics.Listen != "127.0.0.1:9641" {
-		t.Fatalf("loaded %+v", c)
+	if s.Limits.UserQuota != 32 || s.Relay.PortMin != 49152 || s.Metrics.Listen != "127.0.0.1:9641" {
+		t.Fatalf("loaded %+v", s)
 	}
 }
 
@@ -44,12 +45,13 @@ func TestConfigRefusals(t *testing.T) {
 		"a world-readable secrets file": {ExternalIP: "192.0.2.1", Auth: AuthConfig{SecretsFile: secrets}},
 		"a static user with a colon":    {ExternalIP: "192.0.2.1", Auth: AuthConfig{Users: map[string]string{"a:b": "p"}}},
 		"a malformed allow prefix":      {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: LimitsConfig{Allow: []string{"10.0.0.0/99"}}},
+		"an unknown log level":          {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, LogLevel: "verbose"},
 	} {
-		if err := c.finish(); err == nil {
+		if _, err := c.resolve(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
-	if _, err := load(""); err == nil {
+	if _, err := load("", os.Getenv); err == nil {
 		t.Fatal("no configuration accepted")
 	}
 }
@@ -137,7 +139,7 @@ func TestProfileConfigs(t *testing.T) {
 	t.Setenv("GUILDHALL_RELAY_SECRET", "from-the-env")
 	for _, p := range paths {
 		t.Run(filepath.Base(filepath.Dir(p)), func(t *testing.T) {
-			c, err := load(p)
+			c, err := load(p, os.Getenv)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -147,11 +149,12 @@ func TestProfileConfigs(t *testing.T) {
 			if c.ExternalIP == "" {
 				c.ExternalIP = "198.51.100.7" // -external-ip
 			}
-			if err := c.finish(); err != nil {
+			s, err := c.resolve()
+			if err != nil {
 				t.Fatal(err)
 			}
-			if s, _ := c.secrets(); len(s) == 0 || s[0] != "from-the-env" {
-				t.Fatalf("secrets %v: the environment's comes first", s)
+			if len(s.secrets) == 0 || s.secrets[0] != "from-the-env" {
+				t.Fatalf("secrets %v: the environment's comes first", s.secrets)
 			}
 		})
 	}

@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/tls"
+	"log/slog"
+	"net"
+
+	"github.com/guildhall/guildhall/fanout"
+	"github.com/guildhall/guildhall/fanout/pgnotify"
+	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/internal/daemon"
+	"github.com/guildhall/guildhall/storage"
+	"github.com/guildhall/guildhall/storage/profile"
+)
+
+// newService builds the hub service on its stores. On PostgreSQL it also
+// joins the notification bus the replicas sharing the database hear each
+// other on (returned, nil otherwise). closeService stops the bus.
+func newService(ctx context.Context, s settings, key ed25519.PrivateKey, stores *profile.Stores, log *slog.Logger) (
+	svc *hub.Service, bus *pgnotify.Bus, closeService func(), err error) {
+	hcfg := hub.Config{NodeKey: key, NodeCert: s.ownerCert, Store: stores.Meta, Blobs: stores.Blobs, Logger: log,
+		Broker: fanout.New(fanout.Config{QueueLen: s.Limits.QueueLen}), Admission: s.admission, Allowed: s.allowed,
+		DefaultQuota: storage.Quota(s.Admission.DefaultQuota), MaxBlob: s.Limits.MaxBlob, MaxServers: s.Limits.MaxServers,
+		PostRate: s.Limits.PostRate, PostBurst: s.Limits.PostBurst}
+	closeService = func() {}
+	if !s.stores.Embedded() {
+		if bus, err = pgnotify.New(ctx, pgnotify.Config{URL: s.Storage.PostgresURL, Logger: log}); err != nil {
+			return nil, nil, nil, err
+		}
+		hcfg.Notifier = bus
+	}
+	if svc, err = hub.New(hcfg); err != nil {
+		if bus != nil {
+			bus.Close()
+		}
+		return nil, nil, nil, err
+	}
+	if bus != nil {
+		lctx, cancel := context.WithCancel(context.Background())
+		closeService = func() { cancel(); bus.Close() }
+		if err := bus.Listen(lctx, svc); err != nil {
+			closeService()
+			return nil, nil, nil, err
+		}
+	}
+	return svc, bus, closeService, nil
+}
+
+// listen opens the public and admin listeners; the public one speaks TLS
+// when a certificate is configured.
+func listen(s settings) (public, admin net.Listener, scheme string, err error) {
+	if public, err = net.Listen("tcp", s.Listen); err != nil {
+		return nil, nil, "", err
+	}
+	if admin, err = net.Listen("tcp", s.Admin.Listen); err != nil {
+		public.Close()
+		return nil, nil, "", err
+	}
+	if s.TLS.CertFile == "" {
+		return public, admin, "http", nil
+	}
+	var cert daemon.Certificate
+	if err := cert.Load(s.TLS.CertFile, s.TLS.KeyFile); err != nil {
+		public.Close()
+		admin.Close()
+		return nil, nil, "", err
+	}
+	return tls.NewListener(public, cert.TLSConfig()), admin, "https", nil
+}
