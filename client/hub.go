@@ -8,13 +8,3 @@ type HubError = hubapi.Error
 
 // IsCode reports whether err is a hub refusal with that code.
 func IsCode(err error, code string) bool { return hubapi.IsCode(err, code) }
-
-// Hub is the typed client of one hub's API.
-//
-// Deprecated: use hubapi.Client; this name remains for existing callers.
-type Hub = hubapi.Client
-
-// NewHub returns a client for the hub at url.
-//
-// Deprecated: use hubapi.New.
-func NewHub(url string) *Hub { return hubapi.New(url) }

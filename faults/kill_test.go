@@ -10,6 +10,7 @@ import (
 
 	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/client/clienttest"
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -18,7 +19,7 @@ var ctx = context.Background()
 // poster signs envelopes as a member and posts them to a hub, keeping
 // every receipt it is given.
 type poster struct {
-	hub     *client.Hub
+	hub     *hubapi.Client
 	dev     *client.Device
 	server  policy.ID
 	channel policy.ID
@@ -49,7 +50,7 @@ func newPoster(t *testing.T, h *clienttest.Hub) *poster {
 		t.Fatal(err)
 	}
 	dev, _ := c.Device()
-	return &poster{hub: client.NewHub(h.URL), dev: dev, server: server, channel: ch, receipts: map[policy.ID]*policy.Receipt{}}
+	return &poster{hub: hubapi.New(h.URL), dev: dev, server: server, channel: ch, receipts: map[policy.ID]*policy.Receipt{}}
 }
 
 // post posts a batch; acknowledged envelopes are remembered.
@@ -72,7 +73,7 @@ func (p *poster) post(n int) {
 		p.refused += n
 		if p.observe != nil {
 			code := "transport"
-			if he, ok := err.(*client.HubError); ok {
+			if he, ok := err.(*hubapi.Error); ok {
 				code = he.Code
 			}
 			p.observe(code)
@@ -107,7 +108,7 @@ func (p *poster) acked() int {
 // check verifies that the hub holds every acknowledged envelope.
 func (p *poster) check(t *testing.T, h *clienttest.Hub) {
 	t.Helper()
-	hub := client.NewHub(h.URL)
+	hub := hubapi.New(h.URL)
 	token, err := hub.Login(ctx, p.dev)
 	if err != nil {
 		t.Fatal(err)

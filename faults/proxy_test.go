@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/client/clienttest"
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -258,7 +258,7 @@ func TestDatabaseFaults(t *testing.T) {
 func TestBucketFaults(t *testing.T) {
 	h, px := hubBehindProxy(t, "GUILDHALL_TEST_S3")
 	p := newPoster(t, h)
-	hub := client.NewHub(h.URL)
+	hub := hubapi.New(h.URL)
 	token, err := hub.Login(ctx, p.dev)
 	if err != nil {
 		t.Fatal(err)
@@ -272,7 +272,7 @@ func TestBucketFaults(t *testing.T) {
 		id := policy.Sum(data)
 		cctx, cancel := context.WithTimeout(ctx, 5*storageTimeout)
 		defer cancel()
-		var he *client.HubError
+		var he *hubapi.Error
 		switch err := hub.PutBlob(cctx, token, p.server, id, data); {
 		case err == nil:
 			mu.Lock()

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/guildhall/guildhall/client"
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -123,7 +123,7 @@ func TestBucketStopped(t *testing.T) {
 	e := ownEnv(t)
 	h := unlimitedHub(t, "postgres")
 	p := newPoster(t, h)
-	hub := client.NewHub(h.URL)
+	hub := hubapi.New(h.URL)
 	token, err := hub.Login(ctx, p.dev)
 	if err != nil {
 		t.Fatal(err)
@@ -134,7 +134,7 @@ func TestBucketStopped(t *testing.T) {
 	}
 	e.do("s3-stop")
 	err = put([]byte("while the bucket is down"))
-	var he *client.HubError
+	var he *hubapi.Error
 	if !asHubError(err, &he) || he.Code != "unavailable" || he.Status != http.StatusServiceUnavailable {
 		t.Fatalf("a blob upload with the bucket down: %v", err)
 	}
@@ -152,8 +152,8 @@ func TestBucketStopped(t *testing.T) {
 	p.check(t, h)
 }
 
-func asHubError(err error, he **client.HubError) bool {
-	h, ok := err.(*client.HubError)
+func asHubError(err error, he **hubapi.Error) bool {
+	h, ok := err.(*hubapi.Error)
 	if ok {
 		*he = h
 	}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/client/clienttest"
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/wire"
 )
@@ -236,7 +237,7 @@ func TestBinarySweepsRetention(t *testing.T) {
 		}
 	}
 	dev, _ := c.Device()
-	hub := client.NewHub(h.URL)
+	hub := hubapi.New(h.URL)
 	token, err := hub.Login(ctx, dev)
 	if err != nil {
 		t.Fatal(err)

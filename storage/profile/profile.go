@@ -66,10 +66,7 @@ func (c *Config) validate() error {
 // Meta is the metadata store a profile opens: every metadata contract,
 // and Close.
 type Meta interface {
-	storage.Tenants
-	storage.EventLog
-	storage.EnvelopeStore
-	storage.BlobRefs
+	storage.Meta
 	Close() error
 }
 
