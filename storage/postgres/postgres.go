@@ -5,7 +5,7 @@
 //
 // Durability: every session runs with synchronous_commit=on, and a write is
 // acknowledged only after its transaction commits. Writes are grouped
-// (storage/groupcommit): a group of envelope puts costs a handful of round
+// (internal/groupcommit): a group of envelope puts costs a handful of round
 // trips (locks, one existence query, one COPY, counter updates) whatever its
 // size. Sequences: a writer locks the channel row that holds the counter
 // until it commits, so sequence N is committed before N+1 is handed out, in
