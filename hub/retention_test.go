@@ -1,9 +1,11 @@
-package hub
+package hub_test
 
 import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/guildhall/guildhall/hub"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -17,20 +19,20 @@ func TestRetentionSweep(t *testing.T) {
 	for _, profile := range []string{"sqlite", "postgres"} {
 		t.Run(profile, func(t *testing.T) {
 			f := newFixtureOn(t, profile)
-			f.community()
-			brief := f.event("alice", &policy.ChannelCreate{Name: "brief", Durability: policy.Replicated, RetentionMs: 60_000})
-			f.mustPublish(brief)
-			capped := f.event("alice", &policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 5000})
-			f.mustPublish(capped)
-			dave := f.device("dave")
+			f.Community()
+			brief := f.Event("alice", &policy.ChannelCreate{Name: "brief", Durability: policy.Replicated, RetentionMs: 60_000})
+			f.MustPublish(brief)
+			capped := f.Event("alice", &policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 5000})
+			f.MustPublish(capped)
+			dave := f.Device("dave")
 			post := func(channel policy.ID, n int) []*policy.Envelope {
 				var envs []*policy.Envelope
 				var raws [][]byte
 				for range n {
-					e := f.envelope(dave, channel, 1000)
+					e := f.Envelope(dave, channel, 1000)
 					envs, raws = append(envs, e), append(raws, e.Raw)
 				}
-				for i, p := range f.post(raws...) {
+				for i, p := range f.Post(raws...) {
 					if p.Err != nil {
 						t.Fatalf("envelope %d: %v", i, p.Err)
 					}
@@ -39,24 +41,24 @@ func TestRetentionSweep(t *testing.T) {
 			}
 			post(brief.ID, 5)
 			capEnvs := post(capped.ID, 10)
-			post(f.general, 3)
+			post(f.General, 3)
 			before := f.usage(t)
 
-			f.advance(61 * time.Second) // the 5 in brief are now beyond 60 s
+			f.Advance(61 * time.Second) // the 5 in brief are now beyond 60 s
 			fresh := post(brief.ID, 2)
-			late := f.envelope(dave, brief.ID, 100)
-			f.advance(61 * time.Second) // late is now beyond 60 s, fresh too
-			if p := f.post(late.Raw); p[0].Err == nil || Code(p[0].Err) != string(policy.CodeExpired) {
+			late := f.Envelope(dave, brief.ID, 100)
+			f.Advance(61 * time.Second) // late is now beyond 60 s, fresh too
+			if p := f.Post(late.Raw); p[0].Err == nil || Code(p[0].Err) != string(policy.CodeExpired) {
 				t.Fatalf("an envelope beyond the channel's retention was answered %v", p[0].Err)
 			}
-			sw, err := f.hub.Sweep(context.Background())
+			sw, err := f.Hub.Sweep(context.Background())
 			if err != nil {
 				t.Fatal(err)
 			}
-			if n := f.stored(brief.ID); n != 0 {
+			if n := f.Stored(brief.ID); n != 0 {
 				t.Fatalf("%d envelopes left in brief after its retention", n)
 			}
-			left, err := f.hub.Read(context.Background(), Caller{Identity: policy.KeyOf(key("alice"))}, f.gen.ID, capped.ID, 0, storage.MaxPage)
+			left, err := f.Hub.Read(context.Background(), hub.Caller{Identity: policy.KeyOf(key("alice"))}, f.Gen.ID, capped.ID, 0, storage.MaxPage)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +72,7 @@ func TestRetentionSweep(t *testing.T) {
 			if len(left) == 0 || kept > 5000 || kept+uint64(len(capEnvs[0].Raw)) <= 5000 {
 				t.Fatalf("capped keeps %d envelopes, %d bytes: want the most that fit in 5,000", len(left), kept)
 			}
-			if n := f.stored(f.general); n != 3 {
+			if n := f.Stored(f.General); n != 3 {
 				t.Fatalf("general has %d envelopes after a sweep of other channels, want 3", n)
 			}
 			wantEnvs := uint64(5+len(fresh)) + uint64(len(capEnvs)-len(left))
@@ -81,7 +83,7 @@ func TestRetentionSweep(t *testing.T) {
 			if after.Envelopes != before.Envelopes+uint64(len(fresh))-wantEnvs || after.Bytes != before.Bytes+freshBytes(fresh)-sw.Bytes {
 				t.Fatalf("usage %+v before, %+v after sweeping %+v", before, after, sw)
 			}
-			if again, err := f.hub.Sweep(context.Background()); err != nil || again.Envelopes != 0 {
+			if again, err := f.Hub.Sweep(context.Background()); err != nil || again.Envelopes != 0 {
 				t.Fatalf("a second sweep freed %+v, %v", again, err)
 			}
 		})
@@ -98,7 +100,7 @@ func freshBytes(envs []*policy.Envelope) uint64 {
 
 func (f *fixture) usage(t *testing.T) storage.Usage {
 	t.Helper()
-	tn, err := f.store.Tenant(context.Background(), f.gen.ID)
+	tn, err := f.Store.Tenant(context.Background(), f.Gen.ID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -110,31 +112,31 @@ func (f *fixture) usage(t *testing.T) storage.Usage {
 func TestRunRetention(t *testing.T) {
 	for _, interval := range []time.Duration{0, -time.Second} {
 		f := newFixtureOn(t, "sqlite")
-		if err := f.hub.RunRetention(context.Background(), interval); err == nil {
+		if err := f.Hub.RunRetention(context.Background(), interval); err == nil {
 			t.Fatalf("interval %v accepted", interval)
 		}
 	}
 	f := newFixtureOn(t, "sqlite")
-	f.community()
-	capped := f.event("alice", &policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 3000})
-	f.mustPublish(capped)
-	dave := f.device("dave")
+	f.Community()
+	capped := f.Event("alice", &policy.ChannelCreate{Name: "capped", Durability: policy.Replicated, RetentionBytes: 3000})
+	f.MustPublish(capped)
+	dave := f.Device("dave")
 	var raws [][]byte
 	for range 10 {
-		raws = append(raws, f.envelope(dave, capped.ID, 1000).Raw)
+		raws = append(raws, f.Envelope(dave, capped.ID, 1000).Raw)
 	}
-	for i, p := range f.post(raws...) {
+	for i, p := range f.Post(raws...) {
 		if p.Err != nil {
 			t.Fatalf("envelope %d: %v", i, p.Err)
 		}
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- f.hub.RunRetention(ctx, 10*time.Millisecond) }()
+	go func() { done <- f.Hub.RunRetention(ctx, 10*time.Millisecond) }()
 	deadline := time.Now().Add(10 * time.Second)
-	for f.stored(capped.ID) > 2 {
+	for f.Stored(capped.ID) > 2 {
 		if time.Now().After(deadline) {
-			t.Fatalf("after 10 s of sweeps every 10 ms, capped holds %d envelopes of 1,000 bytes, over its 3,000", f.stored(capped.ID))
+			t.Fatalf("after 10 s of sweeps every 10 ms, capped holds %d envelopes of 1,000 bytes, over its 3,000", f.Stored(capped.ID))
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

@@ -40,9 +40,9 @@ func newAPIEnv(t *testing.T, profile string, configure func(*hub.Config, *Config
 			configure(c, &acfg)
 		}
 	})
-	e := &apiEnv{fixture: f, api: New(f.hub, acfg)}
+	e := &apiEnv{fixture: f, api: New(f.Hub, acfg)}
 	e.srv = httptest.NewServer(e.api.Handler())
-	e.admin = httptest.NewServer(NewAdmin(f.hub, "admin-secret", nil))
+	e.admin = httptest.NewServer(NewAdmin(f.Hub, "admin-secret", nil))
 	t.Cleanup(func() { e.api.Shutdown(context.Background()); e.srv.Close(); e.admin.Close() })
 	return e
 }
@@ -100,31 +100,31 @@ func (e *apiEnv) url(format string, args ...any) string {
 
 // login runs the device-key challenge for a signer and returns its token.
 func (e *apiEnv) login(s policy.Signer) string {
-	e.t.Helper()
+	e.T.Helper()
 	var ch wire.Challenge
-	if st, we := call(e.t, "POST", e.srv.URL+"/v1/auth/challenge", "", nil, &ch); we != nil {
-		e.t.Fatalf("challenge: %d %v", st, we)
+	if st, we := call(e.T, "POST", e.srv.URL+"/v1/auth/challenge", "", nil, &ch); we != nil {
+		e.T.Fatalf("challenge: %d %v", st, we)
 	}
-	proof, err := policy.NewAuth(s, policy.AuthBody{Hub: e.hub.NodeID(), Challenge: ch.Challenge, Time: e.now.UnixMilli()})
+	proof, err := policy.NewAuth(s, policy.AuthBody{Hub: e.Hub.NodeID(), Challenge: ch.Challenge, Time: e.Now().UnixMilli()})
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	var sess wire.Session
-	if st, we := call(e.t, "POST", e.srv.URL+"/v1/auth/session", "", wire.SessionRequest{Proof: proof.Raw}, &sess); we != nil {
-		e.t.Fatalf("session: %d %v", st, we)
+	if st, we := call(e.T, "POST", e.srv.URL+"/v1/auth/session", "", wire.SessionRequest{Proof: proof.Raw}, &sess); we != nil {
+		e.T.Fatalf("session: %d %v", st, we)
 	}
 	if sess.Identity != s.Identity || sess.Device != policy.KeyOf(s.Key) {
-		e.t.Fatalf("session for %s/%s", sess.Identity, sess.Device)
+		e.T.Fatalf("session for %s/%s", sess.Identity, sess.Device)
 	}
 	return sess.Token
 }
 
 // postHTTP posts envelopes and returns the per-envelope results.
 func (e *apiEnv) postHTTP(raws ...[]byte) []wire.Result {
-	e.t.Helper()
+	e.T.Helper()
 	var res wire.Results
-	if st, we := call(e.t, "POST", e.srv.URL+"/v1/envelopes", "", wire.Objects{Objects: raws}, &res); we != nil {
-		e.t.Fatalf("post: %d %v", st, we)
+	if st, we := call(e.T, "POST", e.srv.URL+"/v1/envelopes", "", wire.Objects{Objects: raws}, &res); we != nil {
+		e.T.Fatalf("post: %d %v", st, we)
 	}
 	return res.Results
 }
@@ -135,34 +135,34 @@ func TestAPIRefusals(t *testing.T) {
 			c.DefaultQuota = storage.Quota{Envelopes: 20}
 			a.MaxBody = 256 << 10
 		})
-		e.community()
-		dave, carol := e.device("dave"), e.device("carol")
+		e.Community()
+		dave, carol := e.Device("dave"), e.Device("carol")
 		// A second hub, never granted the strict channel.
-		other, err := hub.New(hub.Config{NodeKey: key("other hub"), Store: e.store, Now: func() time.Time { return e.now }})
+		other, err := hub.New(hub.Config{NodeKey: key("other hub"), Store: e.Store, Now: func() time.Time { return e.Now() }})
 		if err != nil {
 			t.Fatal(err)
 		}
 		otherAPI := httptest.NewServer(New(other, Config{}).Handler())
 		defer otherAPI.Close()
 
-		forged := e.envelope(dave, e.general, 10).Raw
+		forged := e.Envelope(dave, e.General, 10).Raw
 		forged = bytes.Clone(forged)
 		forged[len(forged)-1] ^= 1
-		e.tick()
-		revoked := e.device("erin") // erin joins below, then revokes this device
+		e.Tick()
+		revoked := e.Device("erin") // erin joins below, then revokes this device
 		stranger := policy.DeviceSigner(key("zed-phone"), mustCert(t, "zed", "zed-phone"))
 		// Claims to be dave, on a device that mallory certified.
 		unknownDevice := func() []byte {
-			return rawEnvelope(t, key("dave-tablet"), policy.EnvelopeBody{Server: e.gen.ID, Channel: e.general, Epoch: 1,
-				Author: policy.KeyOf(key("dave")), Cert: mustCert(t, "mallory", "dave-tablet").Raw, Time: e.tick(), Ciphertext: []byte("x")})
+			return rawEnvelope(t, key("dave-tablet"), policy.EnvelopeBody{Server: e.Gen.ID, Channel: e.General, Epoch: 1,
+				Author: policy.KeyOf(key("dave")), Cert: mustCert(t, "mallory", "dave-tablet").Raw, Time: e.Tick(), Ciphertext: []byte("x")})
 		}
 
-		e.mustPublish(e.event("erin", &policy.Join{Invite: e.invite("erin").Raw}))
-		e.mustPublish(e.event("frank", &policy.Join{Invite: e.invite("frank").Raw}))
-		e.mustPublish(e.event("erin", &policy.DeviceRevoke{Revocation: policy.NewDeviceRevocation(key("erin"), policy.KeyOf(key("erin-phone")), e.tick()).Raw}))
-		e.mustPublish(e.event("alice", &policy.Ban{Member: policy.KeyOf(key("frank"))}))
-		frank := e.device("frank")
-		readOnly := e.general
+		e.MustPublish(e.Event("erin", &policy.Join{Invite: e.invite("erin").Raw}))
+		e.MustPublish(e.Event("frank", &policy.Join{Invite: e.invite("frank").Raw}))
+		e.MustPublish(e.Event("erin", &policy.DeviceRevoke{Revocation: policy.NewDeviceRevocation(key("erin"), policy.KeyOf(key("erin-phone")), e.Tick()).Raw}))
+		e.MustPublish(e.Event("alice", &policy.Ban{Member: policy.KeyOf(key("frank"))}))
+		frank := e.Device("frank")
+		readOnly := e.General
 		_ = readOnly
 
 		cases := []struct {
@@ -173,35 +173,35 @@ func TestAPIRefusals(t *testing.T) {
 			{"forged signature", func() []byte { return forged }, "bad_signature"},
 			{"malformed encoding", func() []byte { return []byte{0x82, 0x41, 0x00, 0x40} }, "malformed"},
 			{"device certified for another identity", unknownDevice, "cert_invalid"},
-			{"revoked device", func() []byte { return e.envelopeBy(revoked, e.general, 10) }, "device_revoked"},
-			{"non-member", func() []byte { return e.envelopeBy(stranger, e.general, 10) }, "not_member"},
-			{"banned sender", func() []byte { return e.envelopeBy(frank, e.general, 10) }, "banned"},
-			{"post without permission", func() []byte { return e.envelopeBy(dave, e.mods, 10) }, "forbidden"},
+			{"revoked device", func() []byte { return e.envelopeBy(revoked, e.General, 10) }, "device_revoked"},
+			{"non-member", func() []byte { return e.envelopeBy(stranger, e.General, 10) }, "not_member"},
+			{"banned sender", func() []byte { return e.envelopeBy(frank, e.General, 10) }, "banned"},
+			{"post without permission", func() []byte { return e.envelopeBy(dave, e.Mods, 10) }, "forbidden"},
 			{"unknown channel", func() []byte { return e.envelopeBy(dave, policy.Sum([]byte("nope")), 10) }, "unknown_channel"},
 			{"oversized envelope", func() []byte {
-				return rawEnvelope(t, carol.Key, policy.EnvelopeBody{Server: e.gen.ID, Channel: e.general, Epoch: 1, Author: carol.Identity,
-					Cert: carol.Cert.Raw, Time: e.tick(), Ciphertext: make([]byte, policy.MaxEnvelopeSize)})
+				return rawEnvelope(t, carol.Key, policy.EnvelopeBody{Server: e.Gen.ID, Channel: e.General, Epoch: 1, Author: carol.Identity,
+					Cert: carol.Cert.Raw, Time: e.Tick(), Ciphertext: make([]byte, policy.MaxEnvelopeSize)})
 			}, "too_large"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				before := e.stored(e.general) + e.stored(e.mods)
+				before := e.Stored(e.General) + e.Stored(e.Mods)
 				res := e.postHTTP(c.raw())
 				if res[0].Error == nil || res[0].Error.Code != c.code || res[0].Receipt != nil {
 					t.Fatalf("got %+v, want code %s", res[0], c.code)
 				}
-				if after := e.stored(e.general) + e.stored(e.mods); after != before {
+				if after := e.Stored(e.General) + e.Stored(e.Mods); after != before {
 					t.Fatalf("a refused envelope was stored (%d -> %d)", before, after)
 				}
 			})
 		}
 		t.Run("strict channel on an ungranted hub", func(t *testing.T) {
 			var res wire.Results
-			call(t, "POST", otherAPI.URL+"/v1/envelopes", "", wire.Objects{Objects: [][]byte{e.envelopeBy(carol, e.mods, 10)}}, &res)
+			call(t, "POST", otherAPI.URL+"/v1/envelopes", "", wire.Objects{Objects: [][]byte{e.envelopeBy(carol, e.Mods, 10)}}, &res)
 			if res.Results[0].Error == nil || res.Results[0].Error.Code != "not_eligible" {
 				t.Fatalf("got %+v", res.Results[0])
 			}
-			if e.stored(e.mods) != 0 {
+			if e.Stored(e.Mods) != 0 {
 				t.Fatal("stored")
 			}
 		})
@@ -219,10 +219,10 @@ func TestAPIRefusals(t *testing.T) {
 			}
 		})
 		t.Run("over quota", func(t *testing.T) {
-			n := e.stored(e.general)
+			n := e.Stored(e.General)
 			var raws [][]byte
 			for range 20 - n + 1 {
-				raws = append(raws, e.envelopeBy(carol, e.general, 10))
+				raws = append(raws, e.envelopeBy(carol, e.General, 10))
 			}
 			res := e.postHTTP(raws...)
 			for _, r := range res {
@@ -230,20 +230,20 @@ func TestAPIRefusals(t *testing.T) {
 					t.Fatalf("got %+v", r)
 				}
 			}
-			if e.stored(e.general) != n {
+			if e.Stored(e.General) != n {
 				t.Fatal("an over-quota batch was partly stored")
 			}
 		})
 		t.Run("unauthenticated read of members-only history", func(t *testing.T) {
-			st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.gen.ID, e.general), "", nil, nil)
+			st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.Gen.ID, e.General), "", nil, nil)
 			if st != http.StatusUnauthorized || we.Code != "unauthenticated" {
 				t.Fatalf("%d %+v", st, we)
 			}
-			st, we = call(t, "GET", e.url("/v1/servers/%s/events", e.gen.ID), "", nil, nil)
+			st, we = call(t, "GET", e.url("/v1/servers/%s/events", e.Gen.ID), "", nil, nil)
 			if st != http.StatusUnauthorized || we.Code != "unauthenticated" {
 				t.Fatalf("%d %+v", st, we)
 			}
-			st, we = call(t, "GET", e.url("/v1/servers/%s/events", e.gen.ID), "forged-token", nil, nil)
+			st, we = call(t, "GET", e.url("/v1/servers/%s/events", e.Gen.ID), "forged-token", nil, nil)
 			if st != http.StatusUnauthorized || we.Code != "unauthenticated" {
 				t.Fatalf("%d %+v", st, we)
 			}
@@ -276,11 +276,11 @@ func TestRateLimits(t *testing.T) {
 		c.PostRate, c.PostBurst = 1e-9, 3 // a sender may post 3, then is limited
 		a.SourceRate, a.SourceBurst = 1e-9, 12
 	})
-	e.community()
-	dave := e.device("dave")
+	e.Community()
+	dave := e.Device("dave")
 	var codes []string
 	for range 5 {
-		r := e.postHTTP(e.envelopeBy(dave, e.general, 10))[0]
+		r := e.postHTTP(e.envelopeBy(dave, e.General, 10))[0]
 		if r.Error != nil {
 			codes = append(codes, r.Error.Code)
 		} else {
@@ -290,13 +290,13 @@ func TestRateLimits(t *testing.T) {
 	if strings.Join(codes, ",") != "ok,ok,ok,rate_limited,rate_limited" {
 		t.Fatalf("per sender: %v", codes)
 	}
-	if e.stored(e.general) != 3 {
+	if e.Stored(e.General) != 3 {
 		t.Fatal("a rate-limited envelope was stored")
 	}
 	// Another sender is not affected; the source address is, after its
 	// burst of 12 requests.
-	carol := e.device("carol")
-	if r := e.postHTTP(e.envelopeBy(carol, e.general, 10))[0]; r.Error != nil {
+	carol := e.Device("carol")
+	if r := e.postHTTP(e.envelopeBy(carol, e.General, 10))[0]; r.Error != nil {
 		t.Fatalf("carol: %+v", r)
 	}
 	var last int
@@ -306,8 +306,8 @@ func TestRateLimits(t *testing.T) {
 	if last != http.StatusTooManyRequests {
 		t.Fatalf("source over its burst: status %d", last)
 	}
-	st, we := call(t, "POST", e.srv.URL+"/v1/envelopes", "", wire.Objects{Objects: [][]byte{e.envelopeBy(carol, e.general, 10)}}, nil)
-	if st != http.StatusTooManyRequests || we.Code != "rate_limited" || e.stored(e.general) != 4 {
+	st, we := call(t, "POST", e.srv.URL+"/v1/envelopes", "", wire.Objects{Objects: [][]byte{e.envelopeBy(carol, e.General, 10)}}, nil)
+	if st != http.StatusTooManyRequests || we.Code != "rate_limited" || e.Stored(e.General) != 4 {
 		t.Fatalf("post over the source limit: %d %+v", st, we)
 	}
 }
@@ -323,21 +323,21 @@ func mustCert(t *testing.T, identity, device string) *policy.DeviceCert {
 
 // envelopeBy signs an envelope of size bytes of ciphertext.
 func (f *fixture) envelopeBy(s policy.Signer, channel policy.ID, size int) []byte {
-	f.t.Helper()
-	e, err := policy.NewEnvelope(s, policy.EnvelopeBody{Server: f.gen.ID, Channel: channel, Epoch: 1, Time: f.tick(), Ciphertext: make([]byte, size)})
+	f.T.Helper()
+	e, err := policy.NewEnvelope(s, policy.EnvelopeBody{Server: f.Gen.ID, Channel: channel, Epoch: 1, Time: f.Tick(), Ciphertext: make([]byte, size)})
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return e.Raw
 }
 
 // invite is a one-use invite from alice.
 func (f *fixture) invite(who string) *policy.Invite {
-	f.t.Helper()
+	f.T.Helper()
 	nonce := sha256.Sum256([]byte(who))
-	inv, err := policy.NewInvite(policy.IdentitySigner(key("alice")), policy.InviteBody{Server: f.gen.ID, Issued: f.now.UnixMilli(), Expires: f.now.Add(time.Hour).UnixMilli(), Uses: 1, Nonce: nonce[:16]})
+	inv, err := policy.NewInvite(policy.IdentitySigner(key("alice")), policy.InviteBody{Server: f.Gen.ID, Issued: f.Now().UnixMilli(), Expires: f.Now().Add(time.Hour).UnixMilli(), Uses: 1, Nonce: nonce[:16]})
 	if err != nil {
-		f.t.Fatal(err)
+		f.T.Fatal(err)
 	}
 	return inv
 }
@@ -345,44 +345,44 @@ func (f *fixture) invite(who string) *policy.Invite {
 func TestAPIReadsFollowTheState(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, nil)
-		e.community()
-		dave := e.device("dave")
-		res := e.postHTTP(e.envelopeBy(dave, e.general, 100), e.envelopeBy(dave, e.general, 100))
+		e.Community()
+		dave := e.Device("dave")
+		res := e.postHTTP(e.envelopeBy(dave, e.General, 100), e.envelopeBy(dave, e.General, 100))
 		for _, r := range res {
 			rc, err := policy.ParseReceipt(r.Receipt)
-			if err != nil || rc.Hub != e.hub.NodeID() {
+			if err != nil || rc.Hub != e.Hub.NodeID() {
 				t.Fatalf("receipt %v %v", rc, err)
 			}
 		}
 		token := e.login(dave)
 		var page wire.Envelopes
-		if st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes?after=1", e.gen.ID, e.general), token, nil, &page); we != nil {
+		if st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes?after=1", e.Gen.ID, e.General), token, nil, &page); we != nil {
 			t.Fatalf("%d %v", st, we)
 		}
 		if len(page.Envelopes) != 1 || page.Envelopes[0].Seq != 2 || page.Next != 2 || page.More {
 			t.Fatalf("page %+v", page)
 		}
 		var evs wire.Events
-		if st, we := call(t, "GET", e.url("/v1/servers/%s/events", e.gen.ID), token, nil, &evs); we != nil || len(evs.Events) < 8 {
+		if st, we := call(t, "GET", e.url("/v1/servers/%s/events", e.Gen.ID), token, nil, &evs); we != nil || len(evs.Events) < 8 {
 			t.Fatalf("%d %v %d", st, we, len(evs.Events))
 		}
-		st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.gen.ID, e.mods), token, nil, nil)
+		st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.Gen.ID, e.Mods), token, nil, nil)
 		if st != http.StatusForbidden || we.Code != "forbidden" {
 			t.Fatalf("strict channel without read: %d %+v", st, we)
 		}
 		// A ban takes effect on the live session at once.
-		e.mustPublish(e.event("alice", &policy.Ban{Member: policy.KeyOf(key("dave"))}))
-		st, we = call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.gen.ID, e.general), token, nil, nil)
+		e.MustPublish(e.Event("alice", &policy.Ban{Member: policy.KeyOf(key("dave"))}))
+		st, we = call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.Gen.ID, e.General), token, nil, nil)
 		if st != http.StatusForbidden || we.Code != "banned" {
 			t.Fatalf("banned reader: %d %+v", st, we)
 		}
 		// A proof for another hub, or an expired challenge, opens no session.
 		var ch wire.Challenge
 		call(t, "POST", e.srv.URL+"/v1/auth/challenge", "", nil, &ch)
-		carol := e.device("carol")
+		carol := e.Device("carol")
 		for name, body := range map[string]policy.AuthBody{
-			"another hub":        {Hub: policy.KeyOf(key("other hub")), Challenge: ch.Challenge, Time: e.now.UnixMilli()},
-			"invented challenge": {Hub: e.hub.NodeID(), Challenge: bytes.Repeat([]byte{1}, 40), Time: e.now.UnixMilli()},
+			"another hub":        {Hub: policy.KeyOf(key("other hub")), Challenge: ch.Challenge, Time: e.Now().UnixMilli()},
+			"invented challenge": {Hub: e.Hub.NodeID(), Challenge: bytes.Repeat([]byte{1}, 40), Time: e.Now().UnixMilli()},
 		} {
 			proof, err := policy.NewAuth(carol, body)
 			if err != nil {
@@ -393,14 +393,14 @@ func TestAPIReadsFollowTheState(t *testing.T) {
 				t.Fatalf("%s: %d %+v", name, st, we)
 			}
 		}
-		e.advance(2 * time.Minute)
-		proof, _ := policy.NewAuth(carol, policy.AuthBody{Hub: e.hub.NodeID(), Challenge: ch.Challenge, Time: e.now.UnixMilli()})
+		e.Advance(2 * time.Minute)
+		proof, _ := policy.NewAuth(carol, policy.AuthBody{Hub: e.Hub.NodeID(), Challenge: ch.Challenge, Time: e.Now().UnixMilli()})
 		if st, we := call(t, "POST", e.srv.URL+"/v1/auth/session", "", wire.SessionRequest{Proof: proof.Raw}, nil); st != http.StatusUnauthorized {
 			t.Fatalf("expired challenge: %d %+v", st, we)
 		}
 		// Public history: anyone reads.
-		e.mustPublish(e.event("alice", &policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost, PublicHistory: true}))
-		if st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.gen.ID, e.general), "", nil, &page); we != nil || len(page.Envelopes) != 2 {
+		e.MustPublish(e.Event("alice", &policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost, PublicHistory: true}))
+		if st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes", e.Gen.ID, e.General), "", nil, &page); we != nil || len(page.Envelopes) != 2 {
 			t.Fatalf("public history: %d %+v", st, we)
 		}
 	})
@@ -414,18 +414,18 @@ type wsConn struct {
 }
 
 func (e *apiEnv) dial(token string) *wsConn {
-	e.t.Helper()
+	e.T.Helper()
 	opts := &websocket.DialOptions{HTTPHeader: http.Header{}}
 	if token != "" {
 		opts.HTTPHeader.Set("Authorization", "Bearer "+token)
 	}
 	c, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(e.srv.URL, "http")+"/v1/ws", opts)
 	if err != nil {
-		e.t.Fatal(err)
+		e.T.Fatal(err)
 	}
 	c.SetReadLimit(16 << 20)
-	e.t.Cleanup(func() { c.CloseNow() })
-	return &wsConn{t: e.t, c: c}
+	e.T.Cleanup(func() { c.CloseNow() })
+	return &wsConn{t: e.T, c: c}
 }
 
 func (w *wsConn) send(frames ...wire.Frame) {
@@ -469,19 +469,19 @@ func op(name string, id uint64) func(wire.Frame) bool {
 func TestWebSocketPostSubscribeReplay(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, nil)
-		e.community()
-		dave, carol := e.device("dave"), e.device("carol")
+		e.Community()
+		dave, carol := e.Device("dave"), e.Device("carol")
 		// Two stored before anyone follows.
-		e.postHTTP(e.envelopeBy(dave, e.general, 10), e.envelopeBy(dave, e.general, 10))
+		e.postHTTP(e.envelopeBy(dave, e.General, 10), e.envelopeBy(dave, e.General, 10))
 
 		anon := e.dial("")
-		anon.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.gen.ID, Channel: e.general}}})
+		anon.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.Gen.ID, Channel: e.General}}})
 		if f := anon.next(op(wire.OpAck, 1)); f.Op != wire.OpErr || f.Error.Code != "unauthenticated" {
 			t.Fatalf("anonymous subscription: %+v", f)
 		}
 
 		sub := e.dial(e.login(carol))
-		sub.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.gen.ID, Channel: e.general, After: 1}}})
+		sub.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.Gen.ID, Channel: e.General, After: 1}}})
 		if f := sub.next(op(wire.OpAck, 1)); f.Op != wire.OpAck {
 			t.Fatalf("subscribe: %+v", f)
 		}
@@ -491,7 +491,7 @@ func TestWebSocketPostSubscribeReplay(t *testing.T) {
 		}
 
 		poster := e.dial("")
-		raw := e.envelopeBy(dave, e.general, 10)
+		raw := e.envelopeBy(dave, e.General, 10)
 		poster.send(wire.Frame{Op: wire.OpPost, ID: 7, Objects: [][]byte{raw, raw}})
 		ack := poster.next(op(wire.OpAck, 7))
 		if len(ack.Results) != 2 || ack.Results[0].Receipt == nil || !bytes.Equal(ack.Results[0].Receipt, ack.Results[1].Receipt) {
@@ -502,7 +502,7 @@ func TestWebSocketPostSubscribeReplay(t *testing.T) {
 			t.Fatalf("pushed %d %x", got.Seq, got.Raw[:8])
 		}
 		// The duplicate was not pushed twice: the next push is the next post.
-		poster.send(wire.Frame{Op: wire.OpPost, ID: 8, Objects: [][]byte{e.envelopeBy(dave, e.general, 10)}})
+		poster.send(wire.Frame{Op: wire.OpPost, ID: 8, Objects: [][]byte{e.envelopeBy(dave, e.General, 10)}})
 		if got := sub.next(func(f wire.Frame) bool { return f.Op == wire.OpMsg }); got.Seq != 4 {
 			t.Fatalf("next push seq %d", got.Seq)
 		}
@@ -523,15 +523,15 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 		c.PostRate = -1
 		a.WriteTimeout = time.Minute // the slow reader resumes reading only once the others are done
 	})
-	e.community()
-	token := e.login(e.device("carol"))
+	e.Community()
+	token := e.login(e.Device("carol"))
 	slow := e.dial(token)
 	fast := e.dial(token)
 	for _, w := range []*wsConn{slow, fast} {
-		w.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.gen.ID, Channel: e.general}}})
+		w.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.Gen.ID, Channel: e.General}}})
 		w.next(op(wire.OpAck, 1))
 	}
-	dave := e.device("dave")
+	dave := e.Device("dave")
 	const n = 2000
 	done := make(chan error, 1)
 	go func() { // the fast subscriber reads everything
@@ -563,9 +563,9 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 	for i := 0; i < n; i += 10 {
 		var raws [][]byte
 		for range 10 {
-			raws = append(raws, e.envelopeBy(dave, e.general, 16<<10))
+			raws = append(raws, e.envelopeBy(dave, e.General, 16<<10))
 		}
-		for _, r := range e.hub.Post(context.Background(), raws) {
+		for _, r := range e.Hub.Post(context.Background(), raws) {
 			if r.Err != nil {
 				t.Fatal(r.Err)
 			}

@@ -23,7 +23,7 @@ import (
 // was posted to B, and a ban published to B takes effect on A.
 func TestProcessesShareFanoutAndState(t *testing.T) {
 	a := newAPIEnv(t, "postgres", nil)
-	a.community()
+	a.Community()
 	bus := func(h pgnotify.Handler) *pgnotify.Bus {
 		b, err := pgnotify.New(context.Background(), pgnotify.Config{URL: pgURL(t)})
 		if err != nil {
@@ -37,10 +37,10 @@ func TestProcessesShareFanoutAndState(t *testing.T) {
 		}
 		return b
 	}
-	busA := bus(a.hub)
-	a.hub.SetNotifier(busA)
+	busA := bus(a.Hub)
+	a.Hub.SetNotifier(busA)
 	// Process B: same store and node key, its own broker and API.
-	b, err := hub.New(hub.Config{NodeKey: key("hub"), Store: a.store, Blobs: a.blobs, Broker: fanout.New(fanout.Config{}), Now: a.clock})
+	b, err := hub.New(hub.Config{NodeKey: key("hub"), Store: a.Store, Blobs: a.Blobs, Broker: fanout.New(fanout.Config{}), Now: a.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,13 +49,13 @@ func TestProcessesShareFanoutAndState(t *testing.T) {
 	defer bsrv.Close()
 
 	// A session issued by A is valid at B: they share the node key.
-	carol := a.device("carol")
+	carol := a.Device("carol")
 	token := a.login(carol)
 	sub := a.dial(token)
-	sub.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: a.gen.ID, Channel: a.general}}})
+	sub.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: a.Gen.ID, Channel: a.General}}})
 	sub.next(op(wire.OpAck, 1))
 
-	raw := a.envelopeBy(a.device("dave"), a.general, 100)
+	raw := a.envelopeBy(a.Device("dave"), a.General, 100)
 	var res wire.Results
 	if st, we := call(t, "POST", bsrv.URL+"/v1/envelopes", "", wire.Objects{Objects: [][]byte{raw}}, &res); we != nil || res.Results[0].Receipt == nil {
 		t.Fatalf("post to B: %d %v %+v", st, we, res)
@@ -64,18 +64,18 @@ func TestProcessesShareFanoutAndState(t *testing.T) {
 	if !bytes.Equal(got.Raw, raw) || got.Seq != 1 {
 		t.Fatalf("A's subscriber got seq %d", got.Seq)
 	}
-	if st, _ := call(t, "GET", a.url("/v1/servers/%s/events", a.gen.ID), token, nil, nil); st != 200 {
+	if st, _ := call(t, "GET", a.url("/v1/servers/%s/events", a.Gen.ID), token, nil, nil); st != 200 {
 		t.Fatalf("B's session at A: %d", st)
 	}
 
 	// A ban published through B reaches A's cached state.
-	ban := a.event("alice", &policy.Ban{Member: policy.KeyOf(key("dave"))})
-	if _, err := b.PublishEvents(context.Background(), a.gen.ID, [][]byte{ban.Raw}); err != nil {
+	ban := a.Event("alice", &policy.Ban{Member: policy.KeyOf(key("dave"))})
+	if _, err := b.PublishEvents(context.Background(), a.Gen.ID, [][]byte{ban.Raw}); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		r := a.postHTTP(a.envelopeBy(a.device("dave"), a.general, 10))[0]
+		r := a.postHTTP(a.envelopeBy(a.Device("dave"), a.General, 10))[0]
 		if r.Error != nil && r.Error.Code == "banned" {
 			break
 		}
@@ -91,17 +91,17 @@ func TestProcessesShareFanoutAndState(t *testing.T) {
 func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.PostRate = -1 })
-		e.community()
-		token := e.login(e.device("carol"))
+		e.Community()
+		token := e.login(e.Device("carol"))
 		sub := e.dial(token)
-		sub.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.gen.ID, Channel: e.general}}})
+		sub.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.Gen.ID, Channel: e.General}}})
 		sub.next(op(wire.OpAck, 1))
 
-		dave := e.device("dave")
+		dave := e.Device("dave")
 		poster := e.dial("")
 		var sent [][]byte
 		for i := range 200 {
-			raw := e.envelopeBy(dave, e.general, 512)
+			raw := e.envelopeBy(dave, e.General, 512)
 			sent = append(sent, raw)
 			poster.send(wire.Frame{Op: wire.OpPost, ID: uint64(i + 1), Objects: [][]byte{raw}})
 		}
@@ -147,7 +147,7 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 			t.Fatal("nothing was acknowledged")
 		}
 		for id := range acked {
-			if _, err := e.store.GetEnvelope(context.Background(), id); err != nil {
+			if _, err := e.Store.GetEnvelope(context.Background(), id); err != nil {
 				t.Fatalf("acknowledged envelope %s: %v", id, err)
 			}
 		}
@@ -165,8 +165,8 @@ func TestShutdownLosesNothingAcknowledged(t *testing.T) {
 func TestAdminAPI(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.Admission = hub.Provisioned })
-		server := e.event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost}})
-		if _, err := e.hub.PublishEvents(context.Background(), server.ID, [][]byte{server.Raw}); Code(err) != wire.CodeNotHosted {
+		server := e.Event("alice", &policy.Genesis{Creators: []policy.PublicKey{policy.KeyOf(key("alice"))}, Policy: policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost}})
+		if _, err := e.Hub.PublishEvents(context.Background(), server.ID, [][]byte{server.Raw}); Code(err) != wire.CodeNotHosted {
 			t.Fatalf("unprovisioned genesis: %v", err)
 		}
 		admin := func(method, path, token string, body any, out any) (int, *wire.Error) {
@@ -183,11 +183,11 @@ func TestAdminAPI(t *testing.T) {
 		if st, we := admin("POST", "/v1/admin/tenants", "admin-secret", wire.TenantRequest{Server: server.ID, Quota: wire.Quota{Envelopes: 2}}, &tn); st != http.StatusCreated || tn.Quota.Envelopes != 2 {
 			t.Fatalf("create: %d %+v %+v", st, we, tn)
 		}
-		e.gen, e.heads = server, nil
-		e.mustPublish(server)
-		e.heads = []policy.ID{server.ID}
-		ch := e.event("alice", &policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
-		e.mustPublish(ch, e.event("alice", &policy.StorageGrant{Node: e.hub.NodeID()}))
+		e.Gen, e.Heads = server, nil
+		e.MustPublish(server)
+		e.Heads = []policy.ID{server.ID}
+		ch := e.Event("alice", &policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
+		e.MustPublish(ch, e.Event("alice", &policy.StorageGrant{Node: e.Hub.NodeID()}))
 		alice := policy.DeviceSigner(key("alice-phone"), mustCert(t, "alice", "alice-phone"))
 		if r := e.postHTTP(e.envelopeBy(alice, ch.ID, 100))[0]; r.Error != nil {
 			t.Fatal(r.Error)
@@ -222,11 +222,11 @@ func TestAdminAPI(t *testing.T) {
 func TestBlobs(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.DefaultQuota = storage.Quota{Bytes: 1 << 20} })
-		e.community()
-		dave := e.login(e.device("dave"))
+		e.Community()
+		dave := e.login(e.Device("dave"))
 		data := bytes.Repeat([]byte("ciphertext"), 1000)
 		id := policy.Sum(data)
-		u := e.url("/v1/servers/%s/blobs/%s", e.gen.ID, id)
+		u := e.url("/v1/servers/%s/blobs/%s", e.Gen.ID, id)
 		if st, we := call(t, "PUT", u, "", data, nil); st != http.StatusUnauthorized {
 			t.Fatalf("anonymous upload: %d %+v", st, we)
 		}
@@ -237,14 +237,14 @@ func TestBlobs(t *testing.T) {
 			t.Fatalf("upload: %d %+v", st, we)
 		}
 		big := make([]byte, 2<<20)
-		if st, we := call(t, "PUT", e.url("/v1/servers/%s/blobs/%s", e.gen.ID, policy.Sum(big)), dave, big, nil); st != http.StatusInsufficientStorage || we.Code != "quota_exceeded" {
+		if st, we := call(t, "PUT", e.url("/v1/servers/%s/blobs/%s", e.Gen.ID, policy.Sum(big)), dave, big, nil); st != http.StatusInsufficientStorage || we.Code != "quota_exceeded" {
 			t.Fatalf("over quota: %d %+v", st, we)
 		}
 		if st, _ := call(t, "GET", u, "", nil, nil); st != http.StatusUnauthorized {
 			t.Fatalf("anonymous download: %d", st)
 		}
 		req, _ := http.NewRequest("GET", u, nil)
-		req.Header.Set("Authorization", "Bearer "+e.login(e.device("carol")))
+		req.Header.Set("Authorization", "Bearer "+e.login(e.Device("carol")))
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -258,7 +258,7 @@ func TestBlobs(t *testing.T) {
 		// bytes that do not match the ID.
 		var ticket wire.BlobTicket
 		other := []byte("another attachment")
-		st, we := call(t, "POST", e.url("/v1/servers/%s/blobs/%s/presign?op=put&size=18", e.gen.ID, policy.Sum(other)), dave, nil, &ticket)
+		st, we := call(t, "POST", e.url("/v1/servers/%s/blobs/%s/presign?op=put&size=18", e.Gen.ID, policy.Sum(other)), dave, nil, &ticket)
 		if profile == "sqlite" {
 			if st != http.StatusNotFound {
 				t.Fatalf("presign on files: %d %+v", st, we)
@@ -294,15 +294,15 @@ func TestBlobs(t *testing.T) {
 func TestReconcile(t *testing.T) {
 	eachProfile(t, func(t *testing.T, profile string) {
 		e := newAPIEnv(t, profile, func(c *hub.Config, a *Config) { c.PostRate = -1 })
-		e.community()
-		dave := e.device("dave")
+		e.Community()
+		dave := e.Device("dave")
 		var all []storage.Key
 		for i := 0; i < 2000; i += 100 {
 			var raws [][]byte
 			for range 100 {
-				raws = append(raws, e.envelopeBy(dave, e.general, 16))
+				raws = append(raws, e.envelopeBy(dave, e.General, 16))
 			}
-			for _, p := range e.hub.Post(context.Background(), raws) {
+			for _, p := range e.Hub.Post(context.Background(), raws) {
 				if p.Err != nil {
 					t.Fatal(p.Err)
 				}
@@ -332,7 +332,7 @@ func TestReconcile(t *testing.T) {
 			}
 			return f
 		}
-		token := e.login(e.device("carol"))
+		token := e.login(e.Device("carol"))
 		top := storage.Key{Time: 1<<63 - 1}
 		for i := range top.ID {
 			top.ID[i] = 0xff
@@ -347,7 +347,7 @@ func TestReconcile(t *testing.T) {
 				queue[i].Count, queue[i].Sum = f.Count, f.Sum[:]
 			}
 			var out wire.Reconcile
-			if st, we := call(t, "POST", e.url("/v1/servers/%s/channels/%s/reconcile", e.gen.ID, e.general), token, wire.Reconcile{Ranges: queue}, &out); we != nil {
+			if st, we := call(t, "POST", e.url("/v1/servers/%s/channels/%s/reconcile", e.Gen.ID, e.General), token, wire.Reconcile{Ranges: queue}, &out); we != nil {
 				t.Fatalf("round %d: %d %+v", rounds, st, we)
 			}
 			queue = nil
@@ -380,18 +380,18 @@ func TestReconcile(t *testing.T) {
 		// What was found is fetched by ID; an ID of another server is not found.
 		for id := range found {
 			var env wire.Envelope
-			if st, we := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", e.gen.ID, id), token, nil, &env); we != nil || env.ID != id || policy.Sum(env.Raw) != id {
+			if st, we := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", e.Gen.ID, id), token, nil, &env); we != nil || env.ID != id || policy.Sum(env.Raw) != id {
 				t.Fatalf("fetch %s: %d %+v", id, st, we)
 			}
 			if st, _ := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", id, id), token, nil, nil); st != http.StatusNotFound {
 				t.Fatalf("fetch under another server: %d", st)
 			}
-			if st, _ := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", e.gen.ID, id), "", nil, nil); st != http.StatusUnauthorized {
+			if st, _ := call(t, "GET", e.url("/v1/servers/%s/envelopes/%s", e.Gen.ID, id), "", nil, nil); st != http.StatusUnauthorized {
 				t.Fatalf("anonymous fetch: %d", st)
 			}
 			break
 		}
-		if st, _ := call(t, "POST", e.url("/v1/servers/%s/channels/%s/reconcile", e.gen.ID, e.general), "", wire.Reconcile{Ranges: []wire.Range{{To: wire.Key(top)}}}, nil); st != http.StatusUnauthorized {
+		if st, _ := call(t, "POST", e.url("/v1/servers/%s/channels/%s/reconcile", e.Gen.ID, e.General), "", wire.Reconcile{Ranges: []wire.Range{{To: wire.Key(top)}}}, nil); st != http.StatusUnauthorized {
 			t.Fatalf("anonymous reconciliation: %d", st)
 		}
 	})
