@@ -310,3 +310,56 @@ func TestStateCacheIsBounded(t *testing.T) {
 		t.Fatalf("%d logs loaded, bound 2", n)
 	}
 }
+
+// A live state event dated outside the hub's clock window is refused and
+// stored nowhere, so it can never become a head that makes an honest event
+// invalid; the creator's next event is taken.
+func TestLiveEventsMustBeFresh(t *testing.T) {
+	f := newFixture(t, hub.Open, storage.Quota{})
+	f.Community()
+	dated := func(who string, at time.Time) *policy.Event {
+		e, err := policy.NewEvent(policy.IdentitySigner(key(who)), f.Gen.ID, f.Heads, at.UnixMilli(), &policy.ChannelCreate{Name: "dated", Durability: policy.Replicated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	// Within the window, an event dated before its parents (before dave
+	// joined) is stored but has no effect.
+	res, err := f.Publish(dated("dave", hubtest.T0))
+	if err != nil || !res[0].Folded || !errors.Is(res[0].Reason, policy.ErrClock) {
+		t.Fatalf("backdated before its parents: %+v, %v", res, err)
+	}
+	f.Advance(10 * time.Minute)
+	before := len(f.state().Channels())
+	for name, e := range map[string]*policy.Event{
+		"a year ahead":                 dated("dave", f.Now().AddDate(1, 0, 0)),
+		"six minutes ahead":            dated("dave", f.Now().Add(6*time.Minute)),
+		"ten minutes back":             dated("dave", f.Now().Add(-10*time.Minute)),
+		"the creator's, an hour ahead": dated("alice", f.Now().Add(time.Hour)),
+	} {
+		if _, err := f.Publish(e); !errors.Is(err, policy.ErrClock) {
+			t.Errorf("%s: %v, want clock", name, err)
+		}
+	}
+	heads := f.Heads
+	f.MustPublish(f.Event("alice", &policy.ChannelCreate{Name: "after", Durability: policy.Replicated}))
+	if got := len(f.state().Channels()); got != before+1 {
+		t.Fatalf("%d channels, want %d: the creator's event after the refused ones", got, before+1)
+	}
+	if len(heads) != 1 || len(f.Heads) != 1 {
+		t.Fatalf("heads %v then %v: a refused event became a head", heads, f.Heads)
+	}
+	// A future-dated genesis admits no server.
+	g, err := policy.NewEvent(policy.IdentitySigner(key("zed")), policy.ID{}, nil, f.Now().AddDate(0, 1, 0).UnixMilli(), &policy.Genesis{
+		Creators: []policy.PublicKey{policy.KeyOf(key("zed"))}, Policy: policy.ServerPolicy{Name: "later", Everyone: policy.PermRead}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Publish(g); !errors.Is(err, policy.ErrClock) {
+		t.Fatalf("future genesis: %v", err)
+	}
+	if _, err := f.Hub.Tenant(context.Background(), g.ID); !errors.Is(err, storage.ErrNotFound) {
+		t.Fatalf("a future-dated genesis made a tenant: %v", err)
+	}
+}

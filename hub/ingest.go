@@ -22,8 +22,9 @@ type EventResult struct {
 // PublishEvents verifies and stores state events of one server, creating
 // the server (subject to admission) when its genesis is among them. The
 // whole call is refused, storing nothing, if any event fails verification
-// or policy refuses the publication (policy.CheckServerEvents,
-// State.CheckPublication: hubs do not store what can never take effect).
+// or policy refuses the publication (policy.CheckLiveEvents, then
+// State.CheckPublication: hubs take only fresh events of the server, and do
+// not store what can never take effect).
 func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]EventResult, error) {
 	if len(raws) == 0 {
 		return nil, nil
@@ -32,7 +33,7 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 	if err != nil {
 		return nil, err
 	}
-	if err := policy.CheckServerEvents(server, events); err != nil {
+	if err := policy.CheckLiveEvents(server, events, s.now()); err != nil {
 		return nil, err
 	}
 	sl, err := s.lockLog(ctx, server)

@@ -21,7 +21,8 @@ type decisionVectors struct {
 
 type decisionCase struct {
 	Name string `json:"name"`
-	// Rule: "server_events" (the batch against Server), "publication",
+	// Rule: "server_events" (the batch against Server), "live_events"
+	// (Server, judged at Now), "publication",
 	// "replicable", "replicate" (Node, Cert, Channel), "owner_acts" (Owner).
 	Rule    string   `json:"rule"`
 	Server  string   `json:"server,omitempty"`
@@ -61,6 +62,17 @@ func generateDecisions(t testing.TB) decisionVectors {
 
 	add(decisionCase{Name: "a batch of the server", Rule: "server_events", Server: w.server().String(), Events: hexes(w.gen, ev("bob", topic("a")))})
 	add(decisionCase{Name: "another server's genesis", Rule: "server_events", Server: w.server().String(), Events: hexes(other.gen), Want: string(CodeWrongServer)})
+
+	stale := func(who string, time int64) *Event {
+		e, err := NewEvent(IdentitySigner(seedKey(who)), w.server(), w.log.Heads(), time, topic("stale"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	add(decisionCase{Name: "a fresh live publication", Rule: "live_events", Server: w.server().String(), Events: hexes(stale("bob", dv.Now))})
+	add(decisionCase{Name: "a live event a year ahead", Rule: "live_events", Server: w.server().String(), Events: hexes(stale("bob", dv.Now+365*msPerDay)), Want: string(CodeClock)})
+	add(decisionCase{Name: "a live event backdated beyond the skew", Rule: "live_events", Server: w.server().String(), Events: hexes(stale("bob", dv.Now-MaxClockSkew-1)), Want: string(CodeClock)})
 
 	joinDave := ev("dave", &Join{Invite: w.invite("alice", 1).Raw})
 	add(decisionCase{Name: "a member's event", Rule: "publication", Events: hexes(ev("bob", topic("b")))})
@@ -111,6 +123,12 @@ func judge(t testing.TB, l *Log, now int64, c decisionCase) (want string, kept [
 			t.Fatal(err)
 		}
 		return code(CheckServerEvents(server, events)), nil
+	case "live_events":
+		server, err := ParseID(c.Server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code(CheckLiveEvents(server, events, now)), nil
 	case "publication":
 		return code(l.State().CheckPublication(events)), nil
 	case "replicable":

@@ -217,3 +217,32 @@ func TestMayHoldKey(t *testing.T) {
 	w.doAs(deviceOf(t, "bob", "bob-laptop"), &DeviceRevoke{Revocation: NewDeviceRevocation(seedKey("bob"), bob.Cert.Device, w.now).Raw}, "")
 	wantCode(t, w.state().MayHoldKey(bob.Cert.Device, PublicKey{}, general), CodeDeviceRevoked)
 }
+
+func TestCheckLiveEvents(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	now := w.now + 1000
+	at := func(time int64) *Event {
+		e, err := NewEvent(IdentitySigner(seedKey("bob")), w.server(), w.log.Heads(), time, &ChannelCreate{Name: "x", Durability: Replicated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	other := newWorld(t, "zed")
+	for _, tc := range []struct {
+		name   string
+		events []*Event
+		want   Code
+	}{
+		{"dated now", []*Event{at(now)}, ""},
+		{"at the edge of the skew, ahead", []*Event{at(now + MaxClockSkew)}, ""},
+		{"at the edge of the skew, behind", []*Event{at(now - MaxClockSkew)}, ""},
+		{"a year ahead", []*Event{at(now + 365*msPerDay)}, CodeClock},
+		{"just beyond the skew, ahead", []*Event{at(now + MaxClockSkew + 1)}, CodeClock},
+		{"backdated beyond the skew", []*Event{at(now - MaxClockSkew - 1)}, CodeClock},
+		{"one stale event refuses the batch", []*Event{at(now), at(now - 10*MaxClockSkew)}, CodeClock},
+		{"another server's event, even if fresh", []*Event{other.gen}, CodeWrongServer},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, CheckLiveEvents(w.server(), tc.events, now), tc.want) })
+	}
+}

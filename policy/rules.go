@@ -218,6 +218,25 @@ func CheckServerEvents(server ID, events []*Event) error {
 	return nil
 }
 
+// CheckLiveEvents decides whether a client's publication is fit to be
+// taken at all at now (Unix ms), before the hub looks at the server's
+// state or admits a new server: every event belongs to server
+// (CheckServerEvents) and is dated within MaxClockSkew of now (CheckFresh),
+// so no future-dated head can enter a log through a hub, nor a backdated
+// one through a live publication. Replicated history is not checked for
+// freshness.
+func CheckLiveEvents(server ID, events []*Event, now int64) error {
+	if err := CheckServerEvents(server, events); err != nil {
+		return err
+	}
+	for _, e := range events {
+		if CheckFresh(e.Time, now) != nil {
+			return errf(CodeClock, "event %s is dated %d, more than %d ms from now (%d)", e.ID, e.Time, MaxClockSkew, now)
+		}
+	}
+	return nil
+}
+
 // CheckPublication decides whether a hub stores a client's publication (the
 // state events of one request) in this state: every event belongs to this
 // server, and every author could make its event take effect, so a hub never
