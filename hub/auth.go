@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"sync"
 
 	"github.com/guildhall/guildhall/policy"
 )
@@ -17,13 +18,47 @@ import (
 // derived from the node key. Revocation is not the token's job: every read
 // applies policy's read rule to the token's identity and device against the
 // current state, so a ban or a device revocation takes effect at once.
+//
+// A challenge is answered once: each process remembers the challenges it
+// accepted until they expire (at most maxSpent at a time), so a captured
+// proof cannot be replayed to it. Processes do not share that memory; a
+// proof replayed within the challenge's minute to another replica of the
+// same hub would be accepted there once.
 const (
 	challengeTTL = 60_000              // ms a challenge may be answered
 	challengeLen = 8 + 16 + 16         // expiry, random, MAC
 	sessionLen   = 32 + 32 + 8 + 16    // identity, device, expiry, MAC
 	sessionTTL   = 24 * 60 * 60 * 1000 // ms; capped by the device certificate
 	macDomain    = "guildhall/v1/hub-session"
+	maxSpent     = 1 << 16 // challenges remembered at once: about 1,000 sessions a second
 )
+
+// spentChallenges remembers answered challenges until they expire.
+type spentChallenges struct {
+	mu sync.Mutex
+	m  map[[16]byte]int64 // guarded by mu; a challenge's random part -> its expiry (Unix ms)
+}
+
+// spend marks a challenge answered at now, or says why it cannot be.
+func (sp *spentChallenges) spend(random [16]byte, expiry, now int64) error {
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	if _, ok := sp.m[random]; ok {
+		return fmt.Errorf("%w: challenge already answered; ask for a new one", ErrUnauthenticated)
+	}
+	if len(sp.m) >= maxSpent {
+		for k, exp := range sp.m {
+			if exp < now {
+				delete(sp.m, k)
+			}
+		}
+		if len(sp.m) >= maxSpent {
+			return fmt.Errorf("%w: too many sessions being opened; retry in a minute", ErrRateLimited)
+		}
+	}
+	sp.m[random] = expiry
+	return nil
+}
 
 func (s *Service) mac(parts ...[]byte) []byte {
 	m := hmac.New(sha256.New, s.macKey)
@@ -44,7 +79,7 @@ func (s *Service) Challenge() ([]byte, int64) {
 }
 
 // Session checks a signed auth proof answering one of this hub's
-// challenges and returns a bearer token for its identity and device, with
+// challenges, once (a challenge already answered is refused), and returns a bearer token for its identity and device, with
 // its expiry (Unix ms).
 func (s *Service) Session(proof []byte) (token string, r Caller, expires int64, err error) {
 	a, err := policy.ParseAuth(proof)
@@ -62,6 +97,10 @@ func (s *Service) Session(proof []byte) (token string, r Caller, expires int64, 
 		return "", Caller{}, 0, fmt.Errorf("%w: challenge expired", ErrUnauthenticated)
 	}
 	if err := policy.CheckFresh(a.Time, now); err != nil {
+		return "", Caller{}, 0, err
+	}
+	if err := s.spent.spend([16]byte(c[8:24]), int64(binary.BigEndian.Uint64(c)), now); err != nil {
+		s.metrics.replays.Inc()
 		return "", Caller{}, 0, err
 	}
 	expires = min(now+sessionTTL, a.DeviceCert().Expires)

@@ -148,6 +148,7 @@ type Service struct {
 	senders    *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
 	metrics    *Metrics
 	macKey     []byte // authenticates challenges and session tokens
+	spent      spentChallenges
 	blobSource BlobSource
 
 	mu   sync.Mutex               // guards logs and lru
@@ -172,7 +173,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, node: policy.IdentitySigner(cfg.NodeKey), verifier: policy.NewVerifier(0),
-		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics()}
+		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics(),
+		spent: spentChallenges{m: map[[16]byte]int64{}}}
 	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)

@@ -363,3 +363,44 @@ func TestLiveEventsMustBeFresh(t *testing.T) {
 		t.Fatalf("a future-dated genesis made a tenant: %v", err)
 	}
 }
+
+// A captured proof cannot be replayed: a challenge is answered once.
+func TestChallengesAreSingleUse(t *testing.T) {
+	f := newFixture(t, hub.Open, storage.Quota{})
+	f.Community()
+	answer := func(challenge []byte) []byte {
+		a, err := policy.NewAuth(f.Device("dave"), policy.AuthBody{Hub: f.Hub.NodeID(), Challenge: challenge, Time: f.Now().UnixMilli()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a.Raw
+	}
+	ch, _ := f.Hub.Challenge()
+	proof := answer(ch)
+	if _, c, _, err := f.Hub.Session(proof); err != nil || c.Identity != policy.KeyOf(key("dave")) {
+		t.Fatalf("first answer: %v, %v", c, err)
+	}
+	if _, _, _, err := f.Hub.Session(proof); !errors.Is(err, hub.ErrUnauthenticated) {
+		t.Fatalf("replayed proof: %v, want unauthenticated", err)
+	}
+	if _, _, _, err := f.Hub.Session(answer(ch)); !errors.Is(err, hub.ErrUnauthenticated) {
+		t.Fatalf("a second proof for the same challenge: %v, want unauthenticated", err)
+	}
+	ch2, _ := f.Hub.Challenge()
+	if _, _, _, err := f.Hub.Session(answer(ch2)); err != nil {
+		t.Fatalf("a new challenge: %v", err)
+	}
+	// A proof that fails its checks does not spend the challenge.
+	f.Advance(time.Hour)
+	ch3, _ := f.Hub.Challenge()
+	stale, err := policy.NewAuth(f.Device("dave"), policy.AuthBody{Hub: f.Hub.NodeID(), Challenge: ch3, Time: f.Now().Add(-10 * time.Minute).UnixMilli()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, err := f.Hub.Session(stale.Raw); !errors.Is(err, policy.ErrClock) {
+		t.Fatalf("stale proof: %v", err)
+	}
+	if _, _, _, err := f.Hub.Session(answer(ch3)); err != nil {
+		t.Fatalf("the challenge after a refused proof: %v", err)
+	}
+}

@@ -11,6 +11,7 @@ type Metrics struct {
 	delivered    prometheus.Counter
 	notifyErrors prometheus.Counter
 	admitted     prometheus.Counter
+	replays      prometheus.Counter
 	swept        *prometheus.CounterVec // by unit: envelopes, bytes
 }
 
@@ -22,6 +23,8 @@ func newMetrics() *Metrics {
 			Help: "Failures to notify other processes sharing the store."}),
 		admitted: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "servers_admitted_total",
 			Help: "Servers that became tenants when their genesis arrived."}),
+		replays: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "auth_refused_challenges_total",
+			Help: "Auth proofs refused because their challenge was already answered (a replay) or too many were outstanding."}),
 		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "retention_swept_total",
 			Help: "What retention sweeps deleted, by unit: envelopes, bytes (of ciphertext)."}, []string{"unit"}),
 	}
@@ -32,7 +35,7 @@ func newMetrics() *Metrics {
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.swept}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept}
 }
 
 // Describe implements prometheus.Collector.
