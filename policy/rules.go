@@ -313,8 +313,8 @@ func (l *Log) Replicable(events []*Event) ([]*Event, error) {
 // CheckIntake decides whether the hub whose node key is node (cert: its
 // certificate as a member's home node, or nil) takes envelope e into storage
 // at now: the envelope is acceptable in this state (CheckEnvelope) and the
-// hub may store its channel (MayStore). Live posts are also checked for
-// freshness (CheckFresh); replicated history is not.
+// hub may store its channel (MayStore). It does not judge freshness: a hub
+// asks CheckFresh of live posts as well, and not of replicated history.
 func (s *State) CheckIntake(e *Envelope, node PublicKey, cert *DeviceCert, now int64) error {
 	if err := s.CheckEnvelope(e, now); err != nil {
 		return err

@@ -133,9 +133,11 @@ func join(ctx context.Context, e *env, a *args) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := c.State(ctx, id)
-	if err != nil {
-		return nil, err
+	out := idOut{Kind: "joined server", ID: id}
+	// The join took effect; the name is only for the message, and a state
+	// that cannot be read now must not report the join as failed.
+	if st, err := c.State(ctx, id); err == nil {
+		out.Name = st.Policy().Name
 	}
-	return idOut{Kind: "joined server", ID: id, Name: st.Policy().Name}, nil
+	return out, nil
 }

@@ -5,7 +5,7 @@ import (
 	"sync/atomic"
 )
 
-// Certificate is a TLS certificate that can be replaced (on SIGHUP) while
+// Certificate is a TLS certificate that can be replaced (the relay reloads it on SIGHUP) while
 // listeners use it: connections made after a Load get the new one. The
 // zero value holds none. It is safe for concurrent use.
 type Certificate struct {
