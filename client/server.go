@@ -129,13 +129,17 @@ func (c *Client) Publish(ctx context.Context, server policy.ID, content policy.C
 	if err != nil {
 		return nil, err
 	}
+	// Parents by the protocol's rule (PROTOCOL §4.5), so that a head dated
+	// ahead cannot make this event invalid or unacceptable to hubs; the
+	// event is dated now, or at its latest parent if that is later.
 	t := c.Now().UnixMilli()
-	for _, h := range l.Heads() {
+	parents := l.ParentsAt(t)
+	for _, h := range parents {
 		if e, ok := l.Event(h); ok && e.Time > t {
 			t = e.Time
 		}
 	}
-	e, err := policy.NewEvent(d.Signer(), server, l.Heads(), t, content)
+	e, err := policy.NewEvent(d.Signer(), server, parents, t, content)
 	if err != nil {
 		return nil, err
 	}

@@ -246,3 +246,46 @@ func TestCheckLiveEvents(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, CheckLiveEvents(w.server(), tc.events, now), tc.want) })
 	}
 }
+
+func TestParentsAt(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	if got, want := w.log.ParentsAt(w.now), w.log.Heads(); !slices.Equal(got, want) {
+		t.Fatalf("no future events: parents %v, want the heads %v", got, want)
+	}
+	before := w.log.Heads()
+	year := w.now + 365*msPerDay
+	future, err := NewEvent(IdentitySigner(seedKey("bob")), w.server(), before, year, &ChannelCreate{Name: "later", Durability: Replicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.add(future) // as replicated history would bring it
+	if heads := w.log.Heads(); !slices.Equal(heads, []ID{future.ID}) {
+		t.Fatalf("heads %v, want the future event", heads)
+	}
+	now := w.now + 1000
+	parents := w.log.ParentsAt(now)
+	if !slices.Equal(parents, before) {
+		t.Fatalf("parents %v, want the heads before the future event %v", parents, before)
+	}
+	// The creator's next event on those parents, dated now, takes effect.
+	e, err := NewEvent(IdentitySigner(seedKey("alice")), w.server(), parents, now, &ChannelCreate{Name: "now", Durability: Replicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.add(e)
+	w.expect(e, "")
+	// Naming the future head instead, dated now, would be refused (clock).
+	bad, err := NewEvent(IdentitySigner(seedKey("alice")), w.server(), []ID{future.ID}, now, &ChannelCreate{Name: "bad", Durability: Replicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.add(bad)
+	w.expect(bad, CodeClock)
+	// Once its time has come, nothing is left out: the parents are the heads.
+	if got, heads := w.log.ParentsAt(year), w.log.Heads(); !slices.Equal(got, heads) {
+		t.Fatalf("at the future event's time: parents %v, heads %v", got, heads)
+	}
+	if got := w.log.ParentsAt(now); slices.Contains(got, bad.ID) {
+		t.Fatalf("parents at now %v name an event built on the future one", got)
+	}
+}

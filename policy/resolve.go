@@ -121,6 +121,47 @@ func (l *Log) Order() []ID { return slices.Clone(l.order) }
 // the parents a new event should name.
 func (l *Log) Heads() []ID { return slices.SortedFunc(maps.Keys(l.heads), ID.Compare) }
 
+// ParentsAt returns the parents an honest author names for a new event at
+// now (Unix ms), ordered: the heads of the part of the log whose events, and
+// all their ancestors, are dated no later than now + MaxClockSkew. An event
+// dated further ahead (which no hub takes live, but history may hold), and
+// whatever builds on it, is left out until its time comes, so it can
+// neither make the new event earlier than a parent (clock) nor push the new
+// event's date beyond what hubs accept. With no such event (or with a
+// genesis dated ahead, on which everything builds) it returns Heads.
+func (l *Log) ParentsAt(now int64) []ID {
+	limit := now + MaxClockSkew
+	ahead := map[ID]bool{} // folded events dated, or built on events dated, beyond limit
+	for _, id := range l.order { // resolution order is topological
+		e := l.events[id]
+		ahead[id] = e.Time > limit
+		for _, p := range e.Parents {
+			ahead[id] = ahead[id] || ahead[p]
+		}
+	}
+	if !slices.ContainsFunc(l.order, func(id ID) bool { return ahead[id] }) || ahead[l.genesis.ID] {
+		return l.Heads() // nothing ahead; or the genesis itself is, and every event is built on it
+	}
+	var out []ID
+	for _, id := range l.order {
+		if ahead[id] {
+			continue
+		}
+		head := true
+		for _, c := range l.children[id] {
+			if _, folded := l.outcome[c]; folded && !ahead[c] {
+				head = false
+				break
+			}
+		}
+		if head {
+			out = append(out, id)
+		}
+	}
+	slices.SortFunc(out, ID.Compare)
+	return out
+}
+
 // Outcome reports how a known event fared: folded and applied (true, nil),
 // folded and rejected (true, the reason), or not folded because it waits for
 // an ancestor or is unknown (false, nil).
