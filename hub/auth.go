@@ -20,8 +20,8 @@ import (
 // current state, so a ban or a device revocation takes effect at once.
 //
 // A challenge is answered once: each process remembers the challenges it
-// accepted until they expire (at most maxSpent at a time), so a captured
-// proof cannot be replayed to it. Processes do not share that memory; a
+// accepted until they expire (at most maxSpent at a time, maxSpentBy of
+// one identity), so a captured proof cannot be replayed to it. Processes do not share that memory; a
 // proof replayed within the challenge's minute to another replica of the
 // same hub would be accepted there once.
 const (
@@ -30,33 +30,52 @@ const (
 	sessionLen   = 32 + 32 + 8 + 16    // identity, device, expiry, MAC
 	sessionTTL   = 24 * 60 * 60 * 1000 // ms; capped by the device certificate
 	macDomain    = "guildhall/v1/hub-session"
-	maxSpent     = 1 << 16 // challenges remembered at once: about 1,000 sessions a second
+	maxSpent     = 1 << 18 // challenges remembered at once (about 20 MiB at most): 4,000 sessions a second
+	maxSpentBy   = 64      // of them answered by one identity: a member cannot crowd out the others
 )
 
 // spentChallenges remembers answered challenges until they expire.
 type spentChallenges struct {
 	mu sync.Mutex
-	m  map[[16]byte]int64 // guarded by mu; a challenge's random part -> its expiry (Unix ms)
+	m  map[[16]byte]spent       // guarded by mu; by a challenge's random part
+	by map[policy.PublicKey]int // guarded by mu; how many of m each identity answered
 }
 
-// spend marks a challenge answered at now, or says why it cannot be.
-func (sp *spentChallenges) spend(random [16]byte, expiry, now int64) error {
+type spent struct {
+	expiry int64 // Unix ms
+	by     policy.PublicKey
+}
+
+func newSpentChallenges() spentChallenges {
+	return spentChallenges{m: map[[16]byte]spent{}, by: map[policy.PublicKey]int{}}
+}
+
+// spend marks a challenge answered by identity at now, or says why it
+// cannot be: answered already (a replay), or too many outstanding.
+func (sp *spentChallenges) spend(random [16]byte, by policy.PublicKey, expiry, now int64) error {
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
 	if _, ok := sp.m[random]; ok {
 		return fmt.Errorf("%w: challenge already answered; ask for a new one", ErrUnauthenticated)
 	}
-	if len(sp.m) >= maxSpent {
-		for k, exp := range sp.m {
-			if exp < now {
+	if len(sp.m) >= maxSpent || sp.by[by] >= maxSpentBy {
+		for k, e := range sp.m {
+			if e.expiry < now {
 				delete(sp.m, k)
+				if sp.by[e.by]--; sp.by[e.by] == 0 {
+					delete(sp.by, e.by)
+				}
 			}
 		}
-		if len(sp.m) >= maxSpent {
-			return fmt.Errorf("%w: too many sessions being opened; retry in a minute", ErrRateLimited)
-		}
 	}
-	sp.m[random] = expiry
+	switch {
+	case sp.by[by] >= maxSpentBy:
+		return fmt.Errorf("%w: %s opened %d sessions within a minute; retry later", ErrRateLimited, by, maxSpentBy)
+	case len(sp.m) >= maxSpent:
+		return fmt.Errorf("%w: too many sessions being opened; retry in a minute", ErrRateLimited)
+	}
+	sp.m[random] = spent{expiry: expiry, by: by}
+	sp.by[by]++
 	return nil
 }
 
@@ -99,7 +118,7 @@ func (s *Service) Session(proof []byte) (token string, r Caller, expires int64, 
 	if err := policy.CheckFresh(a.Time, now); err != nil {
 		return "", Caller{}, 0, err
 	}
-	if err := s.spent.spend([16]byte(c[8:24]), int64(binary.BigEndian.Uint64(c)), now); err != nil {
+	if err := s.spent.spend([16]byte(c[8:24]), a.Author, int64(binary.BigEndian.Uint64(c)), now); err != nil {
 		s.metrics.replays.Inc()
 		return "", Caller{}, 0, err
 	}

@@ -174,7 +174,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, node: policy.IdentitySigner(cfg.NodeKey), verifier: policy.NewVerifier(0),
 		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics(),
-		spent: spentChallenges{m: map[[16]byte]int64{}}}
+		spent: newSpentChallenges()}
 	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)
