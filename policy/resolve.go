@@ -131,7 +131,7 @@ func (l *Log) Heads() []ID { return slices.SortedFunc(maps.Keys(l.heads), ID.Com
 // genesis dated ahead, on which everything builds) it returns Heads.
 func (l *Log) ParentsAt(now int64) []ID {
 	limit := now + MaxClockSkew
-	ahead := map[ID]bool{} // folded events dated, or built on events dated, beyond limit
+	ahead := map[ID]bool{}       // folded events dated, or built on events dated, beyond limit
 	for _, id := range l.order { // resolution order is topological
 		e := l.events[id]
 		ahead[id] = e.Time > limit
