@@ -15,17 +15,25 @@ import (
 type Caller struct {
 	Identity policy.PublicKey
 	Device   policy.PublicKey
+	// Invite, when set, is an invite the caller holds: it opens the state
+	// log (never a channel) to a newcomer (policy.State.MayReadLogWith).
+	Invite *policy.Invite
 }
 
 // MayRead applies policy's read rule for a hosted server: a channel, or its
-// state log with channel zero.
+// state log with channel zero (which an invite also opens).
 func (s *Service) MayRead(ctx context.Context, server, channel policy.ID, r Caller) error {
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
 		return err
 	}
 	defer sl.mu.Unlock()
-	return sl.log.State().MayRead(r.Identity, r.Device, channel)
+	st := sl.log.State()
+	err = st.MayRead(r.Identity, r.Device, channel)
+	if err != nil && channel.IsZero() && r.Invite != nil {
+		return st.MayReadLogWith(r.Invite, s.now()) // why the invite does not open it, if it does not
+	}
+	return err
 }
 
 // Read returns a channel's envelopes after a sequence number, to a reader

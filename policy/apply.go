@@ -2,12 +2,14 @@ package policy
 
 // apply authorises e against the state so far and, only if every check
 // passes, applies it. A rejected event leaves the state untouched.
-func (s *State) apply(e *Event) error {
+// For a join, history says what the state cannot: how many joins through
+// the same invite precede it causally (Log.usedBefore).
+func (s *State) apply(e *Event, used uint32) error {
 	if e.cert != nil && s.IsDeviceRevoked(e.cert.Device) {
 		return errf(CodeDeviceRevoked, "device %s was revoked", e.cert.Device)
 	}
 	if j, ok := e.Body.(*Join); ok {
-		return s.applyJoin(e, j)
+		return s.applyJoin(e, j, used)
 	}
 	if s.IsBanned(e.Author) {
 		return errf(CodeBanned, "author %s is banned", e.Author)
@@ -277,8 +279,8 @@ func (s *State) applyInviteRevoke(a actor, c *InviteRevoke) error {
 	return nil
 }
 
-func (s *State) applyJoin(e *Event, j *Join) error {
-	if err := s.CheckInvite(j.invite, e.Author, e.Time); err != nil {
+func (s *State) applyJoin(e *Event, j *Join, used uint32) error {
+	if err := s.checkInvite(j.invite, e.Author, e.Time, used); err != nil {
 		return err
 	}
 	s.members[e.Author] = member{roles: j.invite.Roles, via: e.ID} // ascending, checked at decode

@@ -17,7 +17,7 @@ const (
 )
 
 // Domain is the prefix of every signing input: Domain + kind + 0x00 + body.
-const Domain = "guildhall/v1/"
+const Domain = "guildhall/v2/"
 
 // Object kinds: each names a signing domain and a decoder.
 const (

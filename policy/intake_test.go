@@ -289,3 +289,32 @@ func TestParentsAt(t *testing.T) {
 		t.Fatalf("parents at now %v name an event built on the future one", got)
 	}
 }
+
+func TestMayReadLogWith(t *testing.T) {
+	w, _, _ := intakeWorld(t)
+	w.do("alice", &RoleDefine{Name: "noop", Rank: 1, Perms: PermRead}, "")
+	byAlice, byBob, byMallory := w.invite("alice", 1), w.invite("bob", 1), w.invite("mallory", 1)
+	w.do("alice", &RoleDefine{Name: "another", Rank: 2, Perms: PermRead}, "") // the clock moves: a distinct invite
+	revoked := w.invite("alice", 1)
+	w.do("alice", &InviteRevoke{Invite: revoked.ID}, "")
+	other := newWorld(t, "zed")
+	now := w.now
+	for _, tc := range []struct {
+		name string
+		inv  *Invite
+		at   int64
+		want Code
+	}{
+		{"the creator's", byAlice, now, ""},
+		{"a member's, who may not invite: members read and post only", byBob, now, CodeInvalidInvite},
+		{"a banned member's", byMallory, now, CodeInvalidInvite},
+		{"expired", byAlice, byAlice.Expires, CodeInviteExpired},
+		{"revoked", revoked, now, CodeInviteRevoked},
+		{"another server's", other.invite("zed", 1), now, CodeWrongServer},
+	} {
+		t.Run(tc.name, func(t *testing.T) { wantCode(t, w.state().MayReadLogWith(tc.inv, tc.at), tc.want) })
+	}
+	// Uses do not close the log: a used-up invite still lets its holder see why.
+	w.do("carol", &Join{Invite: byAlice.Raw}, "")
+	wantCode(t, w.state().MayReadLogWith(byAlice, now), "")
+}

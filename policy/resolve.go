@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"cmp"
 	"container/heap"
 	"maps"
 	"runtime"
@@ -128,7 +129,9 @@ func (l *Log) Heads() []ID { return slices.SortedFunc(maps.Keys(l.heads), ID.Com
 // whatever builds on it, is left out until its time comes, so it can
 // neither make the new event earlier than a parent (clock) nor push the new
 // event's date beyond what hubs accept. With no such event (or with a
-// genesis dated ahead, on which everything builds) it returns Heads.
+// genesis dated ahead, on which everything builds) it uses Heads. Of more
+// than MaxParents heads it names the MaxParents latest (by time, then
+// smallest ID), so a log of any width stays writable.
 func (l *Log) ParentsAt(now int64) []ID {
 	limit := now + MaxClockSkew
 	ahead := map[ID]bool{}       // folded events dated, or built on events dated, beyond limit
@@ -140,7 +143,7 @@ func (l *Log) ParentsAt(now int64) []ID {
 		}
 	}
 	if !slices.ContainsFunc(l.order, func(id ID) bool { return ahead[id] }) || ahead[l.genesis.ID] {
-		return l.Heads() // nothing ahead; or the genesis itself is, and every event is built on it
+		return l.fewest(l.Heads()) // nothing ahead; or the genesis itself is, and every event is built on it
 	}
 	var out []ID
 	for _, id := range l.order {
@@ -158,8 +161,24 @@ func (l *Log) ParentsAt(now int64) []ID {
 			out = append(out, id)
 		}
 	}
-	slices.SortFunc(out, ID.Compare)
-	return out
+	return l.fewest(out)
+}
+
+// fewest keeps at most MaxParents of a set of heads, the latest by time (then
+// the smallest IDs), in ID order: a log of any width stays writable, and
+// every head left out stays a head for a later event to name.
+func (l *Log) fewest(heads []ID) []ID {
+	if len(heads) > MaxParents {
+		slices.SortFunc(heads, func(a, b ID) int {
+			if ta, tb := l.events[a].Time, l.events[b].Time; ta != tb {
+				return cmp.Compare(tb, ta)
+			}
+			return a.Compare(b)
+		})
+		heads = heads[:MaxParents]
+	}
+	slices.SortFunc(heads, ID.Compare)
+	return heads
 }
 
 // Outcome reports how a known event fared: folded and applied (true, nil),
@@ -267,7 +286,7 @@ func (l *Log) fold(e *Event) {
 		}
 	}
 	if err == nil {
-		err = l.state.apply(e)
+		err = l.state.apply(e, l.usedBefore(e))
 	}
 	l.outcome[e.ID] = err
 	delete(l.pending, e.ID)
@@ -353,6 +372,48 @@ func (l *Log) refold(from int) {
 			}
 		}
 	}
+}
+
+// usedBefore counts, for a join, the joins through the same invite that
+// were applied among its ancestors: an invite's uses are counted along
+// causal history, so a join concurrent with an admitted member's never
+// evicts it (PROTOCOL §4.3). The walk goes back from the join's parents
+// through events dated no earlier than the invite's issue time (an event
+// dated before it ends the walk there; no join through the invite can be
+// earlier). It is needed only when the state has counted as many uses in
+// all as the invite allows, since the causal count is never larger: below
+// that it returns that total, which the check then finds below the limit.
+// For any other event it returns 0.
+func (l *Log) usedBefore(e *Event) uint32 {
+	j, ok := e.Body.(*Join)
+	if !ok {
+		return 0
+	}
+	inv := j.invite
+	if total := l.state.inviteUses[inv.ID]; total < inv.Uses {
+		return total
+	}
+	var used uint32
+	seen := map[ID]bool{}
+	stack := slices.Clone(e.Parents)
+	for len(stack) > 0 {
+		id := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		x := l.events[id]
+		if seen[id] || x == nil {
+			continue
+		}
+		seen[id] = true
+		if xj, ok := x.Body.(*Join); ok && xj.invite.ID == inv.ID {
+			if reason, folded := l.outcome[id]; folded && reason == nil {
+				used++
+			}
+		}
+		if x.Time >= inv.Issued {
+			stack = append(stack, x.Parents...)
+		}
+	}
+	return used
 }
 
 func (l *Log) hasFoldedChild(id ID) bool {

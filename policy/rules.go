@@ -126,6 +126,12 @@ func (s *State) CheckReceipt(r *Receipt, e *Envelope, hubCert *DeviceCert, now i
 // state. Bans beat invites: a banned joiner, or an inviter banned, demoted
 // below the invite's roles or stripped of PermInvite, makes it fail.
 func (s *State) CheckInvite(inv *Invite, joiner PublicKey, t int64) error {
+	return s.checkInvite(inv, joiner, t, s.inviteUses[inv.ID])
+}
+
+// checkInvite is CheckInvite with the joins already counted against the
+// invite given: in resolution, those that causally precede the join.
+func (s *State) checkInvite(inv *Invite, joiner PublicKey, t int64, used uint32) error {
 	switch {
 	case inv.Server != s.id:
 		return errf(CodeWrongServer, "invite is for server %s", inv.Server)
@@ -141,7 +147,7 @@ func (s *State) CheckInvite(inv *Invite, joiner PublicKey, t int64) error {
 	if _, ok := s.revokedInvites[inv.ID]; ok {
 		return errf(CodeInviteRevoked, "invite %s was revoked", inv.ID)
 	}
-	if s.inviteUses[inv.ID] >= inv.Uses {
+	if used >= inv.Uses {
 		return errf(CodeInviteExhausted, "invite admitted its %d joins", inv.Uses)
 	}
 	if inv.cert != nil && s.IsDeviceRevoked(inv.cert.Device) {
@@ -182,6 +188,31 @@ func (s *State) MayRead(k, d PublicKey, channel ID) error {
 	switch {
 	case !channel.IsZero() && !s.Permissions(k, channel).Has(PermRead):
 		return errf(CodeForbidden, "%s may not read this channel", k)
+	}
+	return nil
+}
+
+// MayReadLogWith decides whether the holder of an invite may read the
+// server's state log (never a channel) at now (Unix ms), so that a newcomer
+// sees the log, prior joins through the invite included, and names its
+// heads when joining: the invite is for this server, unexpired, not
+// revoked, and its inviter is a member in good standing who may invite.
+// Uses are not checked here: they are counted along each join's history.
+func (s *State) MayReadLogWith(inv *Invite, now int64) error {
+	switch {
+	case inv.Server != s.id:
+		return errf(CodeWrongServer, "invite is for server %s", inv.Server)
+	case now >= inv.Expires:
+		return errf(CodeInviteExpired, "invite expired at %d", inv.Expires)
+	}
+	if _, ok := s.revokedInvites[inv.ID]; ok {
+		return errf(CodeInviteRevoked, "invite %s was revoked", inv.ID)
+	}
+	if err := s.standing(inv.Author, inv.Device()); err != nil {
+		return errf(CodeInvalidInvite, "inviter: %v", err)
+	}
+	if !s.Permissions(inv.Author, ID{}).Has(PermInvite) {
+		return errf(CodeInvalidInvite, "inviter %s may not invite", inv.Author)
 	}
 	return nil
 }

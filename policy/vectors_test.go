@@ -230,6 +230,39 @@ func concurrencyVectors(t testing.TB) []resolutionVector {
 		r.events = append(r.events, orphan)
 		out = append(out, resolutionCase("invite after inviter's ban; pending event", w.gen, r.events, slices.Reverse))
 	}
+	{ // two newcomers join concurrently on one member's one-use invite: both are admitted
+		w := newWorld(t, "alice")
+		r := &recorder{world: w}
+		inviter := r.do("alice", &RoleDefine{Name: "inviter", Rank: 10, Perms: PermInvite | PermRead | PermPost}, "")
+		r.do("bob", &Join{Invite: w.invite("alice", 1, inviter.ID).Raw}, "")
+		inv := w.invite("bob", 1)
+		heads := w.log.Heads()
+		r.events = append(r.events,
+			w.sign(IdentitySigner(seedKey("carol")), heads, &Join{Invite: inv.Raw}),
+			w.sign(IdentitySigner(seedKey("dave")), heads, &Join{Invite: inv.Raw}))
+		out = append(out, resolutionCase("concurrent joins on a member's one-use invite", w.gen, r.events, slices.Reverse))
+	}
+	{ // a third join that has seen one of them finds the invite used up
+		w := newWorld(t, "alice")
+		r := &recorder{world: w}
+		inv := w.invite("alice", 1)
+		r.do("carol", &Join{Invite: inv.Raw}, "")
+		r.do("dave", &Join{Invite: inv.Raw}, CodeInviteExhausted)
+		out = append(out, resolutionCase("a join after the invite's last use", w.gen, r.events, slices.Reverse))
+	}
+	{ // ban, unban, join again; leave, join again
+		w := newWorld(t, "alice")
+		r := &recorder{world: w}
+		r.do("bob", &Join{Invite: w.invite("alice", 1).Raw}, "")
+		r.do("carol", &Join{Invite: w.invite("alice", 1).Raw}, "")
+		r.do("alice", &Ban{Member: pub("bob")}, "")
+		r.do("bob", &Join{Invite: w.invite("alice", 1).Raw}, CodeBanned)
+		r.do("alice", &Unban{Member: pub("bob")}, "")
+		r.do("bob", &Join{Invite: w.invite("alice", 1).Raw}, "")
+		r.do("carol", &Leave{}, "")
+		r.do("carol", &Join{Invite: w.invite("alice", 1).Raw}, "")
+		out = append(out, resolutionCase("unban then rejoin; leave then rejoin", w.gen, r.events, slices.Reverse))
+	}
 	return out
 }
 

@@ -253,9 +253,16 @@ func (a *API) objects(r *http.Request) ([][]byte, error) {
 func (a *API) caller(r *http.Request) (hub.Caller, error) {
 	token := r.URL.Query().Get("token")
 	if h := r.Header.Get("Authorization"); h != "" {
+		if t, ok := strings.CutPrefix(h, "Invite "); ok {
+			inv, err := policy.DecodeInviteToken(t)
+			if err != nil {
+				return hub.Caller{}, fmt.Errorf("%w: invite: %v", hub.ErrUnauthenticated, err)
+			}
+			return hub.Caller{Invite: inv}, nil
+		}
 		t, ok := strings.CutPrefix(h, "Bearer ")
 		if !ok {
-			return hub.Caller{}, fmt.Errorf("%w: Authorization is not a bearer token", hub.ErrUnauthenticated)
+			return hub.Caller{}, fmt.Errorf("%w: Authorization is neither a bearer token nor an invite", hub.ErrUnauthenticated)
 		}
 		token = t
 	}

@@ -67,7 +67,10 @@ func call(t *testing.T, method, url, token string, body any, out any) (int, *wir
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", wire.CBOR)
-	if token != "" {
+	switch {
+	case strings.HasPrefix(token, policy.InviteTokenPrefix):
+		req.Header.Set("Authorization", "Invite "+token)
+	case token != "":
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := http.DefaultClient.Do(req)

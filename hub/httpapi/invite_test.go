@@ -1,0 +1,59 @@
+package httpapi
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
+)
+
+// A newcomer holding an invite reads the state log, and nothing else; an
+// expired, revoked or stranger's invite says why it does not open it.
+func TestInviteOpensTheStateLog(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", nil)
+	e.Community()
+	invite := func(who string, ttl time.Duration) *policy.Invite {
+		inv, err := policy.NewInvite(policy.IdentitySigner(key(who)), policy.InviteBody{Server: e.Gen.ID, Issued: e.Now().UnixMilli(),
+			Expires: e.Now().Add(ttl).UnixMilli(), Uses: 1, Nonce: []byte(who + "-newcomer-nonce--")[:16]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}
+	events := e.srv.URL + "/v1/servers/" + e.Gen.ID.String() + "/events"
+	valid := policy.EncodeInviteToken(invite("alice", time.Hour))
+	var page wire.Events
+	if st, we := call(t, "GET", events, valid, nil, &page); we != nil || st != http.StatusOK || len(page.Events) == 0 {
+		t.Fatalf("with a valid invite: %d %v, %d events", st, we, len(page.Events))
+	}
+	if st, we := call(t, "GET", events, "", nil, nil); we == nil || we.Code != wire.CodeUnauthenticated {
+		t.Fatalf("without a credential: %d %+v", st, we)
+	}
+	channel := e.srv.URL + "/v1/servers/" + e.Gen.ID.String() + "/channels/" + e.General.String() + "/envelopes"
+	if st, we := call(t, "GET", channel, valid, nil, nil); we == nil || we.Code != wire.CodeUnauthenticated {
+		t.Fatalf("an invite and a channel: %d %+v, want unauthenticated", st, we)
+	}
+	expired := invite("alice", time.Second)
+	e.Advance(time.Minute)
+	for name, tc := range map[string]struct {
+		token string
+		want  string
+	}{
+		"expired":             {policy.EncodeInviteToken(expired), string(policy.CodeInviteExpired)},
+		"a stranger's":        {policy.EncodeInviteToken(invite("zed", time.Hour)), string(policy.CodeInvalidInvite)},
+		"cut short":           {valid[:len(valid)-9], wire.CodeUnauthenticated},
+		"of no server at all": {strings.Replace(valid, "ghinv1:", "ghinv1:AAAA", 1), wire.CodeUnauthenticated},
+	} {
+		if st, we := call(t, "GET", events, tc.token, nil, nil); we == nil || we.Code != tc.want {
+			t.Errorf("%s invite: %d %+v, want %s", name, st, we, tc.want)
+		}
+	}
+	revoked := invite("alice", time.Hour)
+	e.MustPublish(e.Event("alice", &policy.InviteRevoke{Invite: revoked.ID}))
+	if st, we := call(t, "GET", events, policy.EncodeInviteToken(revoked), nil, nil); we == nil || we.Code != string(policy.CodeInviteRevoked) {
+		t.Fatalf("revoked invite: %d %+v", st, we)
+	}
+}
