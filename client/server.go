@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Log verifies the server's state log from the local store alone: the
@@ -65,6 +66,12 @@ func (c *Client) learnCerts(ctx context.Context, raws ...[]byte) error {
 // SyncState fetches the server's state log from its hubs, verifies it and
 // stores it; it returns how many events were new.
 func (c *Client) SyncState(ctx context.Context, server policy.ID) (int, error) {
+	return c.syncState(ctx, server, "")
+}
+
+// syncState fetches the state log with a session at each hub, or, given an
+// invite token, with the invite (a newcomer's view before it joins).
+func (c *Client) syncState(ctx context.Context, server policy.ID, invite string) (int, error) {
 	hubs, err := c.st.hubs(ctx, server)
 	if err != nil {
 		return 0, err
@@ -79,10 +86,12 @@ func (c *Client) SyncState(ctx context.Context, server policy.ID) (int, error) {
 	var lastErr error
 	for _, url := range hubs {
 		h := c.hub(url)
-		token, err := h.Login(ctx, d)
-		if err != nil {
-			lastErr = err
-			continue
+		token := invite
+		if token == "" {
+			if token, err = h.Login(ctx, d); err != nil {
+				lastErr = err
+				continue
+			}
 		}
 		var raws [][]byte
 		for after := uint64(0); ; {
@@ -372,8 +381,11 @@ func (c *Client) Invite(ctx context.Context, server policy.ID, uses uint32, ttl 
 	return policy.EncodeInviteToken(inv), nil
 }
 
-// Join joins a server with an invite token: the join is published to the
-// invite's hubs, then the state log is fetched and verified.
+// Join joins a server with an invite token. The newcomer reads the state
+// log from the invite's hubs with the invite, checks locally that its join
+// takes effect (so a used-up, expired or revoked invite, or a ban, is
+// reported as such), names the heads it read (PROTOCOL §4.5), publishes the
+// join and verifies the result.
 func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	d, err := c.Device()
 	if err != nil {
@@ -386,25 +398,59 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	if len(inv.Hubs) == 0 {
 		return policy.ID{}, fmt.Errorf("%w: the invite names no hub", ErrNoHub)
 	}
-	e, err := policy.NewEvent(d.Signer(), inv.Server, []policy.ID{inv.Server}, c.Now().UnixMilli(), &policy.Join{Invite: inv.Raw})
+	if err := c.st.addServer(ctx, inv.Server, inv.Hubs); err != nil {
+		return policy.ID{}, err
+	}
+	if _, err := c.syncState(ctx, inv.Server, policy.EncodeInviteToken(inv)); err != nil {
+		if code := policy.CodeOf(err); code != "" {
+			return policy.ID{}, fmt.Errorf("client: the invite does not admit you: %w", err)
+		}
+		var he *HubError
+		if !errors.As(err, &he) {
+			return policy.ID{}, err
+		}
+		if he.Code != string(policy.CodeForbidden) && he.Code != wire.CodeUnauthenticated {
+			return policy.ID{}, fmt.Errorf("client: the invite does not admit you: %w", err)
+		}
+		// A hub that does not open the state log to invites: join blind.
+	}
+	now := c.Now().UnixMilli()
+	parents, t := []policy.ID{inv.Server}, now
+	l, lerr := c.Log(ctx, inv.Server)
+	if lerr == nil {
+		parents = l.ParentsAt(now)
+		for _, p := range parents {
+			if e, ok := l.Event(p); ok && e.Time > t {
+				t = e.Time
+			}
+		}
+	}
+	e, err := policy.NewEvent(d.Signer(), inv.Server, parents, t, &policy.Join{Invite: inv.Raw})
 	if err != nil {
 		return policy.ID{}, err
 	}
-	if err := c.st.addServer(ctx, inv.Server, inv.Hubs); err != nil {
-		return policy.ID{}, err
+	if lerr == nil {
+		if err := l.Add(e); err != nil {
+			return policy.ID{}, err
+		}
+		if folded, reason := l.Outcome(e.ID); folded && reason != nil {
+			return policy.ID{}, fmt.Errorf("client: the join would not take effect: %w", reason)
+		}
 	}
 	if err := c.publishRaw(ctx, inv.Server, e.Raw); err != nil {
 		return policy.ID{}, err
 	}
 	if _, err := c.SyncState(ctx, inv.Server); err != nil {
-		return policy.ID{}, err
+		return policy.ID{}, fmt.Errorf("client: the join was published, but reading the server as a member failed: %w", err)
 	}
-	l, err := c.Log(ctx, inv.Server)
-	if err != nil {
+	if l, err = c.Log(ctx, inv.Server); err != nil {
 		return policy.ID{}, err
 	}
 	if folded, reason := l.Outcome(e.ID); !folded || reason != nil {
-		return policy.ID{}, fmt.Errorf("client: the join did not take effect: %v", reason)
+		if reason == nil {
+			reason = errors.New("its ancestors are not all known yet")
+		}
+		return policy.ID{}, fmt.Errorf("client: the join did not take effect: %w", reason)
 	}
 	return inv.Server, nil
 }

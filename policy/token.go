@@ -34,11 +34,15 @@ func EncodeInviteToken(inv *Invite) string { return encodeToken(InviteTokenPrefi
 
 // DecodeInviteToken parses and verifies an invite token.
 func DecodeInviteToken(s string) (*Invite, error) {
-	b, err := decodeToken(s, InviteTokenPrefix, "invite")
+	b, err := decodeToken(s, InviteTokenPrefix, "an invite")
 	if err != nil {
 		return nil, err
 	}
-	return ParseInvite(b)
+	inv, err := ParseInvite(b)
+	if CodeOf(err) == CodeMalformed {
+		return nil, errf(CodeMalformed, "the invite token is damaged or cut short (copy all of it): %v", err)
+	}
+	return inv, err
 }
 
 // EncodeCertToken returns a device certificate's token.
@@ -46,11 +50,15 @@ func EncodeCertToken(c *DeviceCert) string { return encodeToken(CertTokenPrefix,
 
 // DecodeCertToken parses and verifies a device certificate token.
 func DecodeCertToken(s string) (*DeviceCert, error) {
-	b, err := decodeToken(s, CertTokenPrefix, "device certificate")
+	b, err := decodeToken(s, CertTokenPrefix, "a device certificate")
 	if err != nil {
 		return nil, err
 	}
-	return ParseDeviceCert(b)
+	c, err := ParseDeviceCert(b)
+	if CodeOf(err) == CodeMalformed {
+		return nil, errf(CodeMalformed, "the certificate token is damaged or cut short (copy all of it): %v", err)
+	}
+	return c, err
 }
 
 // Encode returns the request's token.
@@ -66,7 +74,7 @@ func (r LinkRequest) Encode() string {
 // X25519 key, a name of at most 100 bytes.
 func DecodeLinkRequest(s string) (LinkRequest, error) {
 	var r LinkRequest
-	b, err := decodeToken(s, LinkTokenPrefix, "device link request")
+	b, err := decodeToken(s, LinkTokenPrefix, "a device link request")
 	if err != nil {
 		return r, err
 	}
@@ -87,18 +95,18 @@ func encodeToken(prefix string, b []byte) string {
 }
 
 // decodeToken checks a token's prefix and size and returns its bytes; what
-// names the expected kind in errors.
+// names the expected kind in errors, with its article.
 func decodeToken(s, prefix, what string) ([]byte, error) {
 	s = strings.TrimSpace(s)
 	switch {
 	case len(s) > MaxTokenSize:
-		return nil, errf(CodeTooLarge, "%s token is %d characters, limit %d", what, len(s), MaxTokenSize)
+		return nil, errf(CodeTooLarge, "token is %d characters, limit %d for %s", len(s), MaxTokenSize, what)
 	case !strings.HasPrefix(s, prefix):
-		return nil, errf(CodeMalformed, "not a %s token: it does not start with %q", what, prefix)
+		return nil, errf(CodeMalformed, "not %s token: it does not start with %q", what, prefix)
 	}
 	b, err := base64.RawURLEncoding.DecodeString(s[len(prefix):])
 	if err != nil {
-		return nil, errf(CodeMalformed, "%s token is damaged or cut short (copy all of it): %v", what, err)
+		return nil, errf(CodeMalformed, "the token is damaged or cut short (copy all of it), not %s: %v", what, err)
 	}
 	return b, nil
 }

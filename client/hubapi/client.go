@@ -76,7 +76,7 @@ func (h *Client) call(ctx context.Context, method, path, token string, in, out a
 	}
 	req.Header.Set("Content-Type", wire.CBOR)
 	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Authorization", authorization(token))
 	}
 	resp, err := h.HTTP.Do(req)
 	if err != nil {
@@ -219,13 +219,23 @@ func (h *Client) PutBlob(ctx context.Context, token string, server, id policy.ID
 // rawBody is sent as is, not encoded.
 type rawBody []byte
 
+// authorization returns the Authorization header for a credential: a
+// session token ("Bearer"), or an invite token, which opens a server's
+// state log to a newcomer ("Invite", docs/API.md).
+func authorization(token string) string {
+	if strings.HasPrefix(token, policy.InviteTokenPrefix) {
+		return "Invite " + token
+	}
+	return "Bearer " + token
+}
+
 // GetBlob downloads a blob's bytes, checking they hash to its ID.
 func (h *Client) GetBlob(ctx context.Context, token string, server, id policy.ID) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("%s/v1/servers/%s/blobs/%s", h.URL, server, id), nil)
 	if err != nil {
 		return nil, err
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Authorization", authorization(token))
 	resp, err := h.HTTP.Do(req)
 	if err != nil {
 		return nil, err
@@ -269,7 +279,7 @@ func (h *Client) Subscribe(ctx context.Context, token string, topics []wire.Topi
 	u.Scheme = strings.Replace(u.Scheme, "http", "ws", 1)
 	hdr := http.Header{}
 	if token != "" {
-		hdr.Set("Authorization", "Bearer "+token)
+		hdr.Set("Authorization", authorization(token))
 	}
 	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPHeader: hdr})
 	if err != nil {

@@ -235,3 +235,31 @@ func tailOutString(b *bytes.Buffer) string {
 	defer func() { <-tailMu }()
 	return b.String()
 }
+
+// A join that cannot work says why, in the protocol's words.
+func TestCLIJoinErrors(t *testing.T) {
+	hub := clienttest.StartHub(t, "sqlite")
+	alice, bob, carol := newUser(t), newUser(t), newUser(t)
+	for _, u := range []*user{alice, bob, carol} {
+		u.run("identity", "create")
+	}
+	alice.run("server", "create", "club", "--hub", hub.URL)
+	var inv struct {
+		Token string `json:"token"`
+	}
+	alice.json(&inv, "invite", "create", "club", "--uses", "1")
+	bob.run("join", inv.Token)
+	for name, tc := range map[string]struct {
+		token string
+		want  string
+	}{
+		"used up":   {inv.Token, "invite_exhausted"},
+		"cut short": {inv.Token[:len(inv.Token)-20], "cut short"},
+		"not one":   {"hello", "not an invite token"},
+	} {
+		_, err := carol.try("join", tc.token)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || strings.Contains(err.Error(), "unknown server or channel") {
+			t.Errorf("%s invite: %v, want it to say %q", name, err, tc.want)
+		}
+	}
+}

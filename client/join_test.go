@@ -1,0 +1,73 @@
+package client
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/guildhall/guildhall/policy"
+)
+
+// Twenty newcomers join at once through the invites of four members who are
+// not the creator (two of them offline by then): every one becomes a
+// member, run after run, whatever their IDs sort as. A banned member's join
+// through a fresh invite says "banned"; after an unban it succeeds.
+func TestJoinsThroughMembersInvites(t *testing.T) {
+	const runs = 3
+	hub := startHub(t, "sqlite")
+	for run := range runs {
+		alice := newClient(t, "alice-phone")
+		server := must[policy.ID](t)(alice.CreateServer(ctx, fmt.Sprintf("club %d", run), []string{hub.URL}, ServerOptions{}))
+		inviter := must[*policy.Event](t)(alice.Publish(ctx, server, &policy.RoleDefine{Name: "inviter", Rank: 10, Perms: policy.PermRead | policy.PermPost | policy.PermInvite})).ID
+		var invites []string
+		for i := range 4 {
+			m := newClient(t, fmt.Sprintf("member-%d", i))
+			must[policy.ID](t)(m.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, []policy.ID{inviter}, nil))))
+			invites = append(invites, must[string](t)(m.Invite(ctx, server, 5, time.Hour, nil, nil)))
+			if i%2 == 0 {
+				ok(t, m.Close()) // offline while the newcomers join
+			}
+		}
+		newcomers := make([]*Client, 20)
+		for i := range newcomers {
+			newcomers[i] = newClient(t, fmt.Sprintf("newcomer-%d", i))
+		}
+		var wg sync.WaitGroup
+		errs := make([]error, len(newcomers))
+		for i, c := range newcomers {
+			wg.Go(func() { _, errs[i] = c.Join(ctx, invites[i%4]) })
+		}
+		wg.Wait()
+		must[int](t)(alice.SyncState(ctx, server))
+		st := must[*policy.State](t)(alice.State(ctx, server))
+		var missing []string
+		for i, c := range newcomers {
+			if me := must[policy.PublicKey](t)(c.Me()); errs[i] != nil || !st.IsMember(me) {
+				missing = append(missing, fmt.Sprintf("newcomer-%d (%v)", i, errs[i]))
+			}
+		}
+		if len(missing) > 0 {
+			t.Fatalf("run %d: %d of 20 newcomers are not members: %v", run, len(missing), missing)
+		}
+	}
+
+	alice := newClient(t, "alice-phone")
+	server := must[policy.ID](t)(alice.CreateServer(ctx, "bans", []string{hub.URL}, ServerOptions{}))
+	bob := newClient(t, "bob-laptop")
+	must[policy.ID](t)(bob.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))))
+	must[int](t)(alice.SyncState(ctx, server)) // the ban follows bob's join, not concurrent with it
+	ok(t, alice.Ban(ctx, server, must[policy.PublicKey](t)(bob.Me()), "spam"))
+	if _, err := bob.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))); !errors.Is(err, policy.ErrBanned) {
+		t.Fatalf("a banned member's join: %v, want banned", err)
+	}
+	must[*policy.Event](t)(alice.PublishChange(ctx, server, &policy.Unban{Member: must[policy.PublicKey](t)(bob.Me())}))
+	must[policy.ID](t)(bob.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))))
+	// A used-up invite says so.
+	used := must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))
+	must[policy.ID](t)(newClient(t, "carol").Join(ctx, used))
+	if _, err := newClient(t, "dave").Join(ctx, used); !errors.Is(err, policy.ErrInviteExhausted) {
+		t.Fatalf("a used-up invite: %v, want invite_exhausted", err)
+	}
+}
