@@ -14,9 +14,17 @@ const t0 int64 = 1_767_225_600_000 // 2026-01-01T00:00:00Z
 // seedKey derives a private key from a name: the same name, the same key,
 // in every run and in the test vectors.
 func seedKey(name string) ed25519.PrivateKey {
+	if keysUsed != nil {
+		keysUsed[name] = true
+	}
 	seed := sha256.Sum256([]byte("guildhall test key " + name))
 	return ed25519.NewKeyFromSeed(seed[:])
 }
+
+// keysUsed, while not nil, records every name seedKey derives a key for:
+// the vectors list a seed for each (tests in this package do not run in
+// parallel).
+var keysUsed map[string]bool
 
 func pub(name string) PublicKey { return KeyOf(seedKey(name)) }
 

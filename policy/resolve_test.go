@@ -61,8 +61,11 @@ func (h *history) next(tb testing.TB) *Event {
 		maxT = max(maxT, p.Time)
 	}
 	t := maxT + int64(r.IntN(3000))
-	if r.IntN(40) == 0 {
+	switch r.IntN(40) {
+	case 0:
 		t = maxT - 1 // out of time order: must be rejected identically everywhere
+	case 1:
+		t = maxT + 365*msPerDay // dated a year ahead, as replicated history may carry
 	}
 	author := "alice"
 	switch r.IntN(10) {

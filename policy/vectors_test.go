@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -107,12 +108,17 @@ func (r *recorder) do(who string, c Content, want Code) *Event {
 	return e
 }
 
-func generateVectors(t testing.TB) vectorSet {
-	var vs vectorSet
-	for _, n := range []string{"alice", "bob", "carol", "dave", "dave-phone", "hub"} {
-		k := seedKey(n)
-		vs.keys = append(vs.keys, keyVector{Name: n, Seed: hex.EncodeToString(k.Seed()), Public: hex.EncodeToString(k.Public().(ed25519.PublicKey)), Text: KeyOf(k).String()})
-	}
+func generateVectors(t testing.TB) (vs vectorSet) {
+	keysUsed = map[string]bool{}
+	defer func() {
+		generateDecisions(t) // decisions.json's signers are listed too
+		names := slices.Sorted(maps.Keys(keysUsed))
+		keysUsed = nil
+		for _, n := range names { // a seed for every key the vectors use, in name order
+			k := seedKey(n)
+			vs.keys = append(vs.keys, keyVector{Name: n, Seed: hex.EncodeToString(k.Seed()), Public: hex.EncodeToString(k.Public().(ed25519.PublicKey)), Text: KeyOf(k).String()})
+		}
+	}()
 
 	// A small server with one of every object.
 	w := newWorld(t, "alice")
@@ -339,7 +345,21 @@ func TestVectors(t *testing.T) {
 			t.Errorf("key %s: text form mismatch (%v)", k.Name, err)
 		}
 	}
+	seeded := map[string]bool{} // names and public keys (text) with a seed in keys.json
+	for _, k := range keys {
+		seeded[k.Name], seeded[k.Text] = true, true
+	}
+	for _, rv := range res {
+		for _, h := range append([]string{rv.Genesis}, rv.Events...) {
+			if e, err := ParseEvent(unhex(t, h)); err == nil && !seeded[e.Author.String()] {
+				t.Errorf("%s: event author %s has no seed in keys.json", rv.Name, e.Author)
+			}
+		}
+	}
 	for _, o := range objects {
+		if !seeded[o.Signer] {
+			t.Errorf("object %s: signer %s has no seed in keys.json", o.Name, o.Signer)
+		}
 		id, err := parseKind(o.Kind, unhex(t, o.Hex))
 		if err != nil || id.String() != o.ID {
 			t.Errorf("object %s: id %s err %v, want %s", o.Name, id, err, o.ID)
