@@ -77,7 +77,7 @@ const (
 	queryAgeSweep    = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
 		WHERE server = $1 AND channel = $2 AND time < $3 LIMIT $4)) RETURNING size, tombstone IS NOT NULL`
 	querySizeSweep = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
-		WHERE server = $1 AND channel = $2 AND seq <= $3 ORDER BY seq LIMIT $4)) RETURNING size, tombstone IS NOT NULL`
+		WHERE server = $1 AND channel = $2 AND (time, id) <= ($3, $4) ORDER BY time, id LIMIT $5)) RETURNING size, tombstone IS NOT NULL`
 	queryTombstoneTarget = `SELECT server, channel, size, tombstone IS NOT NULL FROM envelopes WHERE id = $1`
 )
 
@@ -261,16 +261,19 @@ func (s *Store) sweepOnce(ctx context.Context, server, channel policy.ID, r stor
 			}
 		}
 		if live := ch.bytes - int64(swept.Bytes); r.MaxBytes > 0 && live > int64(r.MaxBytes) && !more {
-			var cutoff int64
-			err := b.tx.QueryRow(ctx, `SELECT seq FROM (
-					SELECT seq, SUM(size) OVER (ORDER BY seq) AS running FROM envelopes
+			// By the envelopes' own (time, ID) key, not by arrival: every hub
+			// holding the same envelopes deletes the same ones.
+			var cutTime int64
+			var cutID []byte
+			err := b.tx.QueryRow(ctx, `SELECT time, id FROM (
+					SELECT time, id, SUM(size) OVER (ORDER BY time, id) AS running FROM envelopes
 					WHERE server = $1 AND channel = $2 AND raw IS NOT NULL) AS w
-				WHERE running >= $3 ORDER BY seq LIMIT 1`, server[:], channel[:], live-int64(r.MaxBytes)).Scan(&cutoff)
+				WHERE running >= $3 ORDER BY time, id LIMIT 1`, server[:], channel[:], live-int64(r.MaxBytes)).Scan(&cutTime, &cutID)
 			if err != nil {
 				return err
 			}
 			for {
-				n, err := del(querySizeSweep, server[:], channel[:], cutoff, sweepChunk)
+				n, err := del(querySizeSweep, server[:], channel[:], cutTime, cutID, sweepChunk)
 				if err != nil {
 					return err
 				}

@@ -312,17 +312,20 @@ func (s *Store) Sweep(ctx context.Context, server, channel policy.ID, r storage.
 			}
 		}
 		if live := ch.bytes - int64(swept.Bytes); r.MaxBytes > 0 && live > int64(r.MaxBytes) {
-			// The oldest envelopes whose sizes add up to at least the excess.
-			var cutoff int64
-			err := b.tx.QueryRowContext(ctx, `SELECT seq FROM (
-					SELECT seq, SUM(size) OVER (ORDER BY seq) AS running FROM envelopes
+			// The oldest envelopes by their own (time, ID) key, not by
+			// arrival, whose sizes add up to at least the excess: every
+			// hub holding the same envelopes deletes the same ones.
+			var cutTime int64
+			var cutID []byte
+			err := b.tx.QueryRowContext(ctx, `SELECT time, id FROM (
+					SELECT time, id, SUM(size) OVER (ORDER BY time, id) AS running FROM envelopes
 					WHERE server = ? AND channel = ? AND raw IS NOT NULL)
-				WHERE running >= ? ORDER BY seq LIMIT 1`, server[:], channel[:], live-int64(r.MaxBytes)).Scan(&cutoff)
+				WHERE running >= ? ORDER BY time, id LIMIT 1`, server[:], channel[:], live-int64(r.MaxBytes)).Scan(&cutTime, &cutID)
 			if err != nil {
 				return err
 			}
-			if err := del(`DELETE FROM envelopes WHERE server = ? AND channel = ? AND seq <= ? RETURNING size, tombstone IS NOT NULL`,
-				server[:], channel[:], cutoff); err != nil {
+			if err := del(`DELETE FROM envelopes WHERE server = ? AND channel = ? AND (time, id) <= (?, ?) RETURNING size, tombstone IS NOT NULL`,
+				server[:], channel[:], cutTime, cutID); err != nil {
 				return err
 			}
 		}

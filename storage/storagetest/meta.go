@@ -342,6 +342,31 @@ func testRetention(t *testing.T, m Meta) {
 	if st := put(t, m, Envelope(s, c, 100, 10)); st[0].Seq != 21 {
 		t.Fatalf("after sweep, next seq = %d, want 21", st[0].Seq)
 	}
+
+	// Size is judged by the envelopes' own (time, ID) order, not the order
+	// they arrived in: a replica that received them newest first deletes
+	// the same ones.
+	late := ChannelID("ret-late")
+	var arrived []storage.Envelope
+	for i := range 10 {
+		arrived = append(arrived, Envelope(s, late, 9-i, 1000)) // newest first
+	}
+	for _, e := range arrived {
+		put(t, m, e)
+	}
+	sw, err = m.Sweep(ctx, s, late, storage.Retention{MaxBytes: 6_500})
+	if err != nil || sw.Envelopes != 4 {
+		t.Fatalf("size sweep of envelopes that arrived newest first = %+v, %v; want 4", sw, err)
+	}
+	kept := map[policy.ID]bool{}
+	for _, e := range readAll(t, m, s, late) {
+		kept[e.ID] = true
+	}
+	for i, e := range arrived {
+		if oldest := i >= 6; kept[e.ID] == oldest { // arrived[6..9] are times 3..0
+			t.Fatalf("envelope of time index %d: kept %v; the four oldest by time must go", 9-i, kept[e.ID])
+		}
+	}
 }
 
 func testRanges(t *testing.T, m Meta) {
