@@ -76,7 +76,9 @@ type Objects struct {
 type EventResult struct {
 	ID     policy.ID `cbor:"1,keyasint" json:"id"`
 	Folded bool      `cbor:"2,keyasint" json:"folded"`
-	// Reason is set when the folded event has no effect (unauthorised).
+	// Reason is set when the folded event was rejected, for whatever reason
+	// (unauthorised, conflict, an unusable invite, a clock rule), and so has
+	// no effect. Folded is true for rejected events too.
 	Reason *Error `cbor:"3,keyasint,omitempty" json:"reason,omitempty"`
 }
 
@@ -165,8 +167,10 @@ type BlobTicket struct {
 	Expires int64               `cbor:"3,keyasint" json:"expires"`
 }
 
-// Topic is a channel to follow over the WebSocket, from cursor After (its
-// last sequence number seen; 0 replays the channel from its start).
+// Topic is a channel to follow over the WebSocket. In a sub frame, After is
+// the last sequence number the client has: the hub replays what is stored
+// after it, and with 0 replays nothing (live messages only; read history by
+// cursor first). In a cut frame it is the last one sent, to resume from.
 type Topic struct {
 	Server  policy.ID `cbor:"1,keyasint" json:"server"`
 	Channel policy.ID `cbor:"2,keyasint" json:"channel"`
