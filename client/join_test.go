@@ -51,6 +51,12 @@ func TestJoinsThroughMembersInvites(t *testing.T) {
 		if len(missing) > 0 {
 			t.Fatalf("run %d: %d of 20 newcomers are not members: %v", run, len(missing), missing)
 		}
+		// After the burst (a log many heads wide) the creator can still act.
+		wide := len(must[*policy.Log](t)(alice.Log(ctx, server)).Heads())
+		ok(t, alice.Ban(ctx, server, must[policy.PublicKey](t)(newcomers[0].Me()), "test"))
+		if st := must[*policy.State](t)(alice.State(ctx, server)); st.IsMember(must[policy.PublicKey](t)(newcomers[0].Me())) {
+			t.Fatalf("run %d: the ban after %d heads did not take effect", run, wide)
+		}
 	}
 
 	alice := newClient(t, "alice-phone")

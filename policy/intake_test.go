@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"slices"
 	"testing"
 )
@@ -317,4 +318,30 @@ func TestMayReadLogWith(t *testing.T) {
 	// Uses do not close the log: a used-up invite still lets its holder see why.
 	w.do("carol", &Join{Invite: byAlice.Raw}, "")
 	wantCode(t, w.state().MayReadLogWith(byAlice, now), "")
+}
+
+// However many concurrent heads a log has, an author names at most
+// MaxParents of them, the event takes effect, and the log narrows.
+func TestParentsAtBoundedWidth(t *testing.T) {
+	w := newWorld(t, "alice")
+	inv := w.invite("alice", 100)
+	heads := w.log.Heads()
+	for i := range 40 {
+		w.add(w.sign(IdentitySigner(seedKey(fmt.Sprintf("newcomer %d", i))), heads, &Join{Invite: inv.Raw}))
+	}
+	if n := len(w.log.Heads()); n != 40 {
+		t.Fatalf("%d heads, want 40", n)
+	}
+	for _, want := range []int{40 - MaxParents + 1, 40 - 2*MaxParents + 2, 1} {
+		parents := w.log.ParentsAt(w.now + 1000)
+		if len(parents) > MaxParents {
+			t.Fatalf("%d parents named", len(parents))
+		}
+		e := w.sign(IdentitySigner(seedKey("alice")), parents, &ChannelCreate{Name: "c", Durability: Replicated})
+		w.add(e)
+		w.expect(e, "")
+		if n := len(w.log.Heads()); n != want {
+			t.Fatalf("after an event on %d parents: %d heads, want %d", len(parents), n, want)
+		}
+	}
 }

@@ -269,6 +269,28 @@ func concurrencyVectors(t testing.TB) []resolutionVector {
 		r.do("carol", &Join{Invite: w.invite("alice", 1).Raw}, "")
 		out = append(out, resolutionCase("unban then rejoin; leave then rejoin", w.gen, r.events, slices.Reverse))
 	}
+	{ // a head dated a year ahead: an event on the parents of §4.5 takes effect, one naming it is "clock"
+		w := newWorld(t, "alice")
+		r := &recorder{world: w}
+		r.do("dave", &Join{Invite: w.invite("alice", 1).Raw}, "")
+		before := w.log.Heads()
+		future, err := NewEvent(IdentitySigner(seedKey("dave")), w.server(), before, w.now+365*msPerDay, &ChannelCreate{Name: "later", Durability: Replicated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.add(future)
+		now := w.now + 1000
+		honest, err := NewEvent(IdentitySigner(seedKey("alice")), w.server(), w.log.ParentsAt(now), now, &ChannelCreate{Name: "now", Durability: Replicated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		named, err := NewEvent(IdentitySigner(seedKey("alice")), w.server(), []ID{future.ID}, now, &ChannelCreate{Name: "named", Durability: Replicated})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.events = append(r.events, future, honest, named)
+		out = append(out, resolutionCase("a future-dated head and the parents an author chooses", w.gen, r.events, slices.Reverse))
+	}
 	return out
 }
 
