@@ -128,7 +128,7 @@ func TestQueriesUseIndexes(t *testing.T) {
 		"range keys":        {queryRangeKeys, append(rangeArgs(srv, ch, storage.Key{}, storage.Key{Time: 1 << 62, ID: max}), 100)},
 		"range fingerprint": {queryRangeIDs, rangeArgs(srv, ch, storage.Key{Time: 5}, storage.Key{Time: 1 << 62, ID: max})},
 		"age sweep":         {queryAgeSweep, []any{srv[:], ch[:], int64(1767225600100), sweepChunk}},
-		"size sweep":        {querySizeSweep, []any{srv[:], ch[:], int64(100), sweepChunk}},
+		"size sweep":        {querySizeSweep, []any{srv[:], ch[:], int64(100), id[:], sweepChunk}},
 		"tombstone target":  {queryTombstoneTarget, []any{id[:]}},
 		"existence":         {`SELECT id, seq, stored_at FROM envelopes WHERE id = ANY($1)`, []any{[][]byte{id[:]}}},
 	} {
