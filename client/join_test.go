@@ -77,3 +77,28 @@ func TestJoinsThroughMembersInvites(t *testing.T) {
 		t.Fatalf("a used-up invite: %v, want invite_exhausted", err)
 	}
 }
+
+// Against a real hub process: a member's state event dated a month, or ten
+// minutes, ahead is refused with "clock" and stored nowhere; the creator's
+// next event succeeds. (Backdated events are refused the same way: see
+// hub's TestLiveEventsMustBeFresh; a new device cannot sign one.)
+func TestHubRefusesStateEventsOffItsClock(t *testing.T) {
+	hub := startHub(t, "sqlite")
+	alice, bob := newClient(t, "alice-phone"), newClient(t, "bob-laptop")
+	server := must[policy.ID](t)(alice.CreateServer(ctx, "clocks", []string{hub.URL}, ServerOptions{}))
+	must[policy.ID](t)(bob.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))))
+	d := must[*Device](t)(bob.Device())
+	l := must[*policy.Log](t)(bob.Log(ctx, server))
+	before := l.Len()
+	for name, at := range map[string]time.Time{"a month ahead": time.Now().AddDate(0, 1, 0), "ten minutes ahead": time.Now().Add(10 * time.Minute)} {
+		e := must[*policy.Event](t)(policy.NewEvent(d.Signer(), server, l.Heads(), at.UnixMilli(), &policy.ChannelCreate{Name: "x", Durability: policy.Replicated}))
+		if _, err := bob.hub(hub.URL).PublishEvents(ctx, server, [][]byte{e.Raw}); !IsCode(err, string(policy.CodeClock)) {
+			t.Fatalf("%s: %v, want clock", name, err)
+		}
+	}
+	must[int](t)(alice.SyncState(ctx, server))
+	if n := must[*policy.Log](t)(alice.Log(ctx, server)).Len(); n != before {
+		t.Fatalf("the hub stored a refused event: %d events, want %d", n, before)
+	}
+	must[policy.ID](t)(alice.CreateChannel(ctx, server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated}))
+}
