@@ -16,24 +16,20 @@ type Caller struct {
 	Identity policy.PublicKey
 	Device   policy.PublicKey
 	// Invite, when set, is an invite the caller holds: it opens the state
-	// log (never a channel) to a newcomer (policy.State.MayReadLogWith).
+	// log's events (Events) to a newcomer, and nothing else
+	// (policy.State.MayReadLogWith).
 	Invite *policy.Invite
 }
 
 // MayRead applies policy's read rule for a hosted server: a channel, or its
-// state log with channel zero (which an invite also opens).
+// state log with channel zero. An invite opens nothing here: only Events.
 func (s *Service) MayRead(ctx context.Context, server, channel policy.ID, r Caller) error {
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
 		return err
 	}
 	defer sl.mu.Unlock()
-	st := sl.log.State()
-	err = st.MayRead(r.Identity, r.Device, channel)
-	if err != nil && channel.IsZero() && r.Invite != nil {
-		return st.MayReadLogWith(r.Invite, s.now()) // why the invite does not open it, if it does not
-	}
-	return err
+	return sl.log.State().MayRead(r.Identity, r.Device, channel)
 }
 
 // Read returns a channel's envelopes after a sequence number, to a reader
@@ -48,10 +44,25 @@ func (s *Service) Read(ctx context.Context, r Caller, server, channel policy.ID,
 // Events returns a hosted server's stored state events after a cursor, to
 // a reader who may read its state log.
 func (s *Service) Events(ctx context.Context, r Caller, server policy.ID, after uint64, limit int) ([]storage.Event, error) {
-	if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
+	err := s.MayRead(ctx, server, policy.ID{}, r)
+	if err != nil && r.Invite != nil {
+		err = s.mayReadLogWith(ctx, server, r.Invite) // the newcomer's way in, and why not
+	}
+	if err != nil {
 		return nil, err
 	}
 	return s.cfg.Store.Events(ctx, server, after, limit)
+}
+
+// mayReadLogWith applies policy's rule for reading a state log with an
+// invite (State.MayReadLogWith).
+func (s *Service) mayReadLogWith(ctx context.Context, server policy.ID, inv *policy.Invite) error {
+	sl, err := s.lockLog(ctx, server)
+	if err != nil {
+		return err
+	}
+	defer sl.mu.Unlock()
+	return sl.log.State().MayReadLogWith(inv, s.now())
 }
 
 // Envelope returns one stored envelope by ID to a reader who may read its

@@ -315,9 +315,9 @@ func TestMayReadLogWith(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) { wantCode(t, w.state().MayReadLogWith(tc.inv, tc.at), tc.want) })
 	}
-	// Uses do not close the log: a used-up invite still lets its holder see why.
+	// A used-up invite is no pass: newcomers read before they join.
 	w.do("carol", &Join{Invite: byAlice.Raw}, "")
-	wantCode(t, w.state().MayReadLogWith(byAlice, now), "")
+	wantCode(t, w.state().MayReadLogWith(byAlice, now), CodeInviteExhausted)
 }
 
 // However many concurrent heads a log has, an author names at most

@@ -196,14 +196,17 @@ func (s *State) MayRead(k, d PublicKey, channel ID) error {
 // server's state log (never a channel) at now (Unix ms), so that a newcomer
 // sees the log, prior joins through the invite included, and names its
 // heads when joining: the invite is for this server, unexpired, not
-// revoked, and its inviter is a member in good standing who may invite.
-// Uses are not checked here: they are counted along each join's history.
+// revoked, not used up by the joins folded so far (a newcomer reads before
+// it joins, and an invite copied out of a join event is no pass), and its
+// inviter is a member in good standing who may invite.
 func (s *State) MayReadLogWith(inv *Invite, now int64) error {
 	switch {
 	case inv.Server != s.id:
 		return errf(CodeWrongServer, "invite is for server %s", inv.Server)
 	case now >= inv.Expires:
 		return errf(CodeInviteExpired, "invite expired at %d", inv.Expires)
+	case s.inviteUses[inv.ID] >= inv.Uses:
+		return errf(CodeInviteExhausted, "invite admitted its %d joins", inv.Uses)
 	}
 	if _, ok := s.revokedInvites[inv.ID]; ok {
 		return errf(CodeInviteRevoked, "invite %s was revoked", inv.ID)

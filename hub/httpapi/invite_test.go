@@ -36,6 +36,10 @@ func TestInviteOpensTheStateLog(t *testing.T) {
 	if st, we := call(t, "GET", channel, valid, nil, nil); we == nil || we.Code != wire.CodeUnauthenticated {
 		t.Fatalf("an invite and a channel: %d %+v, want unauthenticated", st, we)
 	}
+	blob := e.srv.URL + "/v1/servers/" + e.Gen.ID.String() + "/blobs/" + policy.Sum([]byte("a blob")).String()
+	if st, we := call(t, "GET", blob, valid, nil, nil); we == nil || we.Code != wire.CodeUnauthenticated {
+		t.Fatalf("an invite and a blob: %d %+v, want unauthenticated", st, we)
+	}
 	expired := invite("alice", time.Second)
 	e.Advance(time.Minute)
 	for name, tc := range map[string]struct {
