@@ -94,10 +94,11 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 			}
 		}
 		var raws [][]byte
+		var readErr error
 		for after := uint64(0); ; {
 			page, err := h.Events(ctx, token, server, after)
 			if err != nil {
-				lastErr = err
+				readErr = err
 				break
 			}
 			for _, e := range page.Events {
@@ -107,6 +108,10 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 			if !page.More {
 				break
 			}
+		}
+		if readErr != nil { // a refusal is not an empty log: try the next hub, and report it
+			lastErr = readErr
+			continue
 		}
 		events, err := policy.NewVerifier(0).ParseEvents(raws)
 		if err != nil {
@@ -402,14 +407,13 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 		return policy.ID{}, err
 	}
 	if _, err := c.syncState(ctx, inv.Server, policy.EncodeInviteToken(inv)); err != nil {
-		if code := policy.CodeOf(err); code != "" {
-			return policy.ID{}, fmt.Errorf("client: the invite does not admit you: %w", err)
-		}
 		var he *HubError
-		if !errors.As(err, &he) {
+		switch {
+		case policy.CodeOf(err) != "":
+			return policy.ID{}, fmt.Errorf("client: the invite does not admit you: %w", err)
+		case !errors.As(err, &he):
 			return policy.ID{}, err
-		}
-		if he.Code != string(policy.CodeForbidden) && he.Code != wire.CodeUnauthenticated {
+		case he.Code != string(policy.CodeForbidden) && he.Code != wire.CodeUnauthenticated:
 			return policy.ID{}, fmt.Errorf("client: the invite does not admit you: %w", err)
 		}
 		// A hub that does not open the state log to invites: join blind.

@@ -164,6 +164,20 @@ func TestPublishRefusalsStoreNothing(t *testing.T) {
 	if _, err := f.Hub.PublishEvents(context.Background(), f.Gen.ID, [][]byte{f.Event("alice", &policy.ChannelCreate{Name: "ok", Durability: policy.Strict}).Raw, raw}); !errors.Is(err, policy.ErrBadSignature) {
 		t.Fatalf("batch with a forged event: %v", err)
 	}
+	// A new join through an invite the folded joins have used up.
+	inv, err := policy.NewInvite(policy.IdentitySigner(key("alice")), policy.InviteBody{Server: f.Gen.ID, Issued: f.Now().UnixMilli(), Expires: f.Now().Add(time.Hour).UnixMilli(), Uses: 1, Nonce: []byte("one-use-invite--")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := f.Event("frank", &policy.Join{Invite: inv.Raw})
+	f.MustPublish(first)
+	before = count()
+	if _, err := f.Publish(f.Event("grace", &policy.Join{Invite: inv.Raw})); !errors.Is(err, policy.ErrInviteExhausted) {
+		t.Fatalf("a join through a used-up invite: %v", err)
+	}
+	if _, err := f.Publish(first); err != nil { // history may be published again
+		t.Fatalf("the first join again: %v", err)
+	}
 	if count() != before {
 		t.Fatal("a refused publication stored events")
 	}

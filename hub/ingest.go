@@ -23,7 +23,7 @@ type EventResult struct {
 // the server (subject to admission) when its genesis is among them. The
 // whole call is refused, storing nothing, if any event fails verification
 // or policy refuses the publication (policy.CheckLiveEvents, then
-// State.CheckPublication: hubs take only fresh events of the server, and do
+// Log.CheckPublication: hubs take only fresh events of the server, and do
 // not store what can never take effect).
 func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]EventResult, error) {
 	if len(raws) == 0 {
@@ -52,7 +52,7 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 		}
 	}
 	defer sl.mu.Unlock()
-	if err := sl.log.State().CheckPublication(events); err != nil {
+	if err := sl.log.CheckPublication(events); err != nil {
 		return nil, err
 	}
 	stored := make([]storage.Event, len(events))

@@ -42,7 +42,8 @@ func generateDecisions(t testing.TB) decisionVectors {
 	mods := r.do("alice", &ChannelCreate{Name: "mods", Durability: Strict}, "").ID
 	r.do("alice", &StorageGrant{Node: pub("hub"), Channels: []ID{mods}}, "")
 	r.do("bob", &Join{Invite: w.invite("alice", 1).Raw}, "")
-	r.do("carol", &Join{Invite: w.invite("alice", 1).Raw}, "")
+	carolsInvite := w.invite("alice", 1)
+	r.do("carol", &Join{Invite: carolsInvite.Raw}, "")
 	r.do("alice", &Ban{Member: pub("carol")}, "")
 	dv := decisionVectors{Genesis: hex.EncodeToString(w.gen.Raw), Now: w.now}
 	for _, e := range r.events {
@@ -78,6 +79,8 @@ func generateDecisions(t testing.TB) decisionVectors {
 	add(decisionCase{Name: "a member's event", Rule: "publication", Events: hexes(ev("bob", topic("b")))})
 	add(decisionCase{Name: "a stranger's join", Rule: "publication", Events: hexes(joinDave)})
 	add(decisionCase{Name: "a joiner acts beside its join", Rule: "publication", Events: hexes(joinDave, ev("dave", topic("c")))})
+	add(decisionCase{Name: "a new join through a used-up invite", Rule: "publication", Events: hexes(ev("erin", &Join{Invite: carolsInvite.Raw})), Want: string(CodeInviteExhausted)})
+	add(decisionCase{Name: "the join that used it, published again", Rule: "publication", Events: hexes(r.events[4])})
 	add(decisionCase{Name: "a stranger acts", Rule: "publication", Events: hexes(ev("dave", topic("d"))), Want: string(CodeNotMember)})
 	add(decisionCase{Name: "a banned member acts", Rule: "publication", Events: hexes(ev("carol", topic("e"))), Want: string(CodeBanned)})
 	add(decisionCase{Name: "one stranger's act refuses the publication", Rule: "publication", Events: hexes(ev("bob", topic("f")), ev("dave", topic("g"))), Want: string(CodeNotMember)})
@@ -130,7 +133,7 @@ func judge(t testing.TB, l *Log, now int64, c decisionCase) (want string, kept [
 		}
 		return code(CheckLiveEvents(server, events, now)), nil
 	case "publication":
-		return code(l.State().CheckPublication(events)), nil
+		return code(l.CheckPublication(events)), nil
 	case "replicable":
 		got, err := l.Replicable(events)
 		for _, e := range got {

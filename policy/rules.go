@@ -275,7 +275,7 @@ func CheckLiveEvents(server ID, events []*Event, now int64) error {
 // state events of one request) in this state: every event belongs to this
 // server, and every author could make its event take effect, so a hub never
 // stores what can never apply. A genesis or a join is always stored (its
-// own fold decides it); an author who joins in this same publication, and
+// own fold decides it; but see Log.CheckPublication); an author who joins in this same publication, and
 // is not banned, may act in it; any other author must be a member who is not
 // banned. One refused event refuses the whole publication.
 func (s *State) CheckPublication(events []*Event) error {
@@ -298,6 +298,22 @@ func (s *State) CheckPublication(events []*Event) error {
 		}
 	}
 	return nil
+}
+
+// CheckPublication is State.CheckPublication for a hub holding this log,
+// which also refuses a new join through an invite whose uses the folded
+// joins have spent (invite_exhausted): a live newcomer reads the log before
+// joining, so it would have seen those joins and been refused in its fold;
+// the joins that rightly overshoot are concurrent ones, which reach a hub
+// before it has folded the others. Events the log already holds are taken
+// again as they are (a publication may repeat history).
+func (l *Log) CheckPublication(events []*Event) error {
+	for _, e := range events {
+		if j, ok := e.Body.(*Join); ok && l.events[e.ID] == nil && l.state.inviteUses[j.invite.ID] >= j.invite.Uses {
+			return errf(CodeInviteExhausted, "join %s: invite admitted its %d joins", e.ID, j.invite.Uses)
+		}
+	}
+	return l.state.CheckPublication(events)
 }
 
 // OwnerActs decides whether a publication is its owner's, which is what

@@ -35,6 +35,14 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("hub: %s: %s", e.Code, e.Message) }
 
+// Is makes a hub's refusal match policy's sentinel of the same code, so
+// errors.Is(err, policy.ErrBanned) holds whether the client or the hub
+// decided.
+func (e *Error) Is(target error) bool {
+	t, ok := target.(*policy.Error)
+	return ok && string(t.Code) == e.Code
+}
+
 // IsCode reports whether err is a hub refusal with that code.
 func IsCode(err error, code string) bool {
 	var he *Error
