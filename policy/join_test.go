@@ -104,3 +104,22 @@ func TestInviteUsesAlongCausalHistory(t *testing.T) {
 	w.add(one)
 	w.expect(one, "")
 }
+
+// A join counts every applied join through its invite among its ancestors,
+// even behind an event dated before the invite (rejected "clock").
+func TestInviteUsesBehindABackdatedEvent(t *testing.T) {
+	w := newWorld(t, "alice")
+	inv := w.invite("alice", 1)
+	j1 := w.sign(IdentitySigner(seedKey("a")), w.log.Heads(), &Join{Invite: inv.Raw})
+	w.add(j1)
+	w.expect(j1, "")
+	x, err := NewEvent(IdentitySigner(seedKey("alice")), w.server(), []ID{j1.ID}, inv.Issued-1000, &ChannelCreate{Name: "x", Durability: Replicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.add(x)
+	w.expect(x, CodeClock)
+	j2 := w.sign(IdentitySigner(seedKey("b")), []ID{x.ID}, &Join{Invite: inv.Raw})
+	w.add(j2)
+	w.expect(j2, CodeInviteExhausted)
+}

@@ -34,6 +34,7 @@ type Log struct {
 	children map[ID][]ID     // event (known or not) -> known events naming it as parent
 	outcome  map[ID]error    // folded events: nil if applied, else the reason
 	index    map[ID]int      // folded events: position in order
+	latest   map[ID]int64    // folded events: the latest time among the event and its ancestors
 	order    []ID            // folded events in resolution order
 	heads    map[ID]struct{} // folded events no folded event names as parent
 	pending  map[ID]struct{} // known events not folded: an ancestor is missing
@@ -69,6 +70,7 @@ func NewLog(genesis *Event) (*Log, error) {
 		children: map[ID][]ID{},
 		outcome:  map[ID]error{genesis.ID: nil},
 		index:    map[ID]int{genesis.ID: 0},
+		latest:   map[ID]int64{genesis.ID: genesis.Time},
 		order:    []ID{genesis.ID},
 		heads:    map[ID]struct{}{genesis.ID: {}},
 		pending:  map[ID]struct{}{},
@@ -291,6 +293,11 @@ func (l *Log) fold(e *Event) {
 	l.outcome[e.ID] = err
 	delete(l.pending, e.ID)
 	l.index[e.ID] = len(l.order)
+	latest := e.Time
+	for _, p := range e.Parents {
+		latest = max(latest, l.latest[p])
+	}
+	l.latest[e.ID] = latest
 	l.order = append(l.order, e.ID)
 	if len(l.order)%l.every == 0 {
 		l.checkpoints = append(l.checkpoints, checkpoint{pos: len(l.order), state: l.state.clone()})
@@ -321,6 +328,7 @@ func (l *Log) refold(from int) {
 	for _, id := range l.order[cp.pos:] {
 		delete(l.outcome, id)
 		delete(l.index, id)
+		delete(l.latest, id)
 		l.pending[id] = struct{}{}
 	}
 	l.order = l.order[:cp.pos]
@@ -377,13 +385,13 @@ func (l *Log) refold(from int) {
 // usedBefore counts, for a join, the joins through the same invite that
 // were applied among its ancestors: an invite's uses are counted along
 // causal history, so a join concurrent with an admitted member's never
-// evicts it (PROTOCOL §4.3). The walk goes back from the join's parents
-// through events dated no earlier than the invite's issue time (an event
-// dated before it ends the walk there; no join through the invite can be
-// earlier). It is needed only when the state has counted as many uses in
-// all as the invite allows, since the causal count is never larger: below
-// that it returns that total, which the check then finds below the limit.
-// For any other event it returns 0.
+// evicts it (PROTOCOL §4.3). The walk goes back from the join's parents and
+// stops at an event whose own time and every ancestor's are before the
+// invite's issue time (l.latest): an applied join through the invite is
+// dated at or after it, so none can lie beyond. It is needed only when the
+// state has counted as many uses in all as the invite allows, since the
+// causal count is never larger: below that it returns that total, which the
+// check then finds below the limit. For any other event it returns 0.
 func (l *Log) usedBefore(e *Event) uint32 {
 	j, ok := e.Body.(*Join)
 	if !ok {
@@ -409,7 +417,7 @@ func (l *Log) usedBefore(e *Event) uint32 {
 				used++
 			}
 		}
-		if x.Time >= inv.Issued {
+		if l.latest[id] >= inv.Issued { // else nothing at or before x is dated late enough to be such a join
 			stack = append(stack, x.Parents...)
 		}
 	}
