@@ -49,6 +49,7 @@ func TestCheckPublication(t *testing.T) {
 	topic := func(n string) Content { return &ChannelCreate{Name: n, Durability: Replicated} }
 	joinCarol := ev("carol", &Join{Invite: w.invite("alice", 1).Raw})
 	joinMallory := ev("mallory", &Join{Invite: w.invite("alice", 1).Raw})
+	selfJoin := ev("eve", &Join{Invite: w.invite("eve", 1000).Raw})
 	other := newWorld(t, "zed")
 	for _, tc := range []struct {
 		name   string
@@ -60,9 +61,12 @@ func TestCheckPublication(t *testing.T) {
 		{"a stranger's join alone", []*Event{joinCarol}, ""},
 		{"a joiner acts in its own publication", []*Event{joinCarol, ev("carol", topic("b"))}, ""},
 		{"a joiner's act without its join", []*Event{ev("carol", topic("c"))}, CodeNotMember},
-		{"a banned member's join is stored (its fold refuses it)", []*Event{joinMallory}, ""},
+		{"a banned member's join", []*Event{joinMallory}, CodeBanned},
 		{"a banned member acts", []*Event{ev("mallory", topic("d"))}, CodeBanned},
 		{"a banned member acts beside its own join", []*Event{joinMallory, ev("mallory", topic("e"))}, CodeBanned},
+		{"a stranger's join on an invite it signed itself", []*Event{selfJoin}, CodeInvalidInvite},
+		{"a stranger acts beside such a join", []*Event{selfJoin, ev("eve", topic("spam"))}, CodeInvalidInvite},
+		{"a member's join again", []*Event{ev("bob", &Join{Invite: w.invite("alice", 1).Raw})}, CodeConflict},
 		{"one stranger's act refuses the whole publication", []*Event{ev("bob", topic("f")), ev("dave", topic("g"))}, CodeNotMember},
 		{"another server's event", []*Event{other.sign(IdentitySigner(seedKey("zed")), nil, topic("h"))}, CodeWrongServer},
 	} {

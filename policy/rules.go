@@ -7,7 +7,10 @@
 
 package policy
 
-import "slices"
+import (
+	"errors"
+	"slices"
+)
 
 // CheckFresh reports whether t (Unix ms) is within MaxClockSkew of now. Hubs
 // apply it to live posts; replicated history is checked without it.
@@ -274,23 +277,34 @@ func CheckLiveEvents(server ID, events []*Event, now int64) error {
 // CheckPublication decides whether a hub stores a client's publication (the
 // state events of one request) in this state: every event belongs to this
 // server, and every author could make its event take effect, so a hub never
-// stores what can never apply. A genesis or a join is always stored (its
-// own fold decides it; but see Log.CheckPublication); an author who joins in this same publication, and
-// is not banned, may act in it; any other author must be a member who is not
-// banned. One refused event refuses the whole publication.
+// stores what can never apply. A genesis is stored (its own fold decides
+// it); a join must be admitted by its invite in this state (CheckInvite:
+// the joiner not banned nor a member, the invite unexpired, not revoked,
+// not used up, its inviter able to invite), since a live newcomer reads the
+// log before joining; an author whose join in this same publication passes
+// may act in it; any other author must be a member who is not banned. One
+// refused event refuses the whole publication. (Log.CheckPublication takes
+// again, as they are, the events a log already holds.)
 func (s *State) CheckPublication(events []*Event) error {
 	if err := CheckServerEvents(s.id, events); err != nil {
 		return err
 	}
 	joining := map[PublicKey]bool{}
 	for _, e := range events {
-		if e.Kind == EvJoin {
+		if j, ok := e.Body.(*Join); ok {
+			if err := s.CheckInvite(j.invite, e.Author, e.Time); err != nil {
+				var pe *Error
+				if errors.As(err, &pe) {
+					return errf(pe.Code, "join %s: %s", e.ID, pe.Detail)
+				}
+				return err
+			}
 			joining[e.Author] = true
 		}
 	}
 	for _, e := range events {
 		switch {
-		case e.Kind == EvGenesis || e.Kind == EvJoin || joining[e.Author] && !s.IsBanned(e.Author):
+		case e.Kind == EvGenesis || e.Kind == EvJoin || joining[e.Author]:
 		case s.IsBanned(e.Author):
 			return errf(CodeBanned, "author %s is banned", e.Author)
 		case !s.IsMember(e.Author):
@@ -300,20 +314,20 @@ func (s *State) CheckPublication(events []*Event) error {
 	return nil
 }
 
-// CheckPublication is State.CheckPublication for a hub holding this log,
-// which also refuses a new join through an invite whose uses the folded
-// joins have spent (invite_exhausted): a live newcomer reads the log before
-// joining, so it would have seen those joins and been refused in its fold;
-// the joins that rightly overshoot are concurrent ones, which reach a hub
-// before it has folded the others. Events the log already holds are taken
-// again as they are (a publication may repeat history).
+// CheckPublication is State.CheckPublication for a hub holding this log:
+// the events the log already holds are taken again as they are (a
+// publication may repeat history); the others must pass.
 func (l *Log) CheckPublication(events []*Event) error {
+	var fresh []*Event
 	for _, e := range events {
-		if j, ok := e.Body.(*Join); ok && l.events[e.ID] == nil && l.state.inviteUses[j.invite.ID] >= j.invite.Uses {
-			return errf(CodeInviteExhausted, "join %s: invite admitted its %d joins", e.ID, j.invite.Uses)
+		if l.events[e.ID] == nil {
+			fresh = append(fresh, e)
 		}
 	}
-	return l.state.CheckPublication(events)
+	if err := CheckServerEvents(l.genesis.ID, events); err != nil {
+		return err
+	}
+	return l.state.CheckPublication(fresh)
 }
 
 // OwnerActs decides whether a publication is its owner's, which is what
