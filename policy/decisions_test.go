@@ -104,6 +104,8 @@ func generateDecisions(t testing.TB) decisionVectors {
 
 	add(decisionCase{Name: "the owner creates the server", Rule: "owner_acts", Owner: pub("alice").String(), Events: hexes(w.gen), Want: "true"})
 	add(decisionCase{Name: "the owner authors an event", Rule: "owner_acts", Owner: pub("bob").String(), Events: hexes(byBob), Want: "true"})
+	coCreated := newWorld(t, "carol", "dave") // carol signs a genesis listing dave among the creators
+	add(decisionCase{Name: "the owner only listed as a co-creator by someone else", Rule: "owner_acts", Owner: pub("dave").String(), Events: hexes(coCreated.gen), Want: "false"})
 	add(decisionCase{Name: "nothing of the owner's", Rule: "owner_acts", Owner: pub("dave").String(), Events: hexes(w.gen, byBob), Want: "false"})
 	return dv
 }

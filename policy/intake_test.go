@@ -85,7 +85,7 @@ func TestOwnerActs(t *testing.T) {
 		want   bool
 	}{
 		{"the owner creates the server", "alice", []*Event{w.gen}, true},
-		{"the owner is a co-creator", "bob", []*Event{shared.gen}, true},
+		{"the owner only listed as a co-creator by someone else", "bob", []*Event{shared.gen}, false},
 		{"the owner authors an event", "bob", []*Event{bobAct}, true},
 		{"someone else's genesis", "bob", []*Event{w.gen}, false},
 		{"someone else's event", "carol", []*Event{w.gen, bobAct}, false},

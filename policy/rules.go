@@ -9,7 +9,6 @@ package policy
 
 import (
 	"errors"
-	"slices"
 )
 
 // CheckFresh reports whether t (Unix ms) is within MaxClockSkew of now. Hubs
@@ -331,15 +330,13 @@ func (l *Log) CheckPublication(events []*Event) error {
 }
 
 // OwnerActs decides whether a publication is its owner's, which is what
-// admits a server to a member's home node: the owner's identity creates the
-// server (a genesis naming it among the creators) or authors one of the
-// events.
+// admits a server to a member's home node: the owner's identity signed one
+// of its events (the genesis, or another). A genesis signed by someone else
+// that merely lists the owner among its creators does not count, so a
+// stranger cannot make a home node host its server by naming the owner.
 func OwnerActs(owner PublicKey, events []*Event) bool {
 	for _, e := range events {
 		if e.Author == owner {
-			return true
-		}
-		if g, ok := e.Body.(*Genesis); ok && slices.Contains(g.Creators, owner) {
 			return true
 		}
 	}
