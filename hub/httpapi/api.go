@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -225,11 +226,27 @@ func decodeBody(r *http.Request, limit int64, v any) error {
 		}
 		return fmt.Errorf("%w: reading body: %v", hub.ErrBadRequest, err)
 	}
-	mt := wire.CBOR
-	if strings.HasPrefix(r.Header.Get("Content-Type"), wire.JSON) {
-		mt = wire.JSON
+	mt, err := bodyType(r)
+	if err != nil {
+		return err
 	}
 	return wire.Unmarshal(mt, b, v)
+}
+
+// bodyType returns a message body's encoding from its Content-Type, which
+// must name one: a body a web page can send cross-origin without asking
+// (text/plain, a form) is refused, so no page can write to a hub on the
+// visitor's loopback (a body with no Content-Type is one of those too).
+func bodyType(r *http.Request) (string, error) {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == wire.CBOR:
+		return wire.CBOR, nil
+	case err == nil && mt == wire.JSON:
+		return wire.JSON, nil
+	}
+	return "", fmt.Errorf("%w: Content-Type %q: want %s or %s", hub.ErrBadRequest, ct, wire.CBOR, wire.JSON)
 }
 
 // objects decodes a batch of signed objects and charges the source for it.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bytes"
 	"net/http"
 	"strings"
 	"testing"
@@ -59,5 +60,42 @@ func TestInviteOpensTheStateLog(t *testing.T) {
 	e.MustPublish(e.Event("alice", &policy.InviteRevoke{Invite: revoked.ID}))
 	if st, we := call(t, "GET", events, policy.EncodeInviteToken(revoked), nil, nil); we == nil || we.Code != string(policy.CodeInviteRevoked) {
 		t.Fatalf("revoked invite: %d %+v", st, we)
+	}
+}
+
+// Finding 13 (second half): a body a web page may send to any origin
+// without asking (text/plain, a form, no type) is not decoded, so no page
+// can write to a hub on the visitor's loopback.
+func TestCrossOriginBodiesAreRefused(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", nil)
+	e.Community()
+	raw := e.envelopeBy(e.Device("dave"), e.General, 16)
+	body, err := wire.Marshal(wire.CBOR, wire.Objects{Objects: [][]byte{raw}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ct := range []string{"text/plain", "text/plain;charset=UTF-8", "application/x-www-form-urlencoded", "multipart/form-data; boundary=x", ""} {
+		req, err := http.NewRequest("POST", e.srv.URL+"/v1/envelopes", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Origin", "https://evil.example")
+		if ct != "" {
+			req.Header.Set("Content-Type", ct)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("Content-Type %q: status %d, want 400", ct, resp.StatusCode)
+		}
+	}
+	if n := e.Stored(e.General); n != 0 {
+		t.Fatalf("%d envelopes stored through cross-origin bodies", n)
+	}
+	if st, we := call(t, "POST", e.srv.URL+"/v1/envelopes", "", wire.Objects{Objects: [][]byte{raw}}, nil); we != nil || st != http.StatusOK {
+		t.Fatalf("the same post as CBOR: %d %+v", st, we)
 	}
 }
