@@ -99,3 +99,18 @@ func TestCrossOriginBodiesAreRefused(t *testing.T) {
 		t.Fatalf("the same post as CBOR: %d %+v", st, we)
 	}
 }
+
+// Finding 14 (in part): a session token in a URL opens nothing but the
+// WebSocket, where browsers have no other way to send it.
+func TestTokenInURLOnlyForTheWebSocket(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", nil)
+	e.Community()
+	token := e.login(e.Device("carol"))
+	events := e.srv.URL + "/v1/servers/" + e.Gen.ID.String() + "/events"
+	if st, we := call(t, "GET", events, token, nil, nil); we != nil {
+		t.Fatalf("with the header: %d %+v", st, we)
+	}
+	if st, we := call(t, "GET", events+"?token="+token, "", nil, nil); we == nil || we.Code != wire.CodeUnauthenticated {
+		t.Fatalf("with ?token= on a REST route: %d %+v, want unauthenticated", st, we)
+	}
+}
