@@ -44,11 +44,18 @@ func Code(err error) string {
 }
 
 // wireError converts an error for the wire; internal details stay in logs.
+// A backend's own words (its name, its addresses, its paths) never reach a
+// client: the codes that come from storage get a message of their own.
 func wireError(err error) *wire.Error {
 	c := Code(err)
 	msg := err.Error()
-	if c == wire.CodeInternal {
+	switch c {
+	case wire.CodeInternal:
 		msg = "internal error"
+	case wire.CodeUnavailable:
+		msg = "storage is unavailable or slow; retry later, or at another hub"
+	case wire.CodeNotFound:
+		msg = "not found"
 	}
 	return &wire.Error{Code: c, Message: msg}
 }
