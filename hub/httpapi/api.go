@@ -156,8 +156,11 @@ func (a *API) route(pattern string, h handlerFunc) {
 		if err != nil {
 			we := wireError(err)
 			status = wire.Status(we.Code)
-			if status == http.StatusInternalServerError {
+			switch we.Code {
+			case wire.CodeInternal:
 				a.cfg.Logger.Error("hub: request failed", "route", name, "err", err)
+			case wire.CodeUnavailable: // the client is told only to retry: the cause is here
+				a.cfg.Logger.Warn("hub: storage unavailable", "route", name, "err", err)
 			}
 			writeError(w, status, we)
 		}
