@@ -55,7 +55,7 @@ const (
 // Errors of a malformed round.
 var (
 	ErrTooMany  = errors.New("reconcile: too many ranges in one round")
-	ErrBadRange = errors.New("reconcile: empty or inverted range")
+	ErrBadRange = errors.New("reconcile: empty, inverted or overlapping range")
 )
 
 // Top is the highest key: the end of the whole set.
@@ -76,11 +76,19 @@ func Answer(ctx context.Context, s Set, in []Range, maxRanges int, now int64) ([
 	if len(in) > maxRanges {
 		return nil, fmt.Errorf("%w: %d ranges, limit %d", ErrTooMany, len(in), maxRanges)
 	}
-	var out []Range
-	for _, q := range in {
+	// Ranges ascend and do not overlap (a round partitions the key space),
+	// checked before any is read, so one round reads each stored key only
+	// a few times however its ranges are chosen.
+	for i, q := range in {
 		if !q.From.Less(q.To) {
 			return nil, ErrBadRange
 		}
+		if i > 0 && q.From.Less(in[i-1].To) {
+			return nil, fmt.Errorf("%w: range %d overlaps or precedes range %d", ErrBadRange, i, i-1)
+		}
+	}
+	var out []Range
+	for _, q := range in {
 		fp, err := s.Fingerprint(ctx, q.From, q.To)
 		if err != nil {
 			return nil, err

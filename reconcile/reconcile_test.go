@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"encoding/binary"
+	"errors"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -147,4 +148,66 @@ func BenchmarkMillion(b *testing.B) {
 	}
 	b.ReportMetric(float64(rounds), "rounds")
 	b.ReportMetric(float64(bytes), "bytes")
+}
+
+// scanned counts the keys a storage-backed set would read to answer: every
+// key inside each fingerprinted or listed range.
+type scanned struct {
+	*Memory
+	n int
+}
+
+func (s *scanned) Fingerprint(ctx context.Context, from, to Key) (Fingerprint, error) {
+	fp, err := s.Memory.Fingerprint(ctx, from, to)
+	s.n += int(fp.Count)
+	return fp, err
+}
+
+func (s *scanned) Keys(ctx context.Context, from, to Key, limit int) ([]Key, error) {
+	ks, err := s.Memory.Keys(ctx, from, to, limit)
+	s.n += len(ks)
+	return ks, err
+}
+
+// One round reads each stored key a bounded number of times whatever its
+// ranges: overlapping ranges (256 copies of the whole key space cost 256
+// scans of the channel) are refused, and the most a valid round of 256
+// ranges costs is a few passes.
+func TestARoundCostsAFewPassesAtMost(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	ks := keys(r, 20_000, 0)
+	s := &scanned{Memory: NewMemory(ks)}
+	whole := make([]Range, 256)
+	for i := range whole {
+		whole[i] = Range{From: Key{}, To: Top}
+	}
+	if _, err := Answer(ctx, s, whole, 256, 86_400_000); !errors.Is(err, ErrBadRange) {
+		t.Fatalf("256 overlapping whole-set ranges: %v, want ErrBadRange", err)
+	}
+	if s.n > len(ks) {
+		t.Fatalf("refusing them read %d keys", s.n)
+	}
+	// 256 disjoint ranges covering everything, each with a wrong
+	// fingerprint so that every one is split: the worst valid round.
+	sorted := slices.Clone(ks)
+	slices.SortFunc(sorted, Compare)
+	disjoint := make([]Range, 256)
+	for i := range disjoint {
+		from, to := Key{}, Top
+		if i > 0 {
+			from = sorted[i*len(sorted)/256]
+		}
+		if i < 255 {
+			to = sorted[(i+1)*len(sorted)/256]
+		}
+		disjoint[i] = Range{From: from, To: to}
+	}
+	s.n = 0
+	if _, err := Answer(ctx, s, disjoint, 256, 86_400_000); err != nil {
+		t.Fatal(err)
+	}
+	if s.n > 3*len(ks) {
+		t.Fatalf("a valid round of 256 ranges read %d keys of %d: more than three passes", s.n, len(ks))
+	}
+	t.Logf("a worst-case valid round read %d keys of %d (%.1f passes)", s.n, len(ks), float64(s.n)/float64(len(ks)))
 }
