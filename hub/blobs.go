@@ -79,9 +79,9 @@ func (s *Service) PutBlob(ctx context.Context, r Caller, server, id policy.ID, b
 	return nil
 }
 
-// GetBlob streams a blob to a reader who may read the server's history.
-// Blob IDs are hashes of ciphertext: only those who saw an envelope
-// referencing one can name it.
+// GetBlob streams a blob to a reader who may read the server's history,
+// only if the server references it (here, or at the peer hub it is fetched
+// from): a blob of one server is never served under another's name.
 func (s *Service) GetBlob(ctx context.Context, r Caller, server, id policy.ID) (io.ReadCloser, int64, error) {
 	if s.cfg.Blobs == nil {
 		return nil, 0, ErrNoBlobs
@@ -89,7 +89,16 @@ func (s *Service) GetBlob(ctx context.Context, r Caller, server, id policy.ID) (
 	if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
 		return nil, 0, err
 	}
-	rc, size, err := s.cfg.Blobs.GetBlob(ctx, id)
+	referenced, err := s.cfg.Store.HasBlobRef(ctx, server, id)
+	if err != nil {
+		return nil, 0, err
+	}
+	var rc io.ReadCloser
+	var size int64
+	err = fmt.Errorf("hub: blob %s of server %s: %w", id, server, storage.ErrNotFound)
+	if referenced { // a blob is served only under a server that references it
+		rc, size, err = s.cfg.Blobs.GetBlob(ctx, id)
+	}
 	if errors.Is(err, storage.ErrNotFound) && s.blobSource != nil {
 		// Replicated lazily: fetched from a peer hub the first time it is read.
 		b, ferr := s.blobSource.FetchBlob(ctx, server, id)

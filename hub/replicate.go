@@ -218,10 +218,17 @@ func (s *Service) TombstoneOf(ctx context.Context, id policy.ID) ([]byte, error)
 	return e.Tombstone, nil
 }
 
-// ReadBlob returns a stored blob's bytes, for a peer hub (bounded by MaxBlob).
-func (s *Service) ReadBlob(ctx context.Context, id policy.ID) ([]byte, error) {
+// ReadBlob returns a stored blob's bytes, for a peer hub (bounded by
+// MaxBlob), if the server references it.
+func (s *Service) ReadBlob(ctx context.Context, server, id policy.ID) ([]byte, error) {
 	if s.cfg.Blobs == nil {
 		return nil, ErrNoBlobs
+	}
+	switch ok, err := s.cfg.Store.HasBlobRef(ctx, server, id); {
+	case err != nil:
+		return nil, err
+	case !ok:
+		return nil, fmt.Errorf("hub: blob %s of server %s: %w", id, server, storage.ErrNotFound)
 	}
 	r, size, err := s.cfg.Blobs.GetBlob(ctx, id)
 	if err != nil {

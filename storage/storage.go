@@ -219,6 +219,9 @@ type BlobRefs interface {
 	// RemoveBlobRef drops a reference and reports whether any server still
 	// references the blob (when none does, the blob may be deleted).
 	RemoveBlobRef(ctx context.Context, server, id policy.ID) (stillReferenced bool, err error)
+	// HasBlobRef reports whether server references a blob: a blob is
+	// served only under a server that references it.
+	HasBlobRef(ctx context.Context, server, id policy.ID) (bool, error)
 }
 
 // Presigner issues time-limited URLs with which clients move blob bytes

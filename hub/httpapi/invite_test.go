@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
 )
 
@@ -112,5 +115,31 @@ func TestTokenInURLOnlyForTheWebSocket(t *testing.T) {
 	}
 	if st, we := call(t, "GET", events+"?token="+token, "", nil, nil); we == nil || we.Code != wire.CodeUnauthenticated {
 		t.Fatalf("with ?token= on a REST route: %d %+v, want unauthenticated", st, we)
+	}
+}
+
+// Finding 12: a blob of a members-only server is not served under another
+// server's name, even one whose history is public.
+func TestBlobsStayWithTheirServer(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", func(c *hub.Config, a *Config) { c.DefaultQuota = storage.Quota{Bytes: 1 << 20} })
+	e.Community()
+	data := bytes.Repeat([]byte("members only"), 100)
+	id := policy.Sum(data)
+	if st, we := call(t, "PUT", e.url("/v1/servers/%s/blobs/%s", e.Gen.ID, id), e.login(e.Device("dave")), data, nil); st != http.StatusCreated {
+		t.Fatalf("upload: %d %+v", st, we)
+	}
+	g, err := policy.NewEvent(policy.IdentitySigner(key("zed")), policy.ID{}, nil, e.Now().UnixMilli(), &policy.Genesis{
+		Creators: []policy.PublicKey{policy.KeyOf(key("zed"))}, Policy: policy.ServerPolicy{Name: "zed's", Everyone: policy.PermRead | policy.PermPost, PublicHistory: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.Hub.PublishEvents(context.Background(), g.ID, [][]byte{g.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	if st, we := call(t, "GET", e.url("/v1/servers/%s/blobs/%s", g.ID, id), "", nil, nil); we == nil || we.Code != wire.CodeNotFound {
+		t.Fatalf("the blob under a stranger's public server: %d %+v, want not_found", st, we)
+	}
+	if st, we := call(t, "GET", e.url("/v1/servers/%s/blobs/%s", e.Gen.ID, id), e.login(e.Device("carol")), nil, nil); we != nil {
+		t.Fatalf("a member of its own server: %d %+v", st, we)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mathrand "math/rand/v2"
 	"sync"
 	"time"
 
@@ -204,18 +205,21 @@ func (r *Replicator) call(ctx context.Context, p peer.ID, req wire.ReplicaReques
 		defer cancel()
 	}
 	s, err := r.cfg.Host.NewStream(ctx, p, Protocol)
-	if err != nil { // two hubs dialling each other at once can fail both handshakes: once more
+	// Two hubs dialling each other at once can fail both handshakes: try
+	// again, twice, after a random pause so that the two do not collide again.
+	for try := 0; err != nil && try < 2; try++ {
 		select {
 		case <-ctx.Done():
 			return res, err
-		case <-time.After(100 * time.Millisecond):
+		case <-time.After(time.Duration(50+mathrand.IntN(200)) * time.Millisecond):
 		}
 		if sw, ok := r.cfg.Host.Network().(*swarm.Swarm); ok {
 			sw.Backoff().Clear(p)
 		}
-		if s, err = r.cfg.Host.NewStream(ctx, p, Protocol); err != nil {
-			return res, err
-		}
+		s, err = r.cfg.Host.NewStream(ctx, p, Protocol)
+	}
+	if err != nil {
+		return res, err
 	}
 	defer s.Close()
 	dl, _ := ctx.Deadline()
@@ -359,7 +363,7 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
 			return wire.ReplicaResponse{}, err
 		}
-		b, err := r.svc.ReadBlob(ctx, req.IDs[0])
+		b, err := r.svc.ReadBlob(ctx, req.Server, req.IDs[0])
 		return wire.ReplicaResponse{Objects: [][]byte{b}}, err
 	}
 	return wire.ReplicaResponse{}, fmt.Errorf("replica: unknown operation %q", req.Op)

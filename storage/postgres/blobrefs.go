@@ -66,3 +66,14 @@ func (s *Store) RemoveBlobRef(ctx context.Context, server, id policy.ID) (bool, 
 	}
 	return still, nil
 }
+
+// HasBlobRef reports whether server references a blob.
+func (s *Store) HasBlobRef(ctx context.Context, server, id policy.ID) (bool, error) {
+	ctx, cancel := s.bound(ctx)
+	defer cancel()
+	var ok bool
+	if err := s.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE server = $1 AND id = $2)`, server[:], id[:]).Scan(&ok); err != nil {
+		return false, fmt.Errorf("postgres: has blob ref: %w", unavailable(err))
+	}
+	return ok, nil
+}

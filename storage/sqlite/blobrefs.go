@@ -64,3 +64,12 @@ func (s *Store) RemoveBlobRef(ctx context.Context, server, id policy.ID) (bool, 
 	}
 	return still, nil
 }
+
+// HasBlobRef reports whether server references a blob.
+func (s *Store) HasBlobRef(ctx context.Context, server, id policy.ID) (bool, error) {
+	var ok bool
+	if err := s.r.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM blob_refs WHERE server = ? AND id = ?)`, server[:], id[:]).Scan(&ok); err != nil {
+		return false, fmt.Errorf("sqlite: has blob ref: %w", unavailable(err))
+	}
+	return ok, nil
+}

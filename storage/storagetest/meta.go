@@ -459,6 +459,17 @@ func testBlobRefs(t *testing.T, m Meta) {
 	if err := m.AddBlobRef(ctx, a, other, 10); !errors.As(err, &qe) || qe.Resource != storage.ResourceBlobs {
 		t.Fatalf("over blob quota: %v", err)
 	}
+	has := func(server, blob policy.ID) bool {
+		t.Helper()
+		ok, err := m.HasBlobRef(ctx, server, blob)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	if !has(a, id) || has(b, id) || has(a, other) {
+		t.Fatal("HasBlobRef does not answer per server and blob")
+	}
 	if err := m.AddBlobRef(ctx, b, id, 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -468,6 +479,9 @@ func testBlobRefs(t *testing.T, m Meta) {
 	}
 	if u := usage(t, m, a); u.Blobs != 0 || u.Bytes != 0 {
 		t.Fatalf("usage after removal = %+v", u)
+	}
+	if has(a, id) || !has(b, id) {
+		t.Fatal("HasBlobRef after a's reference was removed")
 	}
 	if still, err = m.RemoveBlobRef(ctx, b, id); err != nil || still {
 		t.Fatalf("remove last ref: still=%v, %v", still, err)
