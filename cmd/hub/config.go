@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -97,18 +98,21 @@ type QuotaConfig struct {
 }
 
 type Limits struct {
-	MaxBody     int64         `yaml:"max_body"`
-	MaxBatch    int           `yaml:"max_batch"`
-	MaxFrame    int64         `yaml:"max_frame"`
-	MaxBlob     int64         `yaml:"max_blob"`
-	MaxSockets  int           `yaml:"max_sockets"`
-	MaxServers  int           `yaml:"max_servers"`
-	QueueLen    int           `yaml:"queue_len"`
-	SourceRate  float64       `yaml:"source_rate"`
-	SourceBurst int           `yaml:"source_burst"`
-	PostRate    float64       `yaml:"post_rate"`
-	PostBurst   int           `yaml:"post_burst"`
-	Coalesce    time.Duration `yaml:"coalesce"`
+	MaxBody     int64   `yaml:"max_body"`
+	MaxBatch    int     `yaml:"max_batch"`
+	MaxFrame    int64   `yaml:"max_frame"`
+	MaxBlob     int64   `yaml:"max_blob"`
+	MaxSockets  int     `yaml:"max_sockets"`
+	MaxServers  int     `yaml:"max_servers"`
+	QueueLen    int     `yaml:"queue_len"`
+	SourceRate  float64 `yaml:"source_rate"`
+	SourceBurst int     `yaml:"source_burst"`
+	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
+	// in front of the hub, whose X-Forwarded-For names the client.
+	TrustedProxies []string      `yaml:"trusted_proxies"`
+	PostRate       float64       `yaml:"post_rate"`
+	PostBurst      int           `yaml:"post_burst"`
+	Coalesce       time.Duration `yaml:"coalesce"`
 }
 
 // configure declares the flags on fl, parses args and returns the
@@ -221,6 +225,7 @@ type settings struct {
 	stores      profile.Config
 	log         daemon.LogConfig
 	profileName string // for the banner
+	proxies     []netip.Prefix
 }
 
 // resolve fills defaults and checks the result, reporting every problem at
@@ -296,6 +301,17 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 		fail(err, "p2p.bootstrap")
 		s.peers, err = addrInfos(c.P2P.Peers)
 		fail(err, "p2p.peers")
+	}
+	for _, p := range c.Limits.TrustedProxies {
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil { // a bare address is its own prefix
+			var addr netip.Addr
+			if addr, err = netip.ParseAddr(p); err == nil {
+				pfx = netip.PrefixFrom(addr.Unmap(), addr.Unmap().BitLen())
+			}
+		}
+		fail(err, "limits.trusted_proxies %q", p)
+		s.proxies = append(s.proxies, pfx)
 	}
 	for _, a := range c.Admission.Allow {
 		id, err := policy.ParseID(a)

@@ -56,21 +56,25 @@ func TestConfigRefusals(t *testing.T) {
 		t.Fatalf("a misspelt key was accepted: %v", err)
 	}
 	for name, c := range map[string]Config{
-		"public admin without token":  {DataDir: dir, Admin: AdminConfig{Listen: "0.0.0.0:7421"}},
-		"unknown admission":           {DataDir: dir, Admission: AdmissionCfg{Mode: "sometimes"}},
-		"bad allow-list entry":        {DataDir: dir, Admission: AdmissionCfg{Allow: []string{"nope"}}},
-		"half TLS":                    {DataDir: dir, TLS: TLSConfig{CertFile: "c.pem"}},
-		"S3 without database":         {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
-		"S3 without credentials":      {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
-		"negative storage timeout":    {DataDir: dir, Storage: StorageConf{Timeout: -time.Second}},
-		"sweeps off":                  {DataDir: dir, Storage: StorageConf{SweepInterval: -time.Second}},
-		"an unknown log level":        {DataDir: dir, LogLevel: "verbose"},
-		"a world-readable token file": {DataDir: dir, Admin: AdminConfig{TokenFile: openSecret}},
-		"a world-readable S3 secret":  {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKeyFile: openSecret}}},
+		"public admin without token":         {DataDir: dir, Admin: AdminConfig{Listen: "0.0.0.0:7421"}},
+		"unknown admission":                  {DataDir: dir, Admission: AdmissionCfg{Mode: "sometimes"}},
+		"bad allow-list entry":               {DataDir: dir, Admission: AdmissionCfg{Allow: []string{"nope"}}},
+		"half TLS":                           {DataDir: dir, TLS: TLSConfig{CertFile: "c.pem"}},
+		"S3 without database":                {DataDir: dir, Storage: StorageConf{S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKey: "s"}}},
+		"S3 without credentials":             {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000"}}},
+		"negative storage timeout":           {DataDir: dir, Storage: StorageConf{Timeout: -time.Second}},
+		"sweeps off":                         {DataDir: dir, Storage: StorageConf{SweepInterval: -time.Second}},
+		"an unknown log level":               {DataDir: dir, LogLevel: "verbose"},
+		"a trusted proxy that is no address": {DataDir: dir, Limits: Limits{TrustedProxies: []string{"proxy.example"}}},
+		"a world-readable token file":        {DataDir: dir, Admin: AdminConfig{TokenFile: openSecret}},
+		"a world-readable S3 secret":         {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKeyFile: openSecret}}},
 	} {
 		if _, err := c.resolve(os.Getenv); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+	if s, err := (Config{DataDir: dir, Limits: Limits{TrustedProxies: []string{"10.0.0.0/8", "192.0.2.1", "::1"}}}).resolve(os.Getenv); err != nil || len(s.proxies) != 3 || s.proxies[1].Bits() != 32 {
+		t.Fatalf("trusted proxies %v, %v", s.proxies, err)
 	}
 	// Public listener with no admission mode: deny by default.
 	c := Config{DataDir: dir, Listen: "0.0.0.0:7420"}

@@ -45,6 +45,12 @@ type Config struct {
 	// A negative SourceRate disables the limit.
 	SourceRate  float64
 	SourceBurst int
+	// TrustedProxies are the reverse proxies (load balancers) in front of
+	// the hub: a request from one of them is charged to the address it
+	// names last in X-Forwarded-For that is not itself a trusted proxy.
+	// Requests from anywhere else are charged to their connection's address
+	// and their X-Forwarded-For is ignored. Default: none.
+	TrustedProxies []netip.Prefix
 	// MaxSockets bounds open WebSockets; default 20,000.
 	MaxSockets int
 	// MaxInflight bounds concurrent requests of one WebSocket; default 64.
@@ -185,15 +191,52 @@ func (a *API) limitSource(r *http.Request, n int) error {
 	if a.sources == nil {
 		return nil
 	}
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
+	src, ok := a.source(r)
+	if !ok {
 		return nil // not an IP transport (tests over pipes)
 	}
-	if !a.sources.AllowN(ap.Addr().Unmap(), n) {
+	if !a.sources.AllowN(src, n) {
 		a.metrics.rateLimited.WithLabelValues("source").Inc()
-		return fmt.Errorf("source %s: %w", ap.Addr(), hub.ErrRateLimited)
+		return fmt.Errorf("source %s: %w", src, hub.ErrRateLimited)
 	}
 	return nil
+}
+
+// source is what a request is charged to: its client's address (through
+// trusted proxies, see Config.TrustedProxies), an IPv6 address as its /64,
+// since one host is usually given a whole /64.
+func (a *API) source(r *http.Request) (netip.Addr, bool) {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	addr := ap.Addr().Unmap()
+	if a.trusted(addr) {
+		hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+		for i := len(hops) - 1; i >= 0; i-- {
+			hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+			if err != nil {
+				break // a malformed entry: charge the last good one
+			}
+			addr = hop.Unmap()
+			if !a.trusted(addr) {
+				break
+			}
+		}
+	}
+	if addr.Is6() {
+		addr = netip.PrefixFrom(addr, 64).Masked().Addr()
+	}
+	return addr, true
+}
+
+func (a *API) trusted(addr netip.Addr) bool {
+	for _, p := range a.cfg.TrustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
 }
 
 // mediaType picks the response encoding: JSON when the request is JSON or
