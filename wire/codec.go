@@ -1,9 +1,11 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/fxamacker/cbor/v2"
 )
@@ -74,7 +76,18 @@ func Marshal(mediaType string, v any) ([]byte, error) {
 func Unmarshal(mediaType string, b []byte, v any) error {
 	var err error
 	if mediaType == JSON {
-		err = json.Unmarshal(b, v)
+		// As strict as CBOR: an unknown field, or anything after the
+		// value, is malformed rather than silently ignored.
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		if err = d.Decode(v); err == nil && d.More() {
+			err = errors.New("data after the JSON value")
+		}
+		if err == nil {
+			if _, terr := d.Token(); terr != io.EOF {
+				err = errors.New("data after the JSON value")
+			}
+		}
 	} else {
 		err = decMode.Unmarshal(b, v)
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 
 	"github.com/guildhall/guildhall/policy"
@@ -86,4 +87,23 @@ func FuzzUnmarshalFrames(f *testing.F) {
 			t.Fatal("frame count changed")
 		}
 	})
+}
+
+// Finding 14 (in part): JSON is decoded as strictly as CBOR.
+func TestJSONIsStrict(t *testing.T) {
+	var o Objects
+	if err := Unmarshal(JSON, []byte(`{"objects":["AA=="]}`), &o); err != nil || len(o.Objects) != 1 {
+		t.Fatalf("a valid body: %v, %+v", err, o)
+	}
+	for name, body := range map[string]string{
+		"an unknown field":        `{"objects":["AA=="],"admin":true}`,
+		"a second value":          `{"objects":["AA=="]}{"objects":[]}`,
+		"trailing garbage":        `{"objects":["AA=="]} x`,
+		"not base64 bytes":        `{"objects":["not base64!"]}`,
+		"an array for the object": `[1,2]`,
+	} {
+		if err := Unmarshal(JSON, []byte(body), &Objects{}); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
+	}
 }
