@@ -109,7 +109,10 @@ type Limits struct {
 	SourceBurst int     `yaml:"source_burst"`
 	// TrustedProxies are the addresses or CIDR prefixes of reverse proxies
 	// in front of the hub, whose X-Forwarded-For names the client.
-	TrustedProxies []string      `yaml:"trusted_proxies"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	// ConnsPerSource caps the connections one source address (an IPv6
+	// /64) holds open; default 256, -1 for none. Trusted proxies are exempt.
+	ConnsPerSource int           `yaml:"conns_per_source"`
 	PostRate       float64       `yaml:"post_rate"`
 	PostBurst      int           `yaml:"post_burst"`
 	Coalesce       time.Duration `yaml:"coalesce"`
@@ -200,6 +203,10 @@ var envOverrides = []struct {
 		c.Limits.SourceRate, err = strconv.ParseFloat(v, 64)
 		return err
 	}},
+	{"GUILDHALL_HUB_CONNS_PER_SOURCE", func(c *Config, v string) (err error) {
+		c.Limits.ConnsPerSource, err = strconv.Atoi(v)
+		return err
+	}},
 }
 
 func (c *Config) applyEnv(getenv func(string) string) error {
@@ -252,6 +259,9 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 	}
 	if c.Admin.Listen == "" {
 		c.Admin.Listen = "127.0.0.1:7421"
+	}
+	if c.Limits.ConnsPerSource == 0 {
+		c.Limits.ConnsPerSource = 256
 	}
 	if c.Storage.SweepInterval == 0 {
 		c.Storage.SweepInterval = 10 * time.Minute

@@ -100,10 +100,11 @@ func serve(ctx context.Context, s settings, log *slog.Logger, stdout io.Writer) 
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
 	admin := &http.Server{Handler: httpapi.NewAdmin(svc, s.Admin.Token, reg), ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
-	pl, al, scheme, err := listen(s)
+	pl, al, scheme, refused, err := listen(s)
 	if err != nil {
 		return err
 	}
+	reg.MustRegister(refused)
 	// Retention: swept periodically until shutdown, and stopped before the
 	// stores close (defers run in reverse).
 	sweepCtx, stopSweeps := context.WithCancel(ctx)

@@ -13,6 +13,7 @@ import (
 	"github.com/guildhall/guildhall/internal/daemon"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/storage/profile"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // newService builds the hub service on its stores. On PostgreSQL it also
@@ -48,24 +49,29 @@ func newService(ctx context.Context, s settings, key ed25519.PrivateKey, stores 
 	return svc, bus, closeService, nil
 }
 
-// listen opens the public and admin listeners; the public one speaks TLS
-// when a certificate is configured.
-func listen(s settings) (public, admin net.Listener, scheme string, err error) {
+// listen opens the public and admin listeners; the public one caps the
+// connections each source holds (limits.conns_per_source; the counter of
+// refusals is returned for registration) and speaks TLS when a certificate
+// is configured.
+func listen(s settings) (public, admin net.Listener, scheme string, refused prometheus.Counter, err error) {
+	refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "connections_refused_total",
+		Help: "Connections closed on accept because their source held limits.conns_per_source already."})
 	if public, err = net.Listen("tcp", s.Listen); err != nil {
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
+	public = daemon.SourceLimit{PerSource: s.Limits.ConnsPerSource, Exempt: s.proxies, Refused: refused}.Listener(public)
 	if admin, err = net.Listen("tcp", s.Admin.Listen); err != nil {
 		public.Close()
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
 	if s.TLS.CertFile == "" {
-		return public, admin, "http", nil
+		return public, admin, "http", refused, nil
 	}
 	var cert daemon.Certificate
 	if err := cert.Load(s.TLS.CertFile, s.TLS.KeyFile); err != nil {
 		public.Close()
 		admin.Close()
-		return nil, nil, "", err
+		return nil, nil, "", nil, err
 	}
-	return tls.NewListener(public, cert.TLSConfig()), admin, "https", nil
+	return tls.NewListener(public, cert.TLSConfig()), admin, "https", refused, nil
 }
