@@ -418,3 +418,36 @@ func TestChallengesAreSingleUse(t *testing.T) {
 		t.Fatalf("the challenge after a refused proof: %v", err)
 	}
 }
+
+// Finding 10: replaying a sender's envelopes costs the sender nothing, so a
+// stranger cannot mute it by replaying its posts; new envelopes are still
+// limited.
+func TestReplaysDoNotSpendTheSendersRate(t *testing.T) {
+	f := newFixtureOn(t, "sqlite", func(c *hub.Config) { c.PostRate, c.PostBurst = 0.001, 3 })
+	f.Community()
+	dave := f.Device("dave")
+	first := f.Envelope(dave, f.General, 10)
+	if r := f.Post(first.Raw); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	for range 20 { // a replayer sends it again and again
+		if r := f.Post(first.Raw); r[0].Err != nil || r[0].Receipt == nil {
+			t.Fatalf("a replay: %v", r[0].Err)
+		}
+	}
+	for i := range 2 { // dave's burst is still there for his own new posts
+		if r := f.Post(f.Envelope(dave, f.General, 10).Raw); r[0].Err != nil {
+			t.Fatalf("dave's new post %d after the replays: %v", i, r[0].Err)
+		}
+	}
+	if r := f.Post(f.Envelope(dave, f.General, 10).Raw); !errors.Is(r[0].Err, hub.ErrRateLimited) {
+		t.Fatalf("a fourth new post within the burst of 3: %v, want rate limited", r[0].Err)
+	}
+	// Within one batch, the burst is judged before anything is stored.
+	batch := [][]byte{f.Envelope(f.Device("carol"), f.General, 10).Raw, f.Envelope(f.Device("carol"), f.General, 10).Raw,
+		f.Envelope(f.Device("carol"), f.General, 10).Raw, f.Envelope(f.Device("carol"), f.General, 10).Raw}
+	res := f.Post(batch...)
+	if res[2].Err != nil || !errors.Is(res[3].Err, hub.ErrRateLimited) {
+		t.Fatalf("a batch of 4 against a burst of 3: %v, %v", res[2].Err, res[3].Err)
+	}
+}

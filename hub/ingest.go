@@ -119,13 +119,21 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	now := s.now()
 	var ok []storage.Envelope
 	var idx []int
+	// The sender's rate is judged before storing and paid after, only for
+	// envelopes newly stored: a replay of someone's envelopes costs them
+	// nothing, so nobody can mute a sender by replaying its posts.
+	pending := map[policy.PublicKey]float64{}
 	for i, raw := range raws {
 		e, err := s.verifier.Envelope(raw)
 		if err == nil {
 			err = policy.CheckFresh(e.Time, now)
 		}
-		if err == nil && s.senders != nil && !s.senders.Allow(e.Author) {
-			err = fmt.Errorf("hub: sender %s: %w", e.Author, ErrRateLimited)
+		if err == nil && s.senders != nil {
+			if s.senders.Available(e.Author)-pending[e.Author] < 1 {
+				err = fmt.Errorf("hub: sender %s: %w", e.Author, ErrRateLimited)
+			} else {
+				pending[e.Author]++
+			}
 		}
 		if err == nil {
 			err = s.accept(ctx, e, now)
@@ -150,6 +158,9 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		e := ok[j]
 		out[i].Receipt = policy.NewReceipt(s.node, policy.ReceiptBody{Envelope: e.ID, Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, StoredAt: stored[j].StoredAt})
 		if !stored[j].Duplicate {
+			if s.senders != nil {
+				s.senders.Charge(e.Sender, 1)
+			}
 			s.publish(&fanout.Message{Topic: fanout.Topic{Server: e.Server, Channel: e.Channel}, Seq: stored[j].Seq, Payload: e.Raw})
 			notes = append(notes, Note{Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, ID: e.ID})
 		}

@@ -37,9 +37,37 @@ func (l *Limiter[K]) Allow(key K) bool { return l.AllowN(key, 1) }
 
 // AllowN spends n tokens of key, all or none.
 func (l *Limiter[K]) AllowN(key K, n int) bool {
-	now := l.now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	b := l.refill(key)
+	if b.tokens < float64(n) {
+		return false
+	}
+	b.tokens -= float64(n)
+	return true
+}
+
+// Available returns the tokens key could spend now, without spending any.
+// With Charge it lets a caller decide first and pay only for what it did:
+// the hub charges a sender only for envelopes it newly stored, so that
+// replaying someone's envelopes costs them nothing.
+func (l *Limiter[K]) Available(key K) float64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.refill(key).tokens
+}
+
+// Charge spends n tokens of key even if it has fewer: the bucket goes into
+// debt and refuses until it has refilled.
+func (l *Limiter[K]) Charge(key K, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.refill(key).tokens -= float64(n)
+}
+
+// refill returns key's bucket, refilled to now. Guarded by mu.
+func (l *Limiter[K]) refill(key K) *bucket {
+	now := l.now()
 	b := l.buckets[key]
 	if b == nil {
 		if len(l.buckets) >= l.maxKeys {
@@ -50,11 +78,7 @@ func (l *Limiter[K]) AllowN(key K, n int) bool {
 	}
 	b.tokens = min(l.burst, b.tokens+now.Sub(b.last).Seconds()*l.rate)
 	b.last = now
-	if b.tokens < float64(n) {
-		return false
-	}
-	b.tokens -= float64(n)
-	return true
+	return b
 }
 
 // sweep forgets full buckets, and if none is full, half of the others in
