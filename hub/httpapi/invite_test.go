@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -141,5 +142,35 @@ func TestBlobsStayWithTheirServer(t *testing.T) {
 	}
 	if st, we := call(t, "GET", e.url("/v1/servers/%s/blobs/%s", e.Gen.ID, id), e.login(e.Device("carol")), nil, nil); we != nil {
 		t.Fatalf("a member of its own server: %d %+v", st, we)
+	}
+}
+
+// Finding 14 (in part): malformed WebSocket messages cost like frames: a
+// source that sends garbage past its rate is cut off.
+func TestMalformedFramesAreRateLimited(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", func(c *hub.Config, a *Config) { a.SourceRate, a.SourceBurst = 0.001, 20 })
+	ws := e.dial("")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	closed := false
+	for i := 0; i < 100 && !closed; i++ {
+		if err := ws.c.Write(ctx, websocket.MessageBinary, []byte{0xff, 0x00, 0x13}); err != nil {
+			closed = true
+			break
+		}
+		for {
+			_, b, err := ws.c.Read(ctx)
+			if err != nil {
+				closed = true
+				break
+			}
+			var frames []wire.Frame
+			if wire.Unmarshal(wire.CBOR, b, &frames) == nil && len(frames) > 0 && frames[0].Op == wire.OpErr {
+				break
+			}
+		}
+	}
+	if !closed {
+		t.Fatal("100 malformed messages against a burst of 20 did not end the socket")
 	}
 }

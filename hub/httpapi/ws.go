@@ -123,6 +123,13 @@ func (s *socket) readLoop(r *http.Request) {
 		}
 		var frames []wire.Frame
 		if err := wire.Unmarshal(mt, b, &frames); err != nil {
+			// Garbage costs like a frame: a stream of malformed messages is
+			// limited as a stream of good ones is, and ends the socket when
+			// the source is over its rate.
+			if lerr := s.a.limitSource(r, 1); lerr != nil {
+				s.send(wire.Frame{Op: wire.OpErr, Error: wireError(lerr)})
+				return
+			}
 			s.send(wire.Frame{Op: wire.OpErr, Error: wireError(err)})
 			continue
 		}
