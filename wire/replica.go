@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -92,11 +93,16 @@ func ReadReplica(r *bufio.Reader, v any) error {
 	if n > MaxReplicaMessage {
 		return fmt.Errorf("%w: replication message of %d bytes, limit %d", ErrTooLarge, n, MaxReplicaMessage)
 	}
-	b := make([]byte, n)
-	if _, err := io.ReadFull(r, b); err != nil {
+	// Grow the buffer as bytes arrive instead of allocating what the peer
+	// announced: a peer that announces 32 MiB and sends nothing costs
+	// nothing.
+	var buf bytes.Buffer
+	if m, err := buf.ReadFrom(io.LimitReader(r, int64(n))); err != nil {
 		return err
+	} else if uint64(m) != n {
+		return fmt.Errorf("%w: replication message cut short at %d of %d bytes", ErrMalformed, m, n)
 	}
-	return UnmarshalReplica(b, v)
+	return UnmarshalReplica(buf.Bytes(), v)
 }
 
 // UnmarshalReplica decodes the body of a replication message with the

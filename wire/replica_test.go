@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"reflect"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -136,4 +137,23 @@ func FuzzUnmarshalReplica(f *testing.F) {
 			}
 		}
 	})
+}
+
+// Finding 6 (in part): a peer announcing a 32 MiB message and sending
+// little makes the reader allocate about what arrived, not what was
+// announced.
+func TestReadReplicaAllocatesWhatArrives(t *testing.T) {
+	msg := binary.AppendUvarint(nil, MaxReplicaMessage)
+	msg = append(msg, bytes.Repeat([]byte{0xa0}, 100)...)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	err := ReadReplica(bufio.NewReader(bytes.NewReader(msg)), &ReplicaRequest{})
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrMalformed) {
+		t.Fatalf("a message cut short: %v, want ErrMalformed", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 1<<20 {
+		t.Fatalf("reading 100 bytes of an announced %d allocated %d bytes", MaxReplicaMessage, grew)
+	}
 }
