@@ -451,3 +451,22 @@ func TestReplaysDoNotSpendTheSendersRate(t *testing.T) {
 		t.Fatalf("a batch of 4 against a burst of 3: %v, %v", res[2].Err, res[3].Err)
 	}
 }
+
+// Finding 6 (in part): a peer's push claims to be live, so an old envelope
+// pushed is not taken (it comes by reconciliation, judged as history).
+func TestPushesMustBeFresh(t *testing.T) {
+	f := newFixture(t, hub.Open, storage.Quota{})
+	f.Community()
+	old := f.Envelope(f.Device("dave"), f.General, 10)
+	f.Advance(2 * time.Hour)
+	if n, err := f.Hub.PushEnvelopes(context.Background(), [][]byte{old.Raw}); err != nil || n != 0 {
+		t.Fatalf("a two-hour-old envelope pushed: %d stored, %v", n, err)
+	}
+	fresh := f.Envelope(f.Device("dave"), f.General, 10)
+	if n, err := f.Hub.PushEnvelopes(context.Background(), [][]byte{fresh.Raw}); err != nil || n != 1 {
+		t.Fatalf("a fresh envelope pushed: %d stored, %v", n, err)
+	}
+	if n, err := f.Hub.ReplicateEnvelopes(context.Background(), [][]byte{old.Raw}); err != nil || n != 1 {
+		t.Fatalf("the old one as history: %d stored, %v", n, err)
+	}
+}

@@ -161,6 +161,21 @@ func (s *Service) FetchFor(ctx context.Context, server policy.ID, p Peer, ids []
 	return out, nil
 }
 
+// PushEnvelopes takes envelopes a peer hub pushes as it stores them: as
+// ReplicateEnvelopes, but only those fresh at this hub's clock
+// (policy.CheckFresh). A push claims to be live; anything older is history,
+// which comes by reconciliation, where it is judged as history.
+func (s *Service) PushEnvelopes(ctx context.Context, raws [][]byte) (int, error) {
+	now := s.now()
+	fresh := make([][]byte, 0, len(raws))
+	for _, raw := range raws {
+		if e, err := s.verifier.Envelope(raw); err == nil && policy.CheckFresh(e.Time, now) == nil {
+			fresh = append(fresh, raw)
+		}
+	}
+	return s.ReplicateEnvelopes(ctx, fresh)
+}
+
 // ReplicateEnvelopes stores envelopes another hub holds: each verified,
 // acceptable in the server's current state (no freshness check: this is
 // history), and of a channel this hub may store. Stored ones are fanned

@@ -348,7 +348,7 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 		if len(req.Objects) > fetchBatch {
 			return wire.ReplicaResponse{}, fmt.Errorf("replica: %d envelopes in one push, limit %d", len(req.Objects), fetchBatch)
 		}
-		_, err := r.svc.ReplicateEnvelopes(ctx, req.Objects) // each verified and judged eligible here
+		_, err := r.svc.PushEnvelopes(ctx, req.Objects) // each verified, fresh, and judged eligible here
 		return wire.ReplicaResponse{}, err
 	case wire.OpTombstones:
 		if len(req.Objects) > fetchBatch {
