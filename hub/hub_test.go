@@ -470,3 +470,30 @@ func TestPushesMustBeFresh(t *testing.T) {
 		t.Fatalf("the old one as history: %d stored, %v", n, err)
 	}
 }
+
+// Finding 5 (in part): only the invites of applied joins name hubs to
+// dial; a stranger's join carried in by a peer names none.
+func TestInviteHintsComeFromAppliedJoins(t *testing.T) {
+	f := newFixture(t, hub.Open, storage.Quota{})
+	f.Community()
+	invite := func(who, hint string) *policy.Invite {
+		inv, err := policy.NewInvite(policy.IdentitySigner(key(who)), policy.InviteBody{Server: f.Gen.ID, Issued: f.Now().UnixMilli(),
+			Expires: f.Now().Add(time.Hour).UnixMilli(), Uses: 5, Hubs: []string{hint}, Nonce: []byte(who + "-hint-nonce-----")[:16]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inv
+	}
+	f.MustPublish(f.Event("erin", &policy.Join{Invite: invite("alice", "https://member.example").Raw}))
+	strangers := f.Event("zed", &policy.Join{Invite: invite("zed", "https://attacker.example").Raw})
+	if _, err := f.Hub.ReplicateEvents(context.Background(), f.Gen.ID, [][]byte{strangers.Raw}); err != nil {
+		t.Fatal(err)
+	}
+	hints, err := f.Hub.InviteHints(context.Background(), f.Gen.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(hints, "https://member.example") || slices.Contains(hints, "https://attacker.example") {
+		t.Fatalf("hints %v: want the member's invite's, not the stranger's", hints)
+	}
+}

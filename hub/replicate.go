@@ -256,9 +256,9 @@ func (s *Service) ReadBlob(ctx context.Context, server, id policy.ID) ([]byte, e
 	return io.ReadAll(io.LimitReader(r, s.cfg.MaxBlob))
 }
 
-// InviteHints returns the hub addresses the invites in a server's state log
-// name (the bootstrap hints newcomers joined with): where other hubs of the
-// server may be found.
+// InviteHints returns the hub addresses the invites of a server's applied
+// joins name (the bootstrap hints members joined with): where other hubs of
+// the server may be found. A stranger's or a refused join names none.
 func (s *Service) InviteHints(ctx context.Context, server policy.ID) ([]string, error) {
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
@@ -271,6 +271,9 @@ func (s *Service) InviteHints(ctx context.Context, server policy.ID) ([]string, 
 		j, ok := e.Body.(*policy.Join)
 		if !ok {
 			continue
+		}
+		if folded, reason := sl.log.Outcome(e.ID); !folded || reason != nil {
+			continue // a join that did not admit anyone names no hub worth dialling
 		}
 		inv, err := policy.ParseInvite(j.Invite)
 		if err != nil {

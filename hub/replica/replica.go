@@ -106,6 +106,11 @@ func New(cfg Config) (*Replicator, error) {
 	return r, nil
 }
 
+// MaxDiscovered bounds the peers a hub learns from the DHT and from invite
+// hints (its configured peers are not counted): what others publish cannot
+// grow the set of hubs it dials without end.
+const MaxDiscovered = 64
+
 // AddPeer adds a hub to replicate with.
 func (r *Replicator) AddPeer(p peer.AddrInfo) {
 	if len(p.Addrs) > 0 {
@@ -114,6 +119,18 @@ func (r *Replicator) AddPeer(p peer.AddrInfo) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.peers[p.ID] = p
+}
+
+// discovered adds a peer learnt from untrusted data, while fewer than
+// MaxDiscovered are known beyond the configured ones.
+func (r *Replicator) discovered(p peer.AddrInfo) {
+	r.mu.Lock()
+	_, known := r.peers[p.ID]
+	full := len(r.peers)-len(r.cfg.Peers) >= MaxDiscovered
+	r.mu.Unlock()
+	if known || !full {
+		r.AddPeer(p)
+	}
 }
 
 // Notify queues stored envelopes for pushing to peers (hub.Notifier). A
@@ -164,7 +181,7 @@ func (r *Replicator) round(ctx context.Context) {
 			cancel()
 			for _, p := range found {
 				if p.ID != r.cfg.Host.ID() {
-					r.AddPeer(p)
+					r.discovered(p)
 				}
 			}
 		}
@@ -173,7 +190,7 @@ func (r *Replicator) round(ctx context.Context) {
 		hints, _ := r.svc.InviteHints(ctx, s)
 		for _, h := range hints {
 			if ai, err := peer.AddrInfoFromString(h); err == nil && ai.ID != r.cfg.Host.ID() {
-				r.AddPeer(*ai)
+				r.discovered(*ai)
 			}
 		}
 	}
