@@ -138,7 +138,7 @@ func (s *Service) PresignBlob(ctx context.Context, r Caller, server, id policy.I
 	if err := s.cfg.Store.AddBlobRef(ctx, server, id, size); err != nil {
 		return nil, nil, err
 	}
-	return p.PresignPut(ctx, id, ttl)
+	return p.PresignPut(ctx, id, size, ttl)
 }
 
 // MaxBlob is the largest blob this hub takes, in bytes.

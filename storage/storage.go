@@ -230,8 +230,9 @@ type BlobRefs interface {
 // bytes that do not match it.
 type Presigner interface {
 	// PresignPut returns a URL and the headers the client must send with
-	// its PUT of the blob's bytes.
-	PresignPut(ctx context.Context, id policy.ID, ttl time.Duration) (*url.URL, http.Header, error)
+	// its PUT of the blob's bytes; the length is signed, so the store
+	// refuses a body of any other size.
+	PresignPut(ctx context.Context, id policy.ID, size int64, ttl time.Duration) (*url.URL, http.Header, error)
 	// PresignGet returns a URL from which the blob can be fetched.
 	PresignGet(ctx context.Context, id policy.ID, ttl time.Duration) (*url.URL, error)
 }

@@ -25,6 +25,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"time"
 
 	"github.com/minio/minio-go/v7"
@@ -289,9 +290,10 @@ func (s *Store) DeleteBlob(ctx context.Context, id policy.ID) error {
 }
 
 // PresignPut returns an upload URL bound to the blob's checksum.
-func (s *Store) PresignPut(ctx context.Context, id policy.ID, ttl time.Duration) (*url.URL, http.Header, error) {
+func (s *Store) PresignPut(ctx context.Context, id policy.ID, size int64, ttl time.Duration) (*url.URL, http.Header, error) {
 	h := http.Header{}
 	h.Set("x-amz-checksum-sha256", base64.StdEncoding.EncodeToString(id[:]))
+	h.Set("Content-Length", strconv.FormatInt(size, 10)) // signed: the bucket refuses another length
 	u, err := s.core.PresignHeader(ctx, http.MethodPut, s.cfg.Bucket, key(id), min(ttl, s.cfg.MaxPresignTTL), nil, h)
 	if err != nil {
 		return nil, nil, fmt.Errorf("s3: presign put: %w", err)

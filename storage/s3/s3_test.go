@@ -100,11 +100,15 @@ func TestPresignedUpload(t *testing.T) {
 	ctx := context.Background()
 	data := []byte("client-encrypted attachment")
 	id := policy.Sum(data)
-	u, h, err := s.PresignPut(ctx, id, time.Minute)
+	short, sh, err := s.PresignPut(ctx, id, 1, time.Minute) // declared 1 byte
 	if err != nil {
 		t.Fatal(err)
 	}
-	put := func(body []byte, header http.Header) int {
+	u, h, err := s.PresignPut(ctx, id, int64(len(data)), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	putTo := func(u *url.URL, body []byte, header http.Header) int {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, u.String(), bytes.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
@@ -119,6 +123,10 @@ func TestPresignedUpload(t *testing.T) {
 		io.Copy(io.Discard, resp.Body)
 		resp.Body.Close()
 		return resp.StatusCode
+	}
+	put := func(body []byte, header http.Header) int { return putTo(u, body, header) }
+	if code := putTo(short, data, sh); code < 400 {
+		t.Fatalf("the right bytes through a URL presigned for 1 byte answered %d", code)
 	}
 	if code := put([]byte("forged attachment bytes!!!!"), h); code < 400 {
 		t.Fatalf("presigned upload of wrong bytes answered %d", code)
