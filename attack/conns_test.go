@@ -64,3 +64,30 @@ func TestOneSourceCannotHoldEveryConnection(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// Finding 7 (in part). Bound: a body that trickles in is cut off after
+// limits.body_timeout (1 s here, 30 s by default) plus its declared length
+// at 64 KiB/s.
+func TestSlowBodiesAreCutOff(t *testing.T) {
+	h := clienttest.NewHub(t, "sqlite")
+	h.Extra = "limits:\n  body_timeout: 1s\n"
+	h.Start()
+	c, err := net.Dial("tcp", strings.TrimPrefix(h.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := io.WriteString(c, "POST /v1/envelopes HTTP/1.1\r\nHost: x\r\nContent-Type: application/cbor\r\nContent-Length: 100\r\n\r\nab"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	c.SetReadDeadline(start.Add(60 * time.Second))
+	_, err = io.ReadAll(c)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("a body that never arrived held the connection for a minute")
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Fatalf("a trickling body was cut off after %v, want about 1 s", took)
+	}
+}

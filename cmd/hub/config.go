@@ -112,10 +112,13 @@ type Limits struct {
 	TrustedProxies []string `yaml:"trusted_proxies"`
 	// ConnsPerSource caps the connections one source address (an IPv6
 	// /64) holds open; default 256, -1 for none. Trusted proxies are exempt.
-	ConnsPerSource int           `yaml:"conns_per_source"`
-	PostRate       float64       `yaml:"post_rate"`
-	PostBurst      int           `yaml:"post_burst"`
-	Coalesce       time.Duration `yaml:"coalesce"`
+	ConnsPerSource int `yaml:"conns_per_source"`
+	// BodyTimeout bounds reading a request body (plus its declared length
+	// at 64 KiB/s); default 30s.
+	BodyTimeout time.Duration `yaml:"body_timeout"`
+	PostRate    float64       `yaml:"post_rate"`
+	PostBurst   int           `yaml:"post_burst"`
+	Coalesce    time.Duration `yaml:"coalesce"`
 }
 
 // configure declares the flags on fl, parses args and returns the

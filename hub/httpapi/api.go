@@ -55,6 +55,11 @@ type Config struct {
 	MaxSockets int
 	// MaxInflight bounds concurrent requests of one WebSocket; default 64.
 	MaxInflight int
+	// BodyTimeout bounds reading a request's body, plus the time its
+	// declared length takes at MinUploadRate (bytes/s); defaults 30 s and
+	// 64 KiB/s. Slow bodies cannot hold connections open.
+	BodyTimeout   time.Duration
+	MinUploadRate int64
 	// WriteTimeout bounds one write to a WebSocket; default 10 s.
 	WriteTimeout time.Duration
 	// Recheck is how often a subscription's read permission is checked
@@ -76,6 +81,7 @@ func (c *Config) defaults() {
 		}
 	}
 	def(&c.MaxBody, 4<<20)
+	def(&c.MinUploadRate, 64<<10)
 	def(&c.MaxFrame, 4<<20)
 	for _, p := range []struct {
 		v *int
@@ -91,7 +97,7 @@ func (c *Config) defaults() {
 	for _, p := range []struct {
 		v *time.Duration
 		d time.Duration
-	}{{&c.WriteTimeout, 10 * time.Second}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}, {&c.Coalesce, 25 * time.Millisecond}} {
+	}{{&c.WriteTimeout, 10 * time.Second}, {&c.BodyTimeout, 30 * time.Second}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}, {&c.Coalesce, 25 * time.Millisecond}} {
 		if *p.v <= 0 {
 			*p.v = p.d
 		}
@@ -154,6 +160,15 @@ func (a *API) route(pattern string, h handlerFunc) {
 	name := pattern[strings.IndexByte(pattern, ' ')+1:]
 	a.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		if name != "/v1/ws" {
+			// A body that trickles in is cut off: BodyTimeout, plus the
+			// time a declared length takes at MinUploadRate.
+			d := a.cfg.BodyTimeout
+			if r.ContentLength > 0 {
+				d += time.Duration(float64(r.ContentLength) / float64(a.cfg.MinUploadRate) * float64(time.Second))
+			}
+			http.NewResponseController(w).SetReadDeadline(start.Add(d)) // unsupported writers (tests) keep none
+		}
 		err := a.limitSource(r, 1)
 		if err == nil {
 			err = h(w, r)
