@@ -60,6 +60,9 @@ type Config struct {
 	// 64 KiB/s. Slow bodies cannot hold connections open.
 	BodyTimeout   time.Duration
 	MinUploadRate int64
+	// IdleTimeout closes a WebSocket that follows no topic and sends
+	// nothing for that long; default 2 minutes.
+	IdleTimeout time.Duration
 	// WriteTimeout bounds one write to a WebSocket; default 10 s.
 	WriteTimeout time.Duration
 	// Recheck is how often a subscription's read permission is checked
@@ -97,7 +100,7 @@ func (c *Config) defaults() {
 	for _, p := range []struct {
 		v *time.Duration
 		d time.Duration
-	}{{&c.WriteTimeout, 10 * time.Second}, {&c.BodyTimeout, 30 * time.Second}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}, {&c.Coalesce, 25 * time.Millisecond}} {
+	}{{&c.WriteTimeout, 10 * time.Second}, {&c.BodyTimeout, 30 * time.Second}, {&c.IdleTimeout, 2 * time.Minute}, {&c.Recheck, 10 * time.Second}, {&c.PresignTTL, 15 * time.Minute}, {&c.Coalesce, 25 * time.Millisecond}} {
 		if *p.v <= 0 {
 			*p.v = p.d
 		}

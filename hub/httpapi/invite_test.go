@@ -174,3 +174,24 @@ func TestMalformedFramesAreRateLimited(t *testing.T) {
 		t.Fatal("100 malformed messages against a burst of 20 did not end the socket")
 	}
 }
+
+// Finding 7 (in part): a WebSocket that follows nothing and sends nothing
+// is closed after IdleTimeout; one that follows a channel is not.
+func TestIdleSocketsAreClosed(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", func(c *hub.Config, a *Config) { a.IdleTimeout = 300 * time.Millisecond })
+	e.Community()
+	idle := e.dial("")
+	following := e.dial(e.login(e.Device("carol")))
+	following.send(wire.Frame{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: e.Gen.ID, Channel: e.General}}})
+	following.next(op(wire.OpAck, 1))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, _, err := idle.c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("an idle socket was not closed within 5 s: %v", err)
+	}
+	time.Sleep(time.Second) // three idle periods
+	if r := e.Post(e.Envelope(e.Device("dave"), e.General, 10).Raw); r[0].Err != nil {
+		t.Fatal(r[0].Err)
+	}
+	following.next(func(f wire.Frame) bool { return f.Op == wire.OpMsg })
+}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -47,6 +48,8 @@ type socket struct {
 	inflight int
 	draining bool
 	idle     chan struct{} // closed when draining and nothing is in flight
+
+	following atomic.Int32 // topics followed, stored by the writer, read by the reader for the idle rule
 
 	// Owned by the writer goroutine.
 	sub    *fanout.Subscription
@@ -113,7 +116,15 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 func (s *socket) readLoop(r *http.Request) {
 	ctx := r.Context()
 	for {
-		typ, b, err := s.conn.Read(ctx)
+		// A socket that follows nothing and sends nothing for IdleTimeout is
+		// closed (the read's context ending closes it): an idle socket holds
+		// a descriptor and a MaxSockets place for nothing.
+		rctx, cancel := ctx, context.CancelFunc(func() {})
+		if s.following.Load() == 0 {
+			rctx, cancel = context.WithTimeout(ctx, s.a.cfg.IdleTimeout)
+		}
+		typ, b, err := s.conn.Read(rctx)
+		cancel()
 		if err != nil {
 			return
 		}
@@ -144,6 +155,9 @@ func (s *socket) readLoop(r *http.Request) {
 			continue
 		}
 		for _, f := range frames {
+			if f.Op == wire.OpSub && len(f.Topics) > 0 {
+				s.following.Add(1) // until the writer stores the exact count: no idle cut meanwhile
+			}
 			s.handle(f)
 		}
 	}

@@ -288,6 +288,7 @@ func (s *socket) resubscribe(topics map[fanout.Topic]uint64) error {
 			s.topics[t] = n
 		}
 	}
+	s.following.Store(int32(len(s.topics)))
 	return nil
 }
 
