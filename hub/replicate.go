@@ -166,14 +166,7 @@ func (s *Service) FetchFor(ctx context.Context, server policy.ID, p Peer, ids []
 // (policy.CheckFresh). A push claims to be live; anything older is history,
 // which comes by reconciliation, where it is judged as history.
 func (s *Service) PushEnvelopes(ctx context.Context, raws [][]byte) (int, error) {
-	now := s.now()
-	fresh := make([][]byte, 0, len(raws))
-	for _, raw := range raws {
-		if e, err := s.verifier.Envelope(raw); err == nil && policy.CheckFresh(e.Time, now) == nil {
-			fresh = append(fresh, raw)
-		}
-	}
-	return s.ReplicateEnvelopes(ctx, fresh)
+	return s.replicate(ctx, raws, true)
 }
 
 // ReplicateEnvelopes stores envelopes another hub holds: each verified,
@@ -181,11 +174,16 @@ func (s *Service) PushEnvelopes(ctx context.Context, raws [][]byte) (int, error)
 // history), and of a channel this hub may store. Stored ones are fanned
 // out to local subscribers. It returns how many were new.
 func (s *Service) ReplicateEnvelopes(ctx context.Context, raws [][]byte) (int, error) {
+	return s.replicate(ctx, raws, false)
+}
+
+// replicate takes a peer's envelopes, only fresh ones when live (a push).
+func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool) (int, error) {
 	now := s.now()
 	var ok []storage.Envelope
 	for _, raw := range raws {
 		e, err := s.verifier.Envelope(raw)
-		if err != nil {
+		if err != nil || live && policy.CheckFresh(e.Time, now) != nil {
 			continue
 		}
 		sl, err := s.lockLog(ctx, e.Server)

@@ -136,6 +136,16 @@ func (l *Log) Heads() []ID { return slices.SortedFunc(maps.Keys(l.heads), ID.Com
 // smallest ID), so a log of any width stays writable.
 func (l *Log) ParentsAt(now int64) []ID {
 	limit := now + MaxClockSkew
+	// Every folded event is an ancestor of a head (or one), so when no
+	// head's latest time is beyond limit nothing is: the common case costs
+	// O(heads), not a walk of the log.
+	anyAhead := false
+	for h := range l.heads {
+		anyAhead = anyAhead || l.latest[h] > limit
+	}
+	if !anyAhead {
+		return l.fewest(l.Heads())
+	}
 	ahead := map[ID]bool{}       // folded events dated, or built on events dated, beyond limit
 	for _, id := range l.order { // resolution order is topological
 		e := l.events[id]
