@@ -55,3 +55,20 @@ func TestTokens(t *testing.T) {
 func decInv(s string) error  { _, err := DecodeInviteToken(s); return err }
 func decCert(s string) error { _, err := DecodeCertToken(s); return err }
 func decLink(s string) error { _, err := DecodeLinkRequest(s); return err }
+
+// FuzzDecodeTokens: the token decoders never panic and refuse with a code.
+func FuzzDecodeTokens(f *testing.F) {
+	w := newWorld(f, "alice")
+	f.Add(EncodeInviteToken(w.invite("alice", 1)))
+	f.Add(EncodeCertToken(deviceOf(f, "dave", "dave-phone").Cert))
+	f.Add(LinkRequest{Device: pub("dave-phone"), EncKey: encKey("dave-phone"), Name: "phone"}.Encode())
+	f.Add("ghinv1:")
+	f.Add("ghlink1:oQFYIA")
+	f.Fuzz(func(t *testing.T, s string) {
+		for _, dec := range []func(string) error{decInv, decCert, decLink} {
+			if err := dec(s); err != nil && CodeOf(err) == "" {
+				t.Fatalf("untyped error for %q: %v", s, err)
+			}
+		}
+	})
+}
