@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/control"
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -492,5 +493,25 @@ func TestOverDeepPeerMessagesAreRefused(t *testing.T) {
 	})
 	if _, err := a.rep.call(ctx, b.p2p.Host.ID(), wire.ReplicaRequest{Op: wire.OpHello}); !errors.Is(err, wire.ErrMalformed) {
 		t.Fatalf("an over-deep answer: %v, want wire.ErrMalformed", err)
+	}
+}
+
+// Peers learnt from the DHT or invite hints are bounded; configured and
+// already known ones are not crowded out.
+func TestDiscoveredPeersAreBounded(t *testing.T) {
+	n := newNode(t, "hub-bounded", nil)
+	for range 3 * MaxDiscovered {
+		_, pub, err := crypto.GenerateEd25519Key(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		id, err := peer.IDFromPublicKey(pub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.rep.discovered(peer.AddrInfo{ID: id})
+	}
+	if got := len(n.rep.known()); got != MaxDiscovered+len(n.rep.cfg.Peers) {
+		t.Fatalf("%d peers known after %d discovered, want %d", got, 3*MaxDiscovered, MaxDiscovered+len(n.rep.cfg.Peers))
 	}
 }
