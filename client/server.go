@@ -133,8 +133,38 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 }
 
 // Publish signs a state event on the current heads, checks locally that it
-// takes effect, stores it and publishes it to the server's hubs.
+// takes effect, publishes it to the server's hubs and, once one took it,
+// stores it. A hub that refuses it as built on stale history (its log has
+// moved on by more than policy.MaxBehind events) makes Publish refresh the
+// state log and sign the act again, once.
 func (c *Client) Publish(ctx context.Context, server policy.ID, content policy.Content) (*policy.Event, error) {
+	for attempt := 0; ; attempt++ {
+		e, err := c.signEvent(ctx, server, content)
+		if err != nil {
+			return nil, err
+		}
+		err = c.publishRaw(ctx, server, e.Raw)
+		if err != nil && attempt == 0 && IsCode(err, string(policy.CodeStale)) {
+			if _, serr := c.SyncState(ctx, server); serr == nil {
+				continue
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, err := c.st.addEvents(ctx, server, []*policy.Event{e}); err != nil {
+			return nil, err
+		}
+		return e, nil
+	}
+}
+
+// signEvent signs content as a new event of the server on the parents the
+// protocol's rule chooses (PROTOCOL §4.5), so that a head dated ahead cannot
+// make it invalid or unacceptable to hubs; the event is dated now, or at its
+// latest parent if that is later. It fails with the state's reason if the
+// event would not take effect: nothing is published then.
+func (c *Client) signEvent(ctx context.Context, server policy.ID, content policy.Content) (*policy.Event, error) {
 	d, err := c.Device()
 	if err != nil {
 		return nil, err
@@ -143,9 +173,6 @@ func (c *Client) Publish(ctx context.Context, server policy.ID, content policy.C
 	if err != nil {
 		return nil, err
 	}
-	// Parents by the protocol's rule (PROTOCOL §4.5), so that a head dated
-	// ahead cannot make this event invalid or unacceptable to hubs; the
-	// event is dated now, or at its latest parent if that is later.
 	t := c.Now().UnixMilli()
 	parents := l.ParentsAt(t)
 	for _, h := range parents {
@@ -161,12 +188,9 @@ func (c *Client) Publish(ctx context.Context, server policy.ID, content policy.C
 		return nil, err
 	}
 	if _, reason := l.Outcome(e.ID); reason != nil {
-		return nil, reason // the state says no: nothing is published
+		return nil, reason
 	}
-	if _, err := c.st.addEvents(ctx, server, []*policy.Event{e}); err != nil {
-		return nil, err
-	}
-	return e, c.publishRaw(ctx, server, e.Raw)
+	return e, nil
 }
 
 // publishRaw sends events to every hub of the server; it fails only if no

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"testing"
 )
 
@@ -45,6 +46,9 @@ func generateDecisions(t testing.TB) decisionVectors {
 	carolsInvite := w.invite("alice", 1)
 	r.do("carol", &Join{Invite: carolsInvite.Raw}, "")
 	r.do("alice", &Ban{Member: pub("carol")}, "")
+	for i := range MaxBehind + 4 { // a long tail of history (bob may not create channels: folded, rejected)
+		r.do("bob", &ChannelCreate{Name: fmt.Sprintf("tail %d", i), Durability: Replicated}, CodeForbidden)
+	}
 	dv := decisionVectors{Genesis: hex.EncodeToString(w.gen.Raw), Now: w.now}
 	for _, e := range r.events {
 		dv.Log = append(dv.Log, hex.EncodeToString(e.Raw))
@@ -84,6 +88,19 @@ func generateDecisions(t testing.TB) decisionVectors {
 	add(decisionCase{Name: "a stranger acts", Rule: "publication", Events: hexes(ev("dave", topic("d"))), Want: string(CodeNotMember)})
 	add(decisionCase{Name: "a banned member acts", Rule: "publication", Events: hexes(ev("carol", topic("e"))), Want: string(CodeBanned)})
 	add(decisionCase{Name: "one stranger's act refuses the publication", Rule: "publication", Events: hexes(ev("bob", topic("f")), ev("dave", topic("g"))), Want: string(CodeNotMember)})
+
+	onlyGenesis := w.sign(IdentitySigner(seedKey("bob")), []ID{w.gen.ID}, topic("h"))
+	add(decisionCase{Name: "a member's event naming only the genesis, far behind the heads", Rule: "publication", Events: hexes(onlyGenesis), Want: string(CodeStale)})
+	add(decisionCase{Name: "an event naming the genesis and the last folded event", Rule: "publication",
+		Events: hexes(w.sign(IdentitySigner(seedKey("bob")), []ID{w.gen.ID, r.events[len(r.events)-1].ID}, topic("i")))})
+	add(decisionCase{Name: "an event naming a parent the hub does not hold (it waits)", Rule: "publication",
+		Events: hexes(w.sign(IdentitySigner(seedKey("bob")), []ID{w.gen.ID, Sum([]byte("not held"))}, topic("j")))})
+	add(decisionCase{Name: "an event building on a stale one of the same publication", Rule: "publication",
+		Events: hexes(onlyGenesis, w.sign(IdentitySigner(seedKey("bob")), []ID{onlyGenesis.ID}, topic("k"))), Want: string(CodeStale)})
+	onHeads := ev("bob", topic("l"))
+	add(decisionCase{Name: "an event building on a recent one of the same publication", Rule: "publication",
+		Events: hexes(w.sign(IdentitySigner(seedKey("bob")), []ID{onHeads.ID}, topic("m")), onHeads)})
+	add(decisionCase{Name: "one stale event refuses the publication", Rule: "publication", Events: hexes(onHeads, onlyGenesis), Want: string(CodeStale)})
 
 	known := r.events[0]
 	byBob := ev("bob", topic("bob's"))                          // folded as rejected (no permission): history, kept

@@ -33,6 +33,7 @@ const (
 	CodeNotEligible     Code = "not_eligible"     // node may not store this channel's ciphertext
 	CodeConflict        Code = "conflict"         // event contradicts the state (already a member, duplicate role...)
 	CodeExpired         Code = "expired"          // a record or token past its expiry, an envelope past its channel's retention
+	CodeStale           Code = "stale"            // a live state event built on history too far behind the log's heads
 )
 
 // Error is the typed error every policy decision returns. errors.Is matches it
@@ -80,6 +81,7 @@ var (
 	ErrNotEligible     = &Error{Code: CodeNotEligible}
 	ErrConflict        = &Error{Code: CodeConflict}
 	ErrExpired         = &Error{Code: CodeExpired}
+	ErrStale           = &Error{Code: CodeStale}
 )
 
 // CodeOf returns the Code of a policy error anywhere in err's chain, or ""

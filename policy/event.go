@@ -10,6 +10,7 @@ import (
 const (
 	MaxEventSize   = 64 << 10 // signed bytes
 	MaxParents     = 16       // parents one event may name
+	MaxBehind      = 256      // how far behind the last folded event a live event may build (Log.CheckPublication)
 	MaxCreators    = 16       // identities in a genesis creator set
 	MaxRoleRank    = 1 << 30  // role ranks are 0..MaxRoleRank; creators rank above every role
 	maxReasonLen   = 512      // ban reason bytes

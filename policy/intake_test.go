@@ -349,3 +349,38 @@ func TestParentsAtBoundedWidth(t *testing.T) {
 		}
 	}
 }
+
+// Of more than MaxParents heads an author names the one folded last even
+// when it is the earliest by time, so that its event builds on recent
+// history and hubs take it live (Log.CheckPublication, CodeStale).
+func TestParentsAtNamesTheLastFoldedHead(t *testing.T) {
+	w := newWorld(t, "alice")
+	inv := w.invite("alice", 100)
+	base := w.now
+	heads := w.log.Heads()
+	join := func(name string, at int64) *Event {
+		e, err := NewEvent(IdentitySigner(seedKey(name)), w.server(), heads, at, &Join{Invite: inv.Raw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return e
+	}
+	var joins []*Event
+	for i := range MaxParents + 4 {
+		joins = append(joins, join(fmt.Sprintf("newcomer %d", i), base+int64(10+i)*1000))
+	}
+	// Concurrent joins of equal rank fold in ID order: re-sign the earliest
+	// (by time) until its ID is the largest, so that it is folded last.
+	earliest := join("early 0", base+1000)
+	for n := 1; slices.ContainsFunc(joins, func(e *Event) bool { return e.ID.Compare(earliest.ID) > 0 }); n++ {
+		earliest = join(fmt.Sprintf("early %d", n), base+1000)
+	}
+	w.add(append(joins, earliest)...)
+	if order := w.log.Order(); order[len(order)-1] != earliest.ID {
+		t.Fatalf("the earliest join is not folded last")
+	}
+	parents := w.log.ParentsAt(base + 60_000)
+	if len(parents) != MaxParents || !slices.Contains(parents, earliest.ID) {
+		t.Fatalf("parents %v: want %d including the last folded head %s", parents, MaxParents, earliest.ID)
+	}
+}

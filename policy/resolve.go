@@ -132,8 +132,8 @@ func (l *Log) Heads() []ID { return slices.SortedFunc(maps.Keys(l.heads), ID.Com
 // neither make the new event earlier than a parent (clock) nor push the new
 // event's date beyond what hubs accept. With no such event (or with a
 // genesis dated ahead, on which everything builds) it uses Heads. Of more
-// than MaxParents heads it names the MaxParents latest (by time, then
-// smallest ID), so a log of any width stays writable.
+// than MaxParents heads it names the one folded last and the latest others
+// (by time, then smallest ID), so a log of any width stays writable.
 func (l *Log) ParentsAt(now int64) []ID {
 	limit := now + MaxClockSkew
 	// Every folded event is an ancestor of a head (or one), so when no
@@ -176,12 +176,21 @@ func (l *Log) ParentsAt(now int64) []ID {
 	return l.fewest(out)
 }
 
-// fewest keeps at most MaxParents of a set of heads, the latest by time (then
-// the smallest IDs), in ID order: a log of any width stays writable, and
-// every head left out stays a head for a later event to name.
+// fewest keeps at most MaxParents of a set of heads, in ID order: the one
+// folded last (so that the new event builds on recent history, as hubs
+// require: Log.CheckPublication), then the latest others by time (then the
+// smallest IDs). A log of any width stays writable, and every head left out
+// stays a head for a later event to name.
 func (l *Log) fewest(heads []ID) []ID {
 	if len(heads) > MaxParents {
+		last := slices.MaxFunc(heads, func(a, b ID) int { return cmp.Compare(l.index[a], l.index[b]) })
 		slices.SortFunc(heads, func(a, b ID) int {
+			switch {
+			case a == last:
+				return -1
+			case b == last:
+				return 1
+			}
 			if ta, tb := l.events[a].Time, l.events[b].Time; ta != tb {
 				return cmp.Compare(tb, ta)
 			}

@@ -315,18 +315,49 @@ func (s *State) CheckPublication(events []*Event) error {
 
 // CheckPublication is State.CheckPublication for a hub holding this log:
 // the events the log already holds are taken again as they are (a
-// publication may repeat history); the others must pass.
+// publication may repeat history); the others must pass, and each must
+// build on recent history (CheckRecent).
 func (l *Log) CheckPublication(events []*Event) error {
 	var fresh []*Event
+	isFresh := map[ID]bool{}
 	for _, e := range events {
-		if l.events[e.ID] == nil {
+		if l.events[e.ID] == nil && !isFresh[e.ID] {
 			fresh = append(fresh, e)
+			isFresh[e.ID] = true
 		}
 	}
 	if err := CheckServerEvents(l.genesis.ID, events); err != nil {
 		return err
 	}
+	for _, e := range fresh {
+		if err := l.checkRecent(e, isFresh); err != nil {
+			return err
+		}
+	}
 	return l.state.CheckPublication(fresh)
+}
+
+// checkRecent decides whether a live event builds on recent history: at
+// least one of its parents is an event of the same publication, or one the
+// log does not hold or has not folded (the event then waits for it, and
+// costs nothing now), or one of the last MaxBehind events of the log's
+// resolution order. An event can be folded no earlier than just after its
+// last parent, and everything the log folded after that point is folded
+// again; so a live event built only on older history (naming the genesis
+// alone in a long log, say) would make the hub re-fold up to the whole log
+// while it holds the server. It is refused stale: its author refreshes its
+// copy of the log and chooses parents again (PROTOCOL §4.5), which names
+// the last folded event. Replicated history is not checked: it is judged
+// as the log resolves it (Replicable).
+func (l *Log) checkRecent(e *Event, publication map[ID]bool) error {
+	floor := len(l.order) - MaxBehind
+	for _, p := range e.Parents {
+		i, folded := l.index[p]
+		if publication[p] || !folded || i >= floor {
+			return nil
+		}
+	}
+	return errf(CodeStale, "event %s builds on history more than %d events behind the log's %d: refresh the log and choose parents again", e.ID, MaxBehind, len(l.order))
 }
 
 // OwnerActs decides whether a publication is its owner's, which is what

@@ -43,7 +43,7 @@ func Status(code string) int {
 		return http.StatusForbidden
 	case CodeNotFound, CodeNotHosted, string(policy.CodeUnknownChannel), string(policy.CodeUnknownRole):
 		return http.StatusNotFound
-	case string(policy.CodeConflict):
+	case string(policy.CodeConflict), string(policy.CodeStale):
 		return http.StatusConflict
 	case string(policy.CodeTooLarge):
 		return http.StatusRequestEntityTooLarge
