@@ -19,41 +19,18 @@ import (
 func TestOldHistoryCannotForceRefolds(t *testing.T) {
 	const history = 1500 // beyond a checkpoint, within the per-source burst
 	c := newCommunity(t)
-	d, err := c.bob.Device()
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := c.bob.Log(ctx, c.server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// History: bob's channel creations, which he may not make (folded,
-	// rejected), each on the heads, published in batches.
-	var batch [][]byte
-	publish := func(from, to int) {
-		for i := from; i < to; i++ {
-			e, err := policy.NewEvent(d.Signer(), c.server, l.ParentsAt(time.Now().UnixMilli()), time.Now().UnixMilli(), &policy.ChannelCreate{Name: fmt.Sprintf("history %d", i), Durability: policy.Replicated})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := l.Add(e); err != nil {
-				t.Fatal(err)
-			}
-			if batch = append(batch, e.Raw); len(batch) == 500 || i == to-1 {
-				if _, err := c.api.PublishEvents(ctx, c.server, batch); err != nil {
-					t.Fatalf("publishing history: %v", err)
-				}
-				batch = nil
-			}
-		}
-	}
+	publish := c.grower(t)
 	publish(0, history)
 	before, _ := c.stored(t)
+	bob, err := c.bob.Device()
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	start := time.Now()
 	var he *hubapi.Error
 	for i := range 50 {
-		e, err := policy.NewEvent(d.Signer(), c.server, []policy.ID{c.server}, time.Now().UnixMilli(), &policy.ChannelCreate{Name: fmt.Sprintf("old %d", i), Durability: policy.Replicated})
+		e, err := policy.NewEvent(bob.Signer(), c.server, []policy.ID{c.server}, time.Now().UnixMilli(), &policy.ChannelCreate{Name: fmt.Sprintf("old %d", i), Durability: policy.Replicated})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -75,5 +52,39 @@ func TestOldHistoryCannotForceRefolds(t *testing.T) {
 	publish(history, history+policy.MaxBehind+44)
 	if _, err := c.alice.CreateChannel(ctx, c.server, policy.ChannelCreate{Name: "after", Durability: policy.Replicated}); err != nil {
 		t.Fatalf("the creator's act on a log that moved on: %v", err)
+	}
+}
+
+// grower returns a function that grows the server's state log by the
+// events from..to-1 of a long history: bob's channel creations, which he
+// may not make (each folded, rejected), each on the heads, published in
+// batches straight to the hub (no client's copy of the log sees them).
+func (c *community) grower(t *testing.T) func(from, to int) {
+	t.Helper()
+	d, err := c.bob.Device()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.bob.Log(ctx, c.server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var batch [][]byte
+	return func(from, to int) {
+		for i := from; i < to; i++ {
+			e, err := policy.NewEvent(d.Signer(), c.server, l.ParentsAt(time.Now().UnixMilli()), time.Now().UnixMilli(), &policy.ChannelCreate{Name: fmt.Sprintf("history %d", i), Durability: policy.Replicated})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := l.Add(e); err != nil {
+				t.Fatal(err)
+			}
+			if batch = append(batch, e.Raw); len(batch) == 500 || i == to-1 {
+				if _, err := c.api.PublishEvents(ctx, c.server, batch); err != nil {
+					t.Fatalf("publishing history: %v", err)
+				}
+				batch = nil
+			}
+		}
 	}
 }

@@ -30,7 +30,13 @@ type community struct {
 
 func newCommunity(t *testing.T) *community {
 	t.Helper()
-	c := &community{hub: clienttest.StartHub(t, "sqlite")}
+	return communityOn(t, clienttest.StartHub(t, "sqlite"))
+}
+
+// communityOn makes the community on a hub the test started.
+func communityOn(t *testing.T, h *clienttest.Hub) *community {
+	t.Helper()
+	c := &community{hub: h}
 	c.api = hubapi.New(c.hub.URL)
 	c.admin = hubapi.NewAdmin(c.hub.Admin, "")
 	c.alice, c.bob = open(t, "alice"), open(t, "bob")

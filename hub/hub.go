@@ -29,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"sync"
 	"time"
 
@@ -150,6 +151,7 @@ type Service struct {
 	macKey     []byte // authenticates challenges and session tokens
 	spent      spentChallenges
 	blobSource BlobSource
+	loading    chan struct{} // a slot per state log being read from the store
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
@@ -174,7 +176,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, node: policy.IdentitySigner(cfg.NodeKey), verifier: policy.NewVerifier(0),
 		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics(),
-		spent: newSpentChallenges()}
+		spent: newSpentChallenges(), loading: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
 	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)
@@ -292,7 +294,12 @@ func (s *Service) evict() {
 	}
 }
 
-// load reads a server's whole state log; the caller holds sl.mu.
+// load reads a server's whole state log; the caller holds sl.mu. Any
+// request may make the hub load a log it does not hold in memory (the read
+// rule needs the state), so loads are made cheap and bounded: events read
+// back from the store were verified when stored and are not verified again
+// (policy.Verifier.StoredEvent), and at most one load per core runs at a
+// time; the others wait, or give up with their request's context.
 func (s *Service) load(ctx context.Context, sl *serverLog) error {
 	if _, err := s.cfg.Store.Tenant(ctx, sl.id); err != nil {
 		if errors.Is(err, storage.ErrNotFound) {
@@ -300,11 +307,24 @@ func (s *Service) load(ctx context.Context, sl *serverLog) error {
 		}
 		return err
 	}
+	select {
+	case s.loading <- struct{}{}:
+	default:
+		s.metrics.loadWaits.Inc()
+		select {
+		case s.loading <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("hub: waiting to load the state log of %s: %w", sl.id, ctx.Err())
+		}
+	}
+	defer func() { <-s.loading }()
 	raws, seq, err := s.storedEvents(ctx, sl.id, 0)
 	if err != nil {
 		return err
 	}
-	events, err := s.verifier.ParseEvents(raws)
+	s.metrics.loads.Inc()
+	s.metrics.loadedEvents.Add(float64(len(raws)))
+	events, err := s.verifier.ParseStoredEvents(raws)
 	if err != nil {
 		return fmt.Errorf("hub: stored state log of %s: %w", sl.id, err)
 	}
@@ -332,7 +352,7 @@ func (s *Service) refresh(ctx context.Context, sl *serverLog) error {
 	if err != nil || len(raws) == 0 {
 		return err
 	}
-	events, err := s.verifier.ParseEvents(raws)
+	events, err := s.verifier.ParseStoredEvents(raws)
 	if err != nil {
 		return fmt.Errorf("hub: stored state log of %s: %w", sl.id, err)
 	}

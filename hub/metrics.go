@@ -13,6 +13,9 @@ type Metrics struct {
 	admitted     prometheus.Counter
 	replays      prometheus.Counter
 	swept        *prometheus.CounterVec // by unit: envelopes, bytes
+	loads        prometheus.Counter
+	loadedEvents prometheus.Counter
+	loadWaits    prometheus.Counter
 }
 
 func newMetrics() *Metrics {
@@ -27,6 +30,12 @@ func newMetrics() *Metrics {
 			Help: "Auth proofs refused because their challenge was already answered (a replay) or too many were outstanding."}),
 		swept: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "retention_swept_total",
 			Help: "What retention sweeps deleted, by unit: envelopes, bytes (of ciphertext)."}, []string{"unit"}),
+		loads: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "state_loads_total",
+			Help: "State logs read from the store into memory (the first request for a server, or after eviction)."}),
+		loadedEvents: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "state_load_events_total",
+			Help: "State events read from the store by those loads."}),
+		loadWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "state_load_waits_total",
+			Help: "Loads that waited because one per core was already running."}),
 	}
 	// Series that exist from the start, so rates and alerts see zero, not nothing.
 	m.swept.WithLabelValues("envelopes")
@@ -35,7 +44,7 @@ func newMetrics() *Metrics {
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits}
 }
 
 // Describe implements prometheus.Collector.

@@ -321,3 +321,22 @@ func TestTextForms(t *testing.T) {
 		t.Fatalf("CBOR of an ID is %x", b)
 	}
 }
+
+// StoredEvent makes every check of Event but the event's own signature: it
+// reads back what a node verified before storing it.
+func TestStoredEventSkipsOnlyTheSignature(t *testing.T) {
+	w := newWorld(t, "alice")
+	e := w.sign(IdentitySigner(seedKey("alice")), nil, &ChannelCreate{Name: "c", Durability: Replicated})
+	forged := slices.Clone(e.Raw)
+	forged[len(forged)-1] ^= 1 // the signature is the last field
+	if _, err := ParseEvent(forged); CodeOf(err) != CodeBadSignature {
+		t.Fatalf("Event on a forged signature: %v, want bad_signature", err)
+	}
+	if got, err := NewVerifier(0).StoredEvent(forged); err != nil || got.Kind != EvChannelCreate {
+		t.Fatalf("StoredEvent on a stored event: %v", err)
+	}
+	truncated := e.Raw[:len(e.Raw)-10]
+	if _, err := NewVerifier(0).StoredEvent(truncated); CodeOf(err) != CodeMalformed {
+		t.Fatalf("StoredEvent on malformed bytes: %v, want malformed", err)
+	}
+}

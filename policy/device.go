@@ -212,8 +212,21 @@ func (v *Verifier) invite(raw []byte) (*Invite, error) { return cached(v, raw, P
 // device certificate certRaw, which must be valid at time at. It returns the
 // certificate (nil for a direct identity signature).
 func (v *Verifier) verifySigner(kind string, author PublicKey, certRaw []byte, at int64, body, sig []byte) (*DeviceCert, error) {
-	if len(certRaw) == 0 {
+	c, err := v.signerCert(kind, author, certRaw, at)
+	if err != nil {
+		return nil, err
+	}
+	if c == nil {
 		return nil, verifySig(kind, author, body, sig)
+	}
+	return c, verifySig(kind, c.Device, body, sig)
+}
+
+// signerCert checks the device certificate an object carries (none: nil)
+// against its author and time.
+func (v *Verifier) signerCert(kind string, author PublicKey, certRaw []byte, at int64) (*DeviceCert, error) {
+	if len(certRaw) == 0 {
+		return nil, nil
 	}
 	c, err := v.cert(certRaw)
 	if err != nil {
@@ -225,5 +238,5 @@ func (v *Verifier) verifySigner(kind string, author PublicKey, certRaw []byte, a
 	if err := c.ValidAt(at); err != nil {
 		return nil, err
 	}
-	return c, verifySig(kind, c.Device, body, sig)
+	return c, nil
 }

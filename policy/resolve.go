@@ -480,6 +480,16 @@ func (q *readyQueue) Pop() any {
 // independent of the state) and returns them in input order. It fails on the
 // first invalid event, reporting its index.
 func (v *Verifier) ParseEvents(raws [][]byte) ([]*Event, error) {
+	return v.parseEvents(raws, v.Event)
+}
+
+// ParseStoredEvents is ParseEvents for events read back from the node's own
+// store (StoredEvent): everything but the events' own signatures is checked.
+func (v *Verifier) ParseStoredEvents(raws [][]byte) ([]*Event, error) {
+	return v.parseEvents(raws, v.StoredEvent)
+}
+
+func (v *Verifier) parseEvents(raws [][]byte, parse func([]byte) (*Event, error)) ([]*Event, error) {
 	out := make([]*Event, len(raws))
 	errs := make([]error, len(raws))
 	workers := min(runtime.GOMAXPROCS(0), max(1, len(raws)/64))
@@ -487,7 +497,7 @@ func (v *Verifier) ParseEvents(raws [][]byte) ([]*Event, error) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < len(raws); i += workers {
-				out[i], errs[i] = v.Event(raws[i])
+				out[i], errs[i] = parse(raws[i])
 			}
 		})
 	}

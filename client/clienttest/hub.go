@@ -5,6 +5,7 @@ package clienttest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -218,3 +220,29 @@ func createDatabase(t *testing.T, base string) string {
 
 // Profiles are the storage profiles a hub runs on.
 var Profiles = []string{"sqlite", "postgres"}
+
+// CPU returns the CPU time (user and system) the running hub process has
+// used so far, read from /proc: what an attack test charges to the hub.
+func (h *Hub) CPU() time.Duration {
+	h.t.Helper()
+	if h.cmd == nil {
+		h.t.Fatal("the hub is not running")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	// Fields after the command name (which ends at the last ')'): state is
+	// field 3, utime and stime are fields 14 and 15, in clock ticks (USER_HZ,
+	// 100 on Linux).
+	fields := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	var ticks int64
+	for _, f := range fields[11:13] {
+		n, err := strconv.ParseInt(f, 10, 64)
+		if err != nil {
+			h.t.Fatalf("reading the hub's CPU time: %v", err)
+		}
+		ticks += n
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
+}
