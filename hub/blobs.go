@@ -3,6 +3,7 @@ package hub
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -55,11 +56,17 @@ func (s *Service) PutBlob(ctx context.Context, r Caller, server, id policy.ID, b
 	if err := s.mayUpload(ctx, r, server, size); err != nil {
 		return err
 	}
-	held, err := s.cfg.Blobs.StatBlob(ctx, id)
+	_, err := s.cfg.Blobs.StatBlob(ctx, id)
 	existed := err == nil
 	switch {
-	case existed && held != size:
-		return fmt.Errorf("%w: blob %s holds %d bytes, not %d", storage.ErrBlobMismatch, id, held, size)
+	case existed:
+		// Held already (perhaps for another server): the uploader proves it
+		// has the bytes before its server references them, and learns
+		// nothing of the stored blob (its size) from a refusal, which is
+		// the one any wrong upload gets.
+		if err := checkBody(body, id, size); err != nil {
+			return err
+		}
 	case errors.Is(err, storage.ErrNotFound):
 		if err := s.cfg.Blobs.PutBlob(ctx, id, body, size); err != nil {
 			return err
@@ -75,6 +82,20 @@ func (s *Service) PutBlob(ctx context.Context, r Caller, server, id policy.ID, b
 			_ = s.cfg.Blobs.DeleteBlob(ctx, id)
 		}
 		return err
+	}
+	return nil
+}
+
+// checkBody reads exactly size bytes from body and checks that they hash
+// to id, storing nothing.
+func checkBody(body io.Reader, id policy.ID, size int64) error {
+	h := sha256.New()
+	n, err := io.Copy(h, io.LimitReader(body, size+1))
+	if err != nil {
+		return err
+	}
+	if n != size || policy.ID(h.Sum(nil)) != id {
+		return fmt.Errorf("hub: put blob %s: %w (got %d bytes, want %d)", id, storage.ErrBlobMismatch, n, size)
 	}
 	return nil
 }
@@ -118,7 +139,7 @@ func (s *Service) GetBlob(ctx context.Context, r Caller, server, id policy.ID) (
 
 // PresignBlob returns a URL with which the client moves a blob's bytes
 // directly to (put) or from the store, when the store can presign; nil
-// otherwise. A presigned upload carries the blob's checksum, which the store
+// otherwise, and for a put of a blob the store already holds. A presigned upload carries the blob's checksum, which the store
 // enforces; the reference and its quota are recorded when the URL is issued.
 func (s *Service) PresignBlob(ctx context.Context, r Caller, server, id policy.ID, put bool, size int64, ttl time.Duration) (*url.URL, http.Header, error) {
 	p, ok := s.cfg.Blobs.(storage.Presigner)
@@ -133,6 +154,16 @@ func (s *Service) PresignBlob(ctx context.Context, r Caller, server, id policy.I
 		return u, nil, err
 	}
 	if err := s.mayUpload(ctx, r, server, size); err != nil {
+		return nil, nil, err
+	}
+	// The store cannot tell the hub who uploads to the URL, so a blob it
+	// already holds is referenced only through PutBlob, which reads and
+	// checks the bytes: else anyone knowing a blob's ID could reference it
+	// from their own server, and read it there.
+	switch _, err := s.cfg.Blobs.StatBlob(ctx, id); {
+	case err == nil:
+		return nil, nil, nil
+	case !errors.Is(err, storage.ErrNotFound):
 		return nil, nil, err
 	}
 	if err := s.cfg.Store.AddBlobRef(ctx, server, id, size); err != nil {
