@@ -352,3 +352,25 @@ func TestHomeNodeKeepsHistory(t *testing.T) {
 		}
 	}
 }
+
+// A home node's receipts verify with its certificate: a member whose only
+// hub is her home node sends to a strict channel, which no storage grant
+// covers (the node may store it as her device), and gets its receipt.
+func TestHomeNodeReceiptsVerify(t *testing.T) {
+	alice := newClient(t, "alice-desktop")
+	home := clienttest.NewHub(t, "sqlite")
+	req := must[LinkRequest](t)(policy.DecodeLinkRequest(home.LinkRequest()))
+	cert := must[*policy.DeviceCert](t)(alice.LinkDevice(ctx, req))
+	home.Admission = "home"
+	home.Extra = "home:\n  owner_cert: " + policy.EncodeCertToken(cert) + "\n"
+	home.Start()
+	server := must[policy.ID](t)(alice.CreateServer(ctx, "solo", []string{home.URL}, ServerOptions{}))
+	vault := must[policy.ID](t)(alice.CreateChannel(ctx, server, policy.ChannelCreate{Name: "vault", Durability: policy.Strict}))
+	sent, err := alice.Send(ctx, server, vault, "kept at home")
+	if err != nil {
+		t.Fatalf("a strict channel's send to a home node: %v", err)
+	}
+	if len(sent.Receipts) != 1 || sent.Receipts[0].Hub != cert.Device {
+		t.Fatalf("receipts %+v, want one from the home node %s", sent.Receipts, cert.Device)
+	}
+}

@@ -63,8 +63,12 @@ func (c *Client) post(ctx context.Context, server, channel policy.ID, epoch uint
 			continue
 		}
 		r, err := policy.ParseReceipt(res[0].Receipt)
+		var cert *policy.DeviceCert // a home node's receipt is checked with its certificate
 		if err == nil {
-			err = st.CheckReceipt(r, env, nil, c.Now().UnixMilli())
+			cert, err = c.hub(url).NodeCert(ctx)
+		}
+		if err == nil {
+			err = st.CheckReceipt(r, env, cert, c.Now().UnixMilli())
 		}
 		if err != nil {
 			sent.Refused[url] = fmt.Errorf("client: hub %s answered with an invalid receipt: %w", url, err)

@@ -43,6 +43,10 @@ type Info struct {
 	MaxFrame    int64 `cbor:"6,keyasint" json:"max_frame"`
 	MaxPage     int   `cbor:"7,keyasint" json:"max_page"`
 	PresignBlob bool  `cbor:"8,keyasint" json:"presign_blob"`
+	// NodeCert is a home node's certificate from its owner (the node key
+	// certified as one of the owner's devices), absent on other hubs: a
+	// home node's receipts are checked with it (policy.State.CheckReceipt).
+	NodeCert []byte `cbor:"9,keyasint,omitempty" json:"node_cert,omitempty"`
 }
 
 // Challenge is what POST /v1/auth/challenge returns: bytes to sign in a

@@ -55,9 +55,10 @@ type Client struct {
 	HTTP *http.Client
 
 	mu      sync.Mutex
-	node    policy.PublicKey // guarded by mu; learned from /v1/info
-	token   string           // guarded by mu
-	expires time.Time        // guarded by mu
+	node    policy.PublicKey   // guarded by mu; learned from /v1/info
+	cert    *policy.DeviceCert // guarded by mu; the node's certificate, if a home node
+	token   string             // guarded by mu
+	expires time.Time          // guarded by mu
 }
 
 // New returns a client for the hub at url (http:// or https://).
@@ -108,16 +109,45 @@ func (h *Client) call(ctx context.Context, method, path, token string, in, out a
 	return wire.Unmarshal(resp.Header.Get("Content-Type"), b, out)
 }
 
-// Info returns the hub's description and remembers its node key.
+// Info returns the hub's description and remembers its node key and, for
+// a home node, its certificate (which must certify that key).
 func (h *Client) Info(ctx context.Context) (wire.Info, error) {
 	var info wire.Info
 	if err := h.call(ctx, "GET", "/v1/info", "", nil, &info); err != nil {
 		return info, err
 	}
+	var cert *policy.DeviceCert
+	if len(info.NodeCert) > 0 {
+		c, err := policy.ParseDeviceCert(info.NodeCert)
+		if err != nil {
+			return info, fmt.Errorf("hub %s: its node certificate: %w", h.URL, err)
+		}
+		if c.Device != info.Node {
+			return info, fmt.Errorf("hub %s: its node certificate certifies %s, not its node key %s", h.URL, c.Device, info.Node)
+		}
+		cert = c
+	}
 	h.mu.Lock()
-	h.node = info.Node
+	h.node, h.cert = info.Node, cert
 	h.mu.Unlock()
 	return info, nil
+}
+
+// NodeCert returns the hub's node certificate if it is a home node (nil
+// otherwise), asking the hub once.
+func (h *Client) NodeCert(ctx context.Context) (*policy.DeviceCert, error) {
+	h.mu.Lock()
+	n, c := h.node, h.cert
+	h.mu.Unlock()
+	if !n.IsZero() {
+		return c, nil
+	}
+	if _, err := h.Info(ctx); err != nil {
+		return nil, err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.cert, nil
 }
 
 // Node returns the hub's node key, asking the hub once.

@@ -15,8 +15,12 @@ import (
 )
 
 func (a *API) info(w http.ResponseWriter, r *http.Request) error {
-	return reply(w, r, 200, wire.Info{Node: a.svc.NodeID(), Version: a.cfg.Version, MaxBody: a.cfg.MaxBody, MaxBlob: a.svc.MaxBlob(),
-		MaxBatch: a.cfg.MaxBatch, MaxFrame: a.cfg.MaxFrame, MaxPage: storage.MaxPage, PresignBlob: a.svc.Presigns()})
+	info := wire.Info{Node: a.svc.NodeID(), Version: a.cfg.Version, MaxBody: a.cfg.MaxBody, MaxBlob: a.svc.MaxBlob(),
+		MaxBatch: a.cfg.MaxBatch, MaxFrame: a.cfg.MaxFrame, MaxPage: storage.MaxPage, PresignBlob: a.svc.Presigns()}
+	if c := a.svc.NodeCert(); c != nil {
+		info.NodeCert = c.Raw
+	}
+	return reply(w, r, 200, info)
 }
 
 func (a *API) challenge(w http.ResponseWriter, r *http.Request) error {
