@@ -43,7 +43,7 @@ type P2PConfig struct {
 	Enabled   bool          `yaml:"enabled"`
 	Listen    []string      `yaml:"listen"`
 	Announce  []string      `yaml:"announce"`
-	DHT       bool          `yaml:"dht"`
+	DHT       *bool         `yaml:"dht"` // nil: on
 	Bootstrap []string      `yaml:"bootstrap"`
 	Peers     []string      `yaml:"peers"`
 	Interval  time.Duration `yaml:"interval"`
@@ -265,6 +265,10 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 	}
 	if c.Limits.ConnsPerSource == 0 {
 		c.Limits.ConnsPerSource = 256
+	}
+	if c.P2P.DHT == nil {
+		on := true
+		c.P2P.DHT = &on
 	}
 	if c.Storage.SweepInterval == 0 {
 		c.Storage.SweepInterval = 10 * time.Minute

@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -43,6 +45,9 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fl.SetOutput(stderr)
+	if len(args) > 0 && args[0] == "link-request" { // "hub link-request -data-dir X": flags after the command
+		args = append(slices.Clone(args[1:]), "link-request")
+	}
 	cfg, err := configure(fl, args, getenv, stdout)
 	if err != nil || cfg == nil { // an error, or -version or -healthcheck done
 		return err
@@ -51,8 +56,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
-	if fl.Arg(0) == "link-request" {
+	switch {
+	case fl.NArg() == 1 && fl.Arg(0) == "link-request":
 		return linkRequest(s, stdout)
+	case fl.NArg() > 0:
+		return fmt.Errorf("unknown command or argument %q (the only command is link-request; flags: hub -help)", strings.Join(fl.Args(), " "))
 	}
 	return serve(ctx, s, daemon.NewLogger(stderr, s.log), stdout)
 }

@@ -2,7 +2,9 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -34,8 +36,40 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.Listen != "0.0.0.0:7420" || s.Admission.Mode != "provisioned" || s.Limits.PostRate != 50 || s.Admission.DefaultQuota.Bytes != 10<<30 ||
-		s.Storage.Timeout != 30*time.Second || s.Storage.SweepInterval != 10*time.Minute {
+		s.Storage.Timeout != 30*time.Second || s.Storage.SweepInterval != 10*time.Minute || !*s.P2P.DHT {
 		t.Fatalf("loaded %+v", s)
+	}
+	bare, err := configure(flag.NewFlagSet("hub", flag.ContinueOnError), nil, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bare.DataDir = t.TempDir()
+	off, err := bare.resolve(func(string) string { return "" })
+	if err != nil || off.P2P.DHT == nil || !*off.P2P.DHT {
+		t.Fatalf("with no configuration the DHT is not on when p2p is enabled: %v", err)
+	}
+}
+
+// "hub link-request -data-dir X" writes into X, as "hub -data-dir X
+// link-request" does; an unknown command is an error, not a hub started.
+func TestLinkRequestTakesFlagsAfterIt(t *testing.T) {
+	for _, args := range [][]string{{"link-request", "-data-dir"}, {"-data-dir", "", "link-request"}} {
+		dir := t.TempDir()
+		if args[1] == "-data-dir" {
+			args = append(args, dir)
+		} else {
+			args[1] = dir
+		}
+		var out bytes.Buffer
+		if err := run(context.Background(), args, func(string) string { return "" }, &out, io.Discard); err != nil {
+			t.Fatalf("hub %v: %v", args, err)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "node.key")); err != nil || !strings.Contains(out.String(), "guild device approve") {
+			t.Fatalf("hub %v did not make its node key in %s: %v (printed %q)", args, dir, err, out.String())
+		}
+	}
+	if err := run(context.Background(), []string{"-data-dir", t.TempDir(), "serve-please"}, func(string) string { return "" }, io.Discard, io.Discard); err == nil {
+		t.Fatal("an unknown command was accepted")
 	}
 }
 

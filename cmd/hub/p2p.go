@@ -20,7 +20,7 @@ func startP2P(ctx context.Context, s settings, key ed25519.PrivateKey, svc *hub.
 	if len(listen) == 0 {
 		listen = []string{"/ip4/0.0.0.0/tcp/4101", "/ip4/0.0.0.0/udp/4101/quic-v1"}
 	}
-	node, err := p2p.New(ctx, p2p.Config{Key: key, Listen: listen, Announce: s.P2P.Announce, DHT: s.P2P.DHT, Bootstrap: s.bootstrap, Logger: log})
+	node, err := p2p.New(ctx, p2p.Config{Key: key, Listen: listen, Announce: s.P2P.Announce, DHT: *s.P2P.DHT, Bootstrap: s.bootstrap, Logger: log})
 	if err != nil {
 		return nil, err
 	}
