@@ -152,6 +152,7 @@ type Service struct {
 	spent      spentChallenges
 	blobSource BlobSource
 	loading    chan struct{} // a slot per state log being read from the store
+	sequence   sequencer     // live delivery in each channel's sequence order
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers

@@ -169,14 +169,6 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	return out
 }
 
-// publish hands a stored envelope to local subscribers. How it reaches
-// them (a WebSocket frame, encoded once for all) is their business.
-func (s *Service) publish(m *fanout.Message) {
-	if s.cfg.Broker != nil {
-		s.metrics.delivered.Add(float64(s.cfg.Broker.Publish(m)))
-	}
-}
-
 // notify tells processes sharing the store; a failure is logged, not
 // returned: the data is durable and their subscribers catch up by cursor.
 func (s *Service) notify(ctx context.Context, notes []Note) {

@@ -16,6 +16,7 @@ type Metrics struct {
 	loads        prometheus.Counter
 	loadedEvents prometheus.Counter
 	loadWaits    prometheus.Counter
+	sequenced    *prometheus.CounterVec // by result: duplicate, gap, filled
 }
 
 func newMetrics() *Metrics {
@@ -36,15 +37,20 @@ func newMetrics() *Metrics {
 			Help: "State events read from the store by those loads."}),
 		loadWaits: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "state_load_waits_total",
 			Help: "Loads that waited because one per core was already running."}),
+		sequenced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "fanout_sequenced_total",
+			Help: "Live delivery kept in sequence order, by result: duplicate (an announcement already delivered, dropped), gap (one that came ahead of others), filled (envelopes read from the store to fill such gaps)."}, []string{"result"}),
 	}
 	// Series that exist from the start, so rates and alerts see zero, not nothing.
 	m.swept.WithLabelValues("envelopes")
 	m.swept.WithLabelValues("bytes")
+	for _, r := range []string{"duplicate", "gap", "filled"} {
+		m.sequenced.WithLabelValues(r)
+	}
 	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced}
 }
 
 // Describe implements prometheus.Collector.
