@@ -217,10 +217,11 @@ func (c *community) envelope(t *testing.T, who string) []byte {
 }
 
 // Finding 5 (c). Bound: 16 hinted peers that stall every dial delay a
-// configured peer's sync by nothing (it runs beside them) and a real
-// discovered peer's by at most 2 × helloTimeout (10 s: syncWorkers at a
-// time, each held helloTimeout); the next round does not try them again
-// (they back off), so it takes no longer than the real peer's sync.
+// real peer's sync, configured or discovered, by nothing (configured ones
+// sync beside them; discovered ones are greeted all at once and only those
+// that answer hold a sync worker): it is done within 2 s, and the round
+// within helloTimeout (5 s) and a little. The next round does not try them
+// again (they back off), so it takes no longer than the real peer's sync.
 func TestStallingPeersDoNotStarveRealOnes(t *testing.T) {
 	t.Parallel()
 	for _, configured := range []bool{true, false} {
@@ -246,14 +247,10 @@ func TestStallingPeersDoNotStarveRealOnes(t *testing.T) {
 			<-done
 			round := time.Since(start)
 			t.Logf("real peer synced after %v, round over after %v, %d stalled dials", took, round, stall.accepts.Load())
-			bound := 2 * time.Second
-			if !configured {
-				bound = 2*helloTimeout + 2*time.Second
+			if took > 2*time.Second {
+				t.Fatalf("the real peer synced after %v, bound 2 s", took)
 			}
-			if took > bound {
-				t.Fatalf("the real peer synced after %v, bound %v", took, bound)
-			}
-			if round > 2*helloTimeout+3*time.Second {
+			if round > helloTimeout+3*time.Second {
 				t.Fatalf("a round with 16 stalling peers took %v", round)
 			}
 			id2 := com.post(real, "bob", "again")
@@ -429,6 +426,13 @@ func TestPeerMessagesAreBoundedInMemory(t *testing.T) {
 	}
 	s.Close()
 
+	// A granted peer's one largest message is read in full (and, being
+	// junk, refused as malformed).
+	memoryBefore := refusals(victim, reasonMemory)
+	if written := flood(t, granted.p2p, victim, 1, wire.MaxReplicaMessage); written[0] != wire.MaxReplicaMessage || refusals(victim, reasonMemory) != memoryBefore {
+		t.Fatalf("a granted peer's message of %d bytes: %d written, refused memory", wire.MaxReplicaMessage, written[0])
+	}
+
 	runtime.GC()
 	runtime.ReadMemStats(&base)
 	peakReserved.Store(0)
@@ -455,10 +459,7 @@ func TestPeerMessagesAreBoundedInMemory(t *testing.T) {
 	if grew := int64(heap) - int64(base.HeapInuse); grew > 320<<20 {
 		t.Fatalf("the heap grew by %d MiB under 24 × 32 MiB of a peer", grew>>20)
 	}
-	sample()
-	if reserved.Load() != 0 {
-		t.Fatalf("%d bytes still reserved after the streams ended", reserved.Load())
-	}
+	eventually(t, "every reservation is returned once the streams are served", func() bool { sample(); return reserved.Load() == 0 })
 }
 
 func slicesMax(xs []int) int {

@@ -19,12 +19,12 @@ const MaxDiscovered = 64
 
 // Bounds on what a discovered peer (one the operator did not configure)
 // can hold up. A round syncs the configured peers at once, beside the
-// discovery, each on its own; the discovered ones syncWorkers at a time,
-// each first answering a hello within helloTimeout and every later
-// request within discoveredCall. So a discovered peer that stalls holds a
-// worker for at most helloTimeout, 16 stalling hints delay a real
-// discovered peer by at most 2 × helloTimeout (10 s), and a configured
-// peer by nothing. A peer that fails is not tried again for a backoff that
+// discovery, each on its own. It then greets every discovered peer at
+// once (at most MaxDiscovered), each given helloTimeout to answer, and
+// syncs those that answered syncWorkers at a time, each request after the
+// hello given discoveredCall. So peers that stall delay no real peer's
+// sync, configured or discovered, and hold the round up by helloTimeout
+// (5 s) at most. A peer that fails is not tried again for a backoff that
 // doubles from Interval up to maxBackoff, and it is the first to make room
 // when the table is full.
 const (
@@ -171,8 +171,8 @@ func (r *Replicator) callTimeout(p peer.ID, op string) time.Duration {
 }
 
 // round discovers peers and syncs with every one that is due: the
-// configured ones at once, while the DHT and invite hints are read, then
-// the discovered ones, syncWorkers at a time.
+// configured ones at once, while the DHT and invite hints are read; then
+// the discovered ones that answer a hello, syncWorkers at a time.
 func (r *Replicator) round(ctx context.Context) {
 	configured, _ := r.due(time.Now())
 	var wg sync.WaitGroup
@@ -181,8 +181,20 @@ func (r *Replicator) round(ctx context.Context) {
 	}
 	r.discover(ctx)
 	_, discovered := r.due(time.Now())
-	sem := make(chan struct{}, syncWorkers)
+	alive := make(chan peer.AddrInfo, len(discovered))
+	var greet sync.WaitGroup
 	for _, p := range discovered {
+		greet.Go(func() {
+			if _, err := r.call(ctx, p.ID, wire.ReplicaRequest{Op: wire.OpHello}); err != nil { // within helloTimeout
+				r.outcome(p.ID, err)
+				return
+			}
+			alive <- p
+		})
+	}
+	go func() { greet.Wait(); close(alive) }()
+	sem := make(chan struct{}, syncWorkers)
+	for p := range alive {
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()

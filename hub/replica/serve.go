@@ -286,7 +286,9 @@ func readMessage(s network.Stream, v any, limit int) (release func(), err error)
 	for len(buf) < int(n) {
 		if len(buf) == cap(buf) {
 			next := min(int(n), max(2*cap(buf), 64<<10))
-			if err := scope.ReserveMemory(next-reserved, network.ReservationPriorityHigh); err != nil {
+			// Always: up to the limits themselves, which Limits sizes for
+			// the largest message (a lower priority stops short of them).
+			if err := scope.ReserveMemory(next-reserved, network.ReservationPriorityAlways); err != nil {
 				return release, fmt.Errorf("%w: %d bytes: %v", ErrNoMemory, next, err)
 			}
 			reserved = next
