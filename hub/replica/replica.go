@@ -4,7 +4,10 @@
 // both may store by range fingerprints (package reconcile) and fetch what
 // differs, and push new envelopes as they are stored. Both sides verify
 // everything with policy, and eligibility is enforced on both: a channel is
-// never offered to, nor accepted by, a hub that may not store it.
+// never offered to, nor accepted by, a hub that may not store it, nor
+// accepted from one. What a peer can cost is bounded (serve.go, peers.go):
+// strangers are refused unread, buffers are reserved in libp2p's resource
+// manager, and untrusted addresses are not dialled.
 //
 // A hub is identified by its libp2p peer ID, whose key is the hub's node
 // key: the key storage grants name and receipts verify under.
@@ -70,6 +73,8 @@ type Config struct {
 	// be special-purpose ones (loopback, private, link-local...:
 	// discovery.Public); by default such addresses are dropped, and only
 	// Peers may be at them. A LAN deployment or a test on loopback sets it.
+	// Addresses the host learns otherwise (the DHT's routing, identify) are
+	// the host's gater's to refuse: cmd/hub installs discovery.DialFilter.
 	DialPrivate bool
 	// Logger; default discards.
 	Logger *slog.Logger
