@@ -59,6 +59,22 @@ func (s *Service) MayReplicate(ctx context.Context, server, channel policy.ID, p
 	return sl.log.State().MayReplicate(p.Node, p.Cert, channel, s.now())
 }
 
+// MayReplicateAny reports whether a peer may replicate some server this hub
+// hosts (MayReplicate, the state log): whether it is a peer hub here at all
+// or a stranger, whose requests replication refuses before reading them.
+func (s *Service) MayReplicateAny(ctx context.Context, p Peer) (bool, error) {
+	servers, err := s.Hosted(ctx)
+	if err != nil {
+		return false, err
+	}
+	for _, server := range servers {
+		if s.MayReplicate(ctx, server, policy.ID{}, p) == nil {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
 // EventIDs lists the IDs of a hosted server's stored state events.
 func (s *Service) EventIDs(ctx context.Context, server policy.ID) ([]policy.ID, error) {
 	sl, err := s.lockLog(ctx, server)
@@ -166,7 +182,20 @@ func (s *Service) FetchFor(ctx context.Context, server policy.ID, p Peer, ids []
 // (policy.CheckFresh). A push claims to be live; anything older is history,
 // which comes by reconciliation, where it is judged as history.
 func (s *Service) PushEnvelopes(ctx context.Context, raws [][]byte) (int, error) {
-	return s.replicate(ctx, raws, true)
+	return s.replicate(ctx, raws, true, nil)
+}
+
+// PushEnvelopesFrom is PushEnvelopes for envelopes a peer pushes: only
+// those of channels the peer itself may hold (MayReplicate) are taken, so a
+// hub nobody granted the channel cannot feed it to this one.
+func (s *Service) PushEnvelopesFrom(ctx context.Context, from Peer, raws [][]byte) (int, error) {
+	return s.replicate(ctx, raws, true, &from)
+}
+
+// ReplicateEnvelopesFrom is ReplicateEnvelopes for envelopes fetched from a
+// peer: only those of channels the peer itself may hold are taken.
+func (s *Service) ReplicateEnvelopesFrom(ctx context.Context, from Peer, raws [][]byte) (int, error) {
+	return s.replicate(ctx, raws, false, &from)
 }
 
 // ReplicateEnvelopes stores envelopes another hub holds: each verified,
@@ -174,11 +203,12 @@ func (s *Service) PushEnvelopes(ctx context.Context, raws [][]byte) (int, error)
 // history), and of a channel this hub may store. Stored ones are fanned
 // out to local subscribers. It returns how many were new.
 func (s *Service) ReplicateEnvelopes(ctx context.Context, raws [][]byte) (int, error) {
-	return s.replicate(ctx, raws, false)
+	return s.replicate(ctx, raws, false, nil)
 }
 
-// replicate takes a peer's envelopes, only fresh ones when live (a push).
-func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool) (int, error) {
+// replicate takes a peer's envelopes, only fresh ones when live (a push),
+// and, when from is set, only of channels that peer may hold.
+func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from *Peer) (int, error) {
 	now := s.now()
 	var ok []storage.Envelope
 	for _, raw := range raws {
@@ -191,6 +221,9 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool) (int,
 			continue
 		}
 		err = sl.log.State().CheckIntake(e, s.node.Identity, s.cfg.NodeCert, now)
+		if err == nil && from != nil {
+			err = sl.log.State().MayReplicate(from.Node, from.Cert, e.Channel, now)
+		}
 		sl.mu.Unlock()
 		if err != nil {
 			continue

@@ -23,6 +23,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 	cmgr "github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
@@ -62,12 +63,27 @@ type Config struct {
 	ConnLow, ConnHigh int
 	Memory            int64
 	FDs               int
-	// Gater filters connections (tests use it to forbid direct dials).
+	// Protocols raises the resource manager's limits for the streams of
+	// some protocols (a hub's replication messages are up to 32 MiB, over
+	// the library's 16 MiB per stream); zero fields keep the defaults.
+	Protocols map[protocol.ID]ProtocolLimits
+	// Gater filters connections (tests use it to forbid direct dials; a hub
+	// uses one to refuse special-purpose addresses from untrusted data).
 	Gater connmgr.ConnectionGater
 	// Registerer receives libp2p's metrics; nil disables them.
 	Registerer prometheus.Registerer
 	// Logger; default discards.
 	Logger *slog.Logger
+}
+
+// ProtocolLimits bound the resources of one protocol's streams. Memory is
+// what all its streams together may reserve, PeerMemory one peer's, and
+// StreamMemory one stream's (the stream limit is shared by every protocol,
+// so the largest asked for applies to all; the other protocols' own limits
+// still bound them). Streams and PeerStreams bound open inbound streams.
+type ProtocolLimits struct {
+	Memory, PeerMemory, StreamMemory int64
+	Streams, PeerStreams             int
 }
 
 // RelayConfig bounds the circuit relay service. Zero fields take the
@@ -197,6 +213,22 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 			sys.FD = need + 128
 		}
 		concrete = rcmgr.PartialLimitConfig{System: sys}.Build(concrete)
+	}
+	if len(cfg.Protocols) > 0 {
+		part := rcmgr.PartialLimitConfig{Protocol: map[protocol.ID]rcmgr.ResourceLimits{}, ProtocolPeer: map[protocol.ID]rcmgr.ResourceLimits{}}
+		stream := concrete.ToPartialLimitConfig().Stream
+		for id, l := range cfg.Protocols {
+			if l.Memory < 0 || l.PeerMemory < 0 || l.StreamMemory < 0 || l.Streams < 0 || l.PeerStreams < 0 {
+				return nil, fmt.Errorf("p2p: protocol %s: limits are positive", id)
+			}
+			part.Protocol[id] = rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.Memory), StreamsInbound: rcmgr.LimitVal(l.Streams)}
+			part.ProtocolPeer[id] = rcmgr.ResourceLimits{Memory: rcmgr.LimitVal64(l.PeerMemory), StreamsInbound: rcmgr.LimitVal(l.PeerStreams)}
+			if rcmgr.LimitVal64(l.StreamMemory) > stream.Memory {
+				stream.Memory = rcmgr.LimitVal64(l.StreamMemory)
+			}
+		}
+		part.Stream = stream
+		concrete = part.Build(concrete)
 	}
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(concrete))
 	if err != nil {

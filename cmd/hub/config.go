@@ -47,6 +47,10 @@ type P2PConfig struct {
 	Bootstrap []string      `yaml:"bootstrap"`
 	Peers     []string      `yaml:"peers"`
 	Interval  time.Duration `yaml:"interval"`
+	// DialPrivate lets addresses from the DHT and invite hints be
+	// special-purpose ones (loopback, private, link-local...); default
+	// false: only peers and bootstrap may be at such addresses.
+	DialPrivate bool `yaml:"dial_private"`
 }
 
 // HomeConfig makes the hub a member's home node.
@@ -204,6 +208,10 @@ var envOverrides = []struct {
 	}},
 	{"GUILDHALL_HUB_SOURCE_RATE", func(c *Config, v string) (err error) {
 		c.Limits.SourceRate, err = strconv.ParseFloat(v, 64)
+		return err
+	}},
+	{"GUILDHALL_HUB_P2P_DIAL_PRIVATE", func(c *Config, v string) (err error) {
+		c.P2P.DialPrivate, err = strconv.ParseBool(v)
 		return err
 	}},
 	{"GUILDHALL_HUB_CONNS_PER_SOURCE", func(c *Config, v string) (err error) {

@@ -92,15 +92,14 @@ func serve(ctx context.Context, s settings, log *slog.Logger, stdout io.Writer) 
 		return err
 	}
 	defer closeService()
+	reg := daemon.Registry(svc.Metrics())
 	if s.P2P.Enabled {
-		stop, err := startP2P(ctx, s, key, svc, bus, log, stdout)
+		stop, err := startP2P(ctx, s, key, svc, bus, reg, log, stdout)
 		if err != nil {
 			return err
 		}
 		defer stop()
 	}
-
-	reg := daemon.Registry(svc.Metrics())
 	api := httpapi.New(svc, httpapi.Config{Version: version, Logger: log, MaxBody: s.Limits.MaxBody, MaxBatch: s.Limits.MaxBatch,
 		MaxFrame: s.Limits.MaxFrame, MaxSockets: s.Limits.MaxSockets, Coalesce: s.Limits.Coalesce, SourceRate: s.Limits.SourceRate, SourceBurst: s.Limits.SourceBurst, TrustedProxies: s.proxies, BodyTimeout: s.Limits.BodyTimeout})
 	reg.MustRegister(api.Metrics())

@@ -306,3 +306,20 @@ func TestBinarySweepsRetention(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// p2p.dial_private is off unless the operator turns it on, in the file or
+// the environment; a value that is no boolean is refused.
+func TestDialPrivateIsOptIn(t *testing.T) {
+	c, err := load("../../configs/hub.yaml")
+	if err != nil || c.P2P.DialPrivate {
+		t.Fatalf("the example config: dial_private %v, %v", c.P2P.DialPrivate, err)
+	}
+	env := map[string]string{"GUILDHALL_HUB_P2P_DIAL_PRIVATE": "true"}
+	if err := c.applyEnv(func(k string) string { return env[k] }); err != nil || !c.P2P.DialPrivate {
+		t.Fatalf("env GUILDHALL_HUB_P2P_DIAL_PRIVATE=true: %v, %v", c.P2P.DialPrivate, err)
+	}
+	env["GUILDHALL_HUB_P2P_DIAL_PRIVATE"] = "sometimes"
+	if err := c.applyEnv(func(k string) string { return env[k] }); err == nil {
+		t.Fatal("a dial_private that is no boolean was accepted")
+	}
+}

@@ -11,15 +11,18 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/connmgr"
 	"github.com/libp2p/go-libp2p/core/control"
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/p2p"
@@ -45,11 +48,16 @@ func pub(name string) policy.PublicKey { return policy.KeyOf(key(name)) }
 // node is one hub with its store, libp2p host and replicator; stop and
 // start keep its store (a restart).
 type node struct {
-	t      testing.TB
-	name   string
-	dir    string
-	cert   *policy.DeviceCert
-	gater  *deny
+	t     testing.TB
+	name  string
+	dir   string
+	cert  *policy.DeviceCert
+	gater *deny
+	// strict nodes dial no special-purpose address of a peer they were
+	// not given (Config.DialPrivate false, and discovery.DialFilter as
+	// cmd/hub installs it); the others may, all being on loopback.
+	strict bool
+	self   atomic.Pointer[Replicator]
 	svc    *hub.Service
 	store  *sqlite.Store
 	p2p    *p2p.Node
@@ -59,6 +67,14 @@ type node struct {
 
 func newNode(t testing.TB, name string, cert *policy.DeviceCert) *node {
 	n := &node{t: t, name: name, dir: t.TempDir(), cert: cert, gater: &deny{peers: map[peer.ID]bool{}}}
+	n.start()
+	t.Cleanup(n.stop)
+	return n
+}
+
+// newStrictNode is a node with the defaults of a hub on the internet.
+func newStrictNode(t testing.TB, name string) *node {
+	n := &node{t: t, name: name, dir: t.TempDir(), gater: &deny{peers: map[peer.ID]bool{}}, strict: true}
 	n.start()
 	t.Cleanup(n.stop)
 	return n
@@ -78,11 +94,15 @@ func (n *node) start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	pn, err := p2p.New(ctx, p2p.Config{Key: key(n.name), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: n.gater})
+	var gater connmgr.ConnectionGater = n.gater
+	if n.strict {
+		gater = &discovery.DialFilter{Next: n.gater, Trusted: func(p peer.ID) bool { r := n.self.Load(); return r != nil && r.isConfigured(p) }}
+	}
+	pn, err := p2p.New(ctx, p2p.Config{Key: key(n.name), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Gater: gater, Protocols: Limits()})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: time.Hour})
+	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: time.Hour, DialPrivate: !n.strict})
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -91,6 +111,7 @@ func (n *node) start() {
 	rctx, cancel := context.WithCancel(ctx)
 	go rep.pusher(rctx)
 	n.svc, n.store, n.p2p, n.rep, n.cancel = svc, st, pn, rep, cancel
+	n.self.Store(rep)
 }
 
 func (n *node) stop() {
@@ -463,6 +484,7 @@ func TestPeersFromInviteHints(t *testing.T) {
 func TestOverDeepPeerMessagesAreRefused(t *testing.T) {
 	a, b := newNode(t, "hub-a", nil), newNode(t, "hub-b", nil)
 	link(a, b)
+	newCommunity(t, a, b)      // a peer of b, not a stranger
 	deep := []byte{0xa1, 0x05} // {5: nine nested arrays}
 	for range 9 {
 		deep = append(deep, 0x81)
