@@ -8,6 +8,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/wire"
 )
@@ -251,6 +252,19 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 			continue
 		}
 		defer sub.Close()
+		// keep records one envelope and moves the cursor to it: the cursor
+		// never passes an envelope this client has not stored.
+		keep := func(env *policy.Envelope, seq uint64) error {
+			m, err := c.record(ctx, env, nil)
+			if err != nil {
+				return err
+			}
+			if m != nil {
+				fn(*m)
+			}
+			after = seq
+			return c.st.setCursor(ctx, url, server, channel, seq)
+		}
 		for {
 			select {
 			case <-ctx.Done():
@@ -262,22 +276,54 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 				if f.Op == wire.OpCut {
 					return &HubError{Code: f.Error.Code, Message: f.Error.Message}
 				}
+				if f.Seq <= after {
+					continue // held already
+				}
+				if f.Seq > after+1 { // a gap: read what lies between from the hub first
+					if err := c.fill(ctx, h, token, server, channel, after, f.Seq, keep); err != nil {
+						return err
+					}
+				}
 				env, err := policy.ParseEnvelope(f.Raw)
 				if err != nil || env.Server != server || env.Channel != channel {
 					return fmt.Errorf("hub %s pushed an invalid envelope: %v", url, err)
 				}
-				m, err := c.record(ctx, env, nil)
-				if err != nil {
-					return err
-				}
-				if m != nil {
-					fn(*m)
-				}
-				if err := c.st.setCursor(ctx, url, server, channel, f.Seq); err != nil {
+				if err := keep(env, f.Seq); err != nil {
 					return err
 				}
 			}
 		}
 	}
 	return errors.Join(append(errs, ErrNoHub)...)
+}
+
+// fill reads a channel's envelopes after seq after and before seq before
+// from a hub and keeps each, in order (Tail, when the live stream skips).
+func (c *Client) fill(ctx context.Context, h *hubapi.Client, token string, server, channel policy.ID, after, before uint64, keep func(*policy.Envelope, uint64) error) error {
+	for after+1 < before {
+		page, err := h.Read(ctx, token, server, channel, after, int(min(before-after-1, 1000)))
+		if err != nil {
+			return err
+		}
+		for _, e := range page.Envelopes {
+			if e.Seq >= before {
+				return nil
+			}
+			after = e.Seq
+			if e.Raw == nil { // deleted
+				continue
+			}
+			env, err := policy.ParseEnvelope(e.Raw)
+			if err != nil || env.Server != server || env.Channel != channel {
+				return fmt.Errorf("hub %s served an invalid envelope %s: %v", h.URL, e.ID, err)
+			}
+			if err := keep(env, e.Seq); err != nil {
+				return err
+			}
+		}
+		if !page.More {
+			return nil
+		}
+	}
+	return nil
 }
