@@ -53,6 +53,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxSockets bounds open WebSockets; default 20,000.
 	MaxSockets int
+	// SocketsPerSource bounds the WebSockets one source (see
+	// TrustedProxies; an IPv6 /64) holds open, so that one address cannot
+	// take every MaxSockets place; default 64, negative for no bound.
+	SocketsPerSource int
 	// MaxInflight bounds concurrent requests of one WebSocket; default 64.
 	MaxInflight int
 	// BodyTimeout bounds reading a request's body, plus the time its
@@ -94,6 +98,9 @@ func (c *Config) defaults() {
 			*p.v = p.d
 		}
 	}
+	if c.SocketsPerSource == 0 {
+		c.SocketsPerSource = 64
+	}
 	if c.SourceRate == 0 {
 		c.SourceRate = 500
 	}
@@ -118,16 +125,19 @@ type API struct {
 	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
 	mux     *http.ServeMux
 
-	mu      sync.Mutex // guards sockets and closing
-	sockets map[*socket]struct{}
-	closing bool
-	work    sync.WaitGroup // requests of sockets in flight
+	mu       sync.Mutex // guards sockets, open, bySource and closing
+	sockets  map[*socket]struct{}
+	open     int                // WebSockets open or being accepted
+	bySource map[netip.Addr]int // of open, those of each source (only sources with some)
+	closing  bool
+	work     sync.WaitGroup // requests of sockets in flight
 }
 
 // New returns the public API of svc.
 func New(svc *hub.Service, cfg Config) *API {
 	cfg.defaults()
-	a := &API{svc: svc, cfg: cfg, metrics: newMetrics(), mux: http.NewServeMux(), sockets: map[*socket]struct{}{}}
+	a := &API{svc: svc, cfg: cfg, metrics: newMetrics(), mux: http.NewServeMux(), sockets: map[*socket]struct{}{},
+		bySource: map[netip.Addr]int{}}
 	if cfg.SourceRate > 0 {
 		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
 	}

@@ -15,7 +15,7 @@ type Metrics struct {
 	requests    *prometheus.HistogramVec
 	sockets     prometheus.Gauge
 	cutoffs     prometheus.Counter
-	rateLimited *prometheus.CounterVec // by scope: source, identity
+	rateLimited *prometheus.CounterVec // by scope: source, identity, sockets (MaxSockets), socket_source (SocketsPerSource)
 }
 
 func newMetrics() *Metrics {
@@ -35,8 +35,9 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"stored", "unavailable", "internal", "quota_exceeded", "rate_limited"} {
 		m.envelopes.WithLabelValues(r)
 	}
-	m.rateLimited.WithLabelValues("source")
-	m.rateLimited.WithLabelValues("identity")
+	for _, scope := range []string{"source", "identity", "sockets", "socket_source"} {
+		m.rateLimited.WithLabelValues(scope)
+	}
 	return m
 }
 

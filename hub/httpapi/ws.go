@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,15 +66,11 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	full, closing := len(a.sockets) >= a.cfg.MaxSockets, a.closing
-	a.mu.Unlock()
-	if closing {
-		return fmt.Errorf("%w: hub shutting down", storage.ErrUnavailable)
+	src, hasSrc := a.source(r)
+	if err := a.reserveSocket(src, hasSrc); err != nil {
+		return err
 	}
-	if full {
-		return fmt.Errorf("%w: %d WebSockets open, the limit", hub.ErrRateLimited, a.cfg.MaxSockets)
-	}
+	defer a.releaseSocket(src, hasSrc)
 	// Bearer tokens, not cookies, authenticate: any origin may connect.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
@@ -164,6 +161,41 @@ func (s *socket) readLoop(r *http.Request) {
 }
 
 func (s *socket) send(f wire.Frame) { s.out <- &f }
+
+// reserveSocket takes a place for a new WebSocket of a source, within
+// MaxSockets and the source's SocketsPerSource; releaseSocket gives it back.
+// Places are taken before the upgrade, so concurrent upgrades cannot pass
+// either bound together.
+func (a *API) reserveSocket(src netip.Addr, hasSrc bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closing:
+		return fmt.Errorf("%w: hub shutting down", storage.ErrUnavailable)
+	case a.open >= a.cfg.MaxSockets:
+		a.metrics.rateLimited.WithLabelValues("sockets").Inc()
+		return fmt.Errorf("%w: %d WebSockets open, the limit", hub.ErrRateLimited, a.cfg.MaxSockets)
+	case hasSrc && a.cfg.SocketsPerSource > 0 && a.bySource[src] >= a.cfg.SocketsPerSource:
+		a.metrics.rateLimited.WithLabelValues("socket_source").Inc()
+		return fmt.Errorf("%w: source %s holds %d WebSockets, the limit per source", hub.ErrRateLimited, src, a.cfg.SocketsPerSource)
+	}
+	a.open++
+	if hasSrc {
+		a.bySource[src]++
+	}
+	return nil
+}
+
+func (a *API) releaseSocket(src netip.Addr, hasSrc bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.open--
+	if hasSrc {
+		if a.bySource[src]--; a.bySource[src] <= 0 {
+			delete(a.bySource, src)
+		}
+	}
+}
 
 // handle starts one client operation.
 func (s *socket) handle(f wire.Frame) {
