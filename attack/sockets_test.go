@@ -1,7 +1,10 @@
 package attack
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -11,7 +14,9 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/client/clienttest"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/wire"
 )
 
@@ -109,6 +114,138 @@ func TestOneSourceCannotHoldEverySocket(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// answer is what a client can see of a refusal: status and body, with the
+// IDs it named replaced, since echoing them tells nothing.
+type answer struct {
+	status int
+	body   string
+}
+
+func anonymous(t *testing.T, method, url string, body []byte, ids ...policy.ID) answer {
+	t.Helper()
+	req, _ := http.NewRequest(method, url, bytes.NewReader(body))
+	req.Header.Set("Content-Type", wire.CBOR)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return answer{resp.StatusCode, mask(string(b), ids...)}
+}
+
+func mask(s string, ids ...policy.ID) string {
+	for _, id := range ids {
+		s = strings.ReplaceAll(s, id.String(), "ID")
+	}
+	return s
+}
+
+func randomID() policy.ID {
+	var id policy.ID
+	rand.Read(id[:])
+	return id
+}
+
+// Finding 14 (b). Bound: an unauthenticated request to a server whose
+// history is not public learns nothing of what exists: a members-only
+// server, a server the hub does not host, a channel and an envelope that
+// do not exist all get the same answer (401 unauthenticated, the same body
+// apart from the IDs it echoes), over HTTP and in a WebSocket sub; a public
+// server's history still reads anonymously.
+func TestAnonymousAnswersSayNothingOfWhatExists(t *testing.T) {
+	c := newCommunity(t)
+	general, err := c.alice.CreateChannel(ctx, c.server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent, err := c.alice.Send(ctx, c.server, general, "members only")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ghost, ghostChannel, ghostEnvelope := randomID(), randomID(), randomID()
+	reconcile, _ := wire.Marshal(wire.CBOR, wire.Reconcile{})
+	u := func(format string, ids ...policy.ID) string {
+		args := make([]any, len(ids))
+		for i, id := range ids {
+			args[i] = id
+		}
+		return c.hub.URL + fmt.Sprintf(format, args...)
+	}
+	for _, tc := range []struct {
+		name          string
+		method, path  string
+		body          []byte
+		real, imagine []policy.ID // the path's IDs: existing, and made up
+	}{
+		{"state log", "GET", "/v1/servers/%s/events", nil, []policy.ID{c.server}, []policy.ID{ghost}},
+		{"channel read", "GET", "/v1/servers/%s/channels/%s/envelopes", nil, []policy.ID{c.server, general}, []policy.ID{c.server, ghostChannel}},
+		{"channel read, unhosted", "GET", "/v1/servers/%s/channels/%s/envelopes", nil, []policy.ID{c.server, general}, []policy.ID{ghost, ghostChannel}},
+		{"envelope by ID", "GET", "/v1/servers/%s/envelopes/%s", nil, []policy.ID{c.server, sent.ID}, []policy.ID{c.server, ghostEnvelope}},
+		{"envelope by ID, unhosted", "GET", "/v1/servers/%s/envelopes/%s", nil, []policy.ID{c.server, sent.ID}, []policy.ID{ghost, ghostEnvelope}},
+		{"reconcile", "POST", "/v1/servers/%s/channels/%s/reconcile", reconcile, []policy.ID{c.server, general}, []policy.ID{c.server, ghostChannel}},
+		{"reconcile, unhosted", "POST", "/v1/servers/%s/channels/%s/reconcile", reconcile, []policy.ID{c.server, general}, []policy.ID{ghost, ghostChannel}},
+		{"blob, unhosted", "GET", "/v1/servers/%s/blobs/%s", nil, []policy.ID{c.server, ghostEnvelope}, []policy.ID{ghost, ghostEnvelope}},
+		{"blob upload, unhosted", "PUT", "/v1/servers/%s/blobs/%s", []byte("x"), []policy.ID{c.server, policy.Sum([]byte("x"))}, []policy.ID{ghost, policy.Sum([]byte("x"))}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			real := anonymous(t, tc.method, u(tc.path, tc.real...), tc.body, tc.real...)
+			made := anonymous(t, tc.method, u(tc.path, tc.imagine...), tc.body, tc.imagine...)
+			if real.status != http.StatusUnauthorized || !strings.Contains(real.body, `"unauthenticated"`) {
+				t.Fatalf("the members-only server answered %d %s, want 401 unauthenticated", real.status, real.body)
+			}
+			if made != real {
+				t.Fatalf("what exists and what does not are told apart:\n  exists: %d %s\n  made up: %d %s", real.status, real.body, made.status, made.body)
+			}
+		})
+	}
+	t.Run("websocket sub", func(t *testing.T) {
+		sub := func(server, channel policy.ID) string {
+			conn, _, err := websocket.Dial(ctx, wsURL(c.hub), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			b, _ := wire.Marshal(wire.CBOR, []wire.Frame{{Op: wire.OpSub, ID: 1, Topics: []wire.Topic{{Server: server, Channel: channel}}}})
+			if err := conn.Write(ctx, websocket.MessageBinary, b); err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			_, b, err = conn.Read(rctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var frames []wire.Frame
+			if err := wire.Unmarshal(wire.CBOR, b, &frames); err != nil || len(frames) != 1 || frames[0].Error == nil {
+				t.Fatalf("answer to sub: %+v (%v)", frames, err)
+			}
+			return mask(frames[0].Op+" "+frames[0].Error.Code+" "+frames[0].Error.Message, server, channel)
+		}
+		real := sub(c.server, general)
+		if !strings.HasPrefix(real, "err unauthenticated ") {
+			t.Fatalf("anonymous sub to a members-only channel: %s", real)
+		}
+		for _, made := range []string{sub(c.server, ghostChannel), sub(ghost, ghostChannel)} {
+			if made != real {
+				t.Fatalf("subs told apart: %q and %q", real, made)
+			}
+		}
+	})
+	t.Run("public history still reads", func(t *testing.T) {
+		public, err := c.alice.CreateServer(ctx, "public", []string{c.hub.URL}, client.ServerOptions{PublicHistory: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := anonymous(t, "GET", u("/v1/servers/%s/events", public), nil); a.status != http.StatusOK {
+			t.Fatalf("anonymous read of a public state log: %d %s", a.status, a.body)
+		}
+		if a := anonymous(t, "GET", u("/v1/servers/%s/channels/%s/envelopes", public, ghostChannel), nil); a.status != http.StatusNotFound || !strings.Contains(a.body, `"unknown_channel"`) {
+			t.Fatalf("anonymous read of a public server's unknown channel: %d %s, want unknown_channel", a.status, a.body)
+		}
+	})
 }
 
 // Finding 14 (c). Bound: with an admin token configured, the admin

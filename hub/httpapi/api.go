@@ -366,13 +366,28 @@ func (a *API) caller(r *http.Request) (hub.Caller, error) {
 	return a.svc.Authenticate(token)
 }
 
-// readErr turns policy's refusal of an anonymous caller into
-// "unauthenticated": the answer is to sign in, not that access is denied.
-func readErr(rd hub.Caller, err error) error {
-	if rd.Identity.IsZero() && policy.CodeOf(err) == policy.CodeForbidden {
-		return fmt.Errorf("%w: %v", hub.ErrUnauthenticated, err)
+// readErr answers a refused read (or upload). An anonymous caller is told
+// to sign in, not that access is denied. And unless the server's history is
+// public, it is told so before anything that would say what exists: a
+// server this hub does not host, a channel or an envelope that is not there,
+// and a members-only server all get the same answer, apart from the server
+// ID it echoes, so that a stranger cannot probe for them. Public history
+// keeps its precise answers: what exists there is public already. A
+// newcomer holding an invite gets the invite rule's answers.
+func (a *API) readErr(ctx context.Context, rd hub.Caller, server policy.ID, err error) error {
+	if !rd.Identity.IsZero() {
+		return err
 	}
-	return err
+	switch Code(err) {
+	case string(policy.CodeForbidden):
+	case wire.CodeNotHosted, string(policy.CodeUnknownChannel), wire.CodeNotFound:
+		if rd.Invite != nil || a.svc.MayRead(ctx, server, policy.ID{}, hub.Caller{}) == nil {
+			return err
+		}
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: server %s: this needs the session of a member (sign in)", hub.ErrUnauthenticated, server)
 }
 
 func pathID(r *http.Request, name string) (policy.ID, error) {

@@ -222,7 +222,7 @@ func (s *socket) subscribe(f wire.Frame) {
 			continue
 		}
 		if err := s.mayRead(t.Server, t.Channel); err != nil {
-			fail(readErr(s.rd, err))
+			fail(s.readErr(t.Server, err))
 			return
 		}
 		if _, ok := next[topic]; !ok {
@@ -360,6 +360,13 @@ func (s *socket) recheck() {
 			s.cut(Code(err), err.Error(), &tt)
 		}
 	}
+}
+
+// readErr is API.readErr for the socket's caller.
+func (s *socket) readErr(server policy.ID, err error) error {
+	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+	defer cancel()
+	return s.a.readErr(ctx, s.rd, server, err)
 }
 
 // mayRead asks the service whether the socket's caller may read a channel.
