@@ -116,6 +116,103 @@ func TestOneSourceCannotHoldEverySocket(t *testing.T) {
 	}
 }
 
+// Finding 14 (a). Bound: a state change that removes a reader cuts their
+// live subscriptions before anything stored after it is sent to them, not
+// at the next periodic re-check (10 s). A member follows a channel; the
+// owner bans them and, once the ban is acknowledged, posts: the banned
+// socket receives none of those envelopes, and gets a cut frame with the
+// code banned and the cursor to resume from.
+func TestBannedSubscriberIsCutBeforeTheNextMessage(t *testing.T) {
+	c := newCommunity(t)
+	general, err := c.alice.CreateChannel(ctx, c.server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.bob.SyncState(ctx, c.server); err != nil {
+		t.Fatal(err)
+	}
+	d, err := c.bob.Device()
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := c.api.Login(ctx, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub, err := c.api.Subscribe(ctx, token, []wire.Topic{{Server: c.server, Channel: general}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	before, err := c.alice.Send(ctx, c.server, general, "before the ban")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wait := time.After(10 * time.Second)
+	for got := false; !got; {
+		select {
+		case f := <-sub.C:
+			got = f.Op == wire.OpMsg && policy.Sum(f.Raw) == before.ID
+		case <-wait:
+			t.Fatal("the member's subscription did not deliver a message before the ban")
+		}
+	}
+	// From here every frame is stamped as it arrives.
+	type stamped struct {
+		f  wire.Frame
+		at time.Time
+	}
+	frames := make(chan stamped, 1024)
+	go func() {
+		defer close(frames)
+		for f := range sub.C {
+			frames <- stamped{f, time.Now()}
+		}
+	}()
+	bobID, _ := c.bob.Identity()
+	if _, err := c.alice.Publish(ctx, c.server, &policy.Ban{Member: bobID.Public(), Reason: "test"}); err != nil {
+		t.Fatal(err)
+	}
+	banned := time.Now()
+	after := map[policy.ID]bool{}
+	for i := range 20 {
+		s, err := c.alice.Send(ctx, c.server, general, fmt.Sprintf("after the ban %d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		after[s.ID] = true
+	}
+	var cut *wire.Frame
+	var cutAfter time.Duration
+	leaked := 0
+	timeout := time.After(3 * time.Second) // well inside the 10 s re-check
+	for done := false; !done; {
+		select {
+		case sf, ok := <-frames:
+			switch f := sf.f; {
+			case !ok:
+				done = true
+			case f.Op == wire.OpMsg && after[policy.Sum(f.Raw)]:
+				leaked++
+			case f.Op == wire.OpCut && cut == nil:
+				cut, cutAfter = &f, sf.at.Sub(banned)
+			}
+		case <-timeout:
+			done = true
+		}
+	}
+	t.Logf("cut %v after the ban was acknowledged; %d of %d envelopes posted after it delivered", cutAfter, leaked, len(after))
+	if leaked > 0 {
+		t.Fatalf("the banned subscriber received %d of the %d envelopes stored after the ban", leaked, len(after))
+	}
+	if cut == nil || cut.Error == nil || cut.Error.Code != string(policy.CodeBanned) {
+		t.Fatalf("the banned subscriber got no cut frame with code banned within 3 s: %+v", cut)
+	}
+	if len(cut.Topics) != 1 || cut.Topics[0].Channel != general || cut.Topics[0].After == 0 {
+		t.Fatalf("cut topics %+v, want general with its cursor", cut.Topics)
+	}
+}
+
 // answer is what a client can see of a refusal: status and body, with the
 // IDs it named replaced, since echoing them tells nothing.
 type answer struct {

@@ -70,7 +70,9 @@ type Config struct {
 	// WriteTimeout bounds one write to a WebSocket; default 10 s.
 	WriteTimeout time.Duration
 	// Recheck is how often a subscription's read permission is checked
-	// again (bans and revocations end subscriptions within it); default 10 s.
+	// again, a backstop: a state change of a server makes its subscribers
+	// check at once, and before anything stored after it is sent to them
+	// (wscheck.go); default 10 s.
 	Recheck time.Duration
 	// Coalesce is the longest a pushed message waits so that one write to
 	// a subscriber carries several; answers are never delayed. Default 25 ms.
@@ -124,6 +126,7 @@ type API struct {
 	metrics *Metrics
 	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
 	mux     *http.ServeMux
+	gens    *stateGens // state changes, for subscriptions' read checks
 
 	mu       sync.Mutex // guards sockets, open, bySource and closing
 	sockets  map[*socket]struct{}
@@ -137,7 +140,8 @@ type API struct {
 func New(svc *hub.Service, cfg Config) *API {
 	cfg.defaults()
 	a := &API{svc: svc, cfg: cfg, metrics: newMetrics(), mux: http.NewServeMux(), sockets: map[*socket]struct{}{},
-		bySource: map[netip.Addr]int{}}
+		bySource: map[netip.Addr]int{}, gens: newStateGens()}
+	svc.OnStateChange(a.gens.changed)
 	if cfg.SourceRate > 0 {
 		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
 	}

@@ -15,6 +15,7 @@ type Metrics struct {
 	requests    *prometheus.HistogramVec
 	sockets     prometheus.Gauge
 	cutoffs     prometheus.Counter
+	revoked     prometheus.Counter     // subscriptions ended because the reader may no longer read
 	rateLimited *prometheus.CounterVec // by scope: source, identity, sockets (MaxSockets), socket_source (SocketsPerSource)
 }
 
@@ -28,6 +29,8 @@ func newMetrics() *Metrics {
 			Help: "Open WebSocket connections."}),
 		cutoffs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "fanout_cutoffs_total",
 			Help: "Subscriptions cut off because their subscriber fell behind."}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "subscriptions_revoked_total",
+			Help: "Subscriptions ended because their reader may no longer read the channel (ban, leave, role, override, revoked device)."}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "rate_limited_total",
 			Help: "Requests and envelopes refused by a rate limit, by scope."}, []string{"scope"}),
 	}
@@ -42,7 +45,7 @@ func newMetrics() *Metrics {
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.envelopes, m.requests, m.sockets, m.cutoffs, m.rateLimited}
+	return []prometheus.Collector{m.envelopes, m.requests, m.sockets, m.cutoffs, m.revoked, m.rateLimited}
 }
 
 // Describe implements prometheus.Collector.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
 )
@@ -59,6 +60,12 @@ type socket struct {
 	urgent bool                    // batch holds an answer or a cut: write it now
 	dead   bool                    // a write failed: discard the rest
 	last   time.Time               // of the last write
+
+	// Read permission (wscheck.go), owned by the writer but poke.
+	poke    chan struct{}               // a followed server's state changed
+	seen    map[policy.ID]uint64        // followed servers -> their change count when last checked
+	pre     map[policy.ID]uint64        // during subscribe: counts taken before the topics' checks
+	revoked map[fanout.Topic]revocation // refused by a check, waiting for their cut frame
 }
 
 func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
@@ -83,7 +90,8 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	s := &socket{a: a, ctx: context.WithoutCancel(r.Context()), conn: conn, rd: rd, mt: mt, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
 		drain: make(chan struct{}), quiet: make(chan struct{}), finish: make(chan struct{}), slots: make(chan struct{}, a.cfg.MaxInflight),
-		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{}}
+		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{},
+		poke: make(chan struct{}, 1), seen: map[policy.ID]uint64{}, revoked: map[fanout.Topic]revocation{}}
 	a.mu.Lock()
 	if a.closing {
 		a.mu.Unlock()
