@@ -201,7 +201,7 @@ func TestBannedSubscriberIsCutBeforeTheNextMessage(t *testing.T) {
 			done = true
 		}
 	}
-	t.Logf("cut %v after the ban was acknowledged; %d of %d envelopes posted after it delivered", cutAfter, leaked, len(after))
+	t.Logf("cut frame %v after the client had the ban's acknowledgement (negative: before); %d of %d envelopes posted after it delivered", cutAfter, leaked, len(after))
 	if leaked > 0 {
 		t.Fatalf("the banned subscriber received %d of the %d envelopes stored after the ban", leaked, len(after))
 	}
