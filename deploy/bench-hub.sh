@@ -35,7 +35,7 @@ trap cleanup EXIT
 start_hub() { # profile
   local args=(-data-dir "$work/data-$1" -listen 127.0.0.1:7480 -admin-listen 127.0.0.1:7481 -admission open)
   if [ "$1" = postgres ]; then args+=(-postgres "$GUILDHALL_TEST_POSTGRES"); fi
-  GUILDHALL_HUB_POST_RATE=-1 GUILDHALL_HUB_SOURCE_RATE=-1 GUILDHALL_HUB_CONNS_PER_SOURCE=-1 "$bin/hub" "${args[@]}" >"$work/hub-$1.log" 2>&1 &
+  GUILDHALL_HUB_POST_RATE=-1 GUILDHALL_HUB_SOURCE_RATE=-1 GUILDHALL_HUB_CONNS_PER_SOURCE=-1 GUILDHALL_HUB_SOCKETS_PER_SOURCE=-1 "$bin/hub" "${args[@]}" >"$work/hub-$1.log" 2>&1 &
   hub_pid=$!
   for _ in $(seq 50); do curl -fs http://127.0.0.1:7480/healthz >/dev/null 2>&1 && return; sleep 0.1; done
   cat "$work/hub-$1.log" >&2; exit 1

@@ -14,7 +14,7 @@ work=$(mktemp -d)
 trap 'kill "$hub_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
 go build -o "$work/hub" ./cmd/hub
 go build -o "$work/hubload" ./cmd/hubload
-GUILDHALL_HUB_POST_RATE=-1 GUILDHALL_HUB_SOURCE_RATE=-1 GUILDHALL_HUB_CONNS_PER_SOURCE=-1 "$work/hub" -data-dir "$work/data" \
+GUILDHALL_HUB_POST_RATE=-1 GUILDHALL_HUB_SOURCE_RATE=-1 GUILDHALL_HUB_CONNS_PER_SOURCE=-1 GUILDHALL_HUB_SOCKETS_PER_SOURCE=-1 "$work/hub" -data-dir "$work/data" \
   -listen 127.0.0.1:7490 -admin-listen 127.0.0.1:7491 -admission open >"$work/hub.log" 2>&1 &
 hub_pid=$!
 for _ in $(seq 50); do curl -fs http://127.0.0.1:7490/healthz >/dev/null 2>&1 && break; sleep 0.1; done

@@ -153,6 +153,7 @@ type Service struct {
 	blobSource BlobSource
 	loading    chan struct{} // a slot per state log being read from the store
 	sequence   sequencer     // live delivery in each channel's sequence order
+	watchers   []func(server policy.ID) // OnStateChange's; set before serving
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
@@ -203,6 +204,22 @@ func (s *Service) SetBlobSource(b BlobSource) { s.blobSource = b }
 // SetNotifier sets the Notifier after construction (it may need the
 // Service itself, as replication does). Call it before serving.
 func (s *Service) SetNotifier(n Notifier) { s.cfg.Notifier = n }
+
+// OnStateChange adds fn to what is called each time new state events of a
+// server are folded into this process's copy of its state (published here,
+// replicated from a peer, or announced by another process sharing the
+// store): read permissions may have changed. It is called before the
+// publication that brought them is answered, with the server's state
+// locked: a read check that starts after the call sees the new state. fn
+// must return quickly and must not call the Service. Call it before serving.
+func (s *Service) OnStateChange(fn func(server policy.ID)) { s.watchers = append(s.watchers, fn) }
+
+// stateChanged tells OnStateChange's functions that server's state changed.
+func (s *Service) stateChanged(server policy.ID) {
+	for _, fn := range s.watchers {
+		fn(server)
+	}
+}
 
 // MultiNotifier tells several Notifiers.
 type MultiNotifier []Notifier
@@ -357,7 +374,9 @@ func (s *Service) refresh(ctx context.Context, sl *serverLog) error {
 	if err != nil {
 		return fmt.Errorf("hub: stored state log of %s: %w", sl.id, err)
 	}
-	if err := sl.log.AddAll(events); err != nil {
+	err = sl.log.AddAll(events)
+	s.stateChanged(sl.id) // even on an error: some events may have been folded
+	if err != nil {
 		return err
 	}
 	sl.seq = seq

@@ -193,6 +193,7 @@ func (s *Service) Remote(ctx context.Context, n Note) error {
 		_, loaded := s.logs[n.Server]
 		s.mu.Unlock()
 		if !loaded {
+			s.stateChanged(n.Server) // read checks load the new state
 			return nil
 		}
 		sl, err := s.lockLog(ctx, n.Server)

@@ -117,6 +117,9 @@ type Limits struct {
 	// ConnsPerSource caps the connections one source address (an IPv6
 	// /64) holds open; default 256, -1 for none. Trusted proxies are exempt.
 	ConnsPerSource int `yaml:"conns_per_source"`
+	// SocketsPerSource caps the WebSockets one source (an IPv6 /64, or
+	// the client a trusted proxy names) holds open; default 64, -1 for none.
+	SocketsPerSource int `yaml:"sockets_per_source"`
 	// BodyTimeout bounds reading a request body (plus its declared length
 	// at 64 KiB/s); default 30s.
 	BodyTimeout time.Duration `yaml:"body_timeout"`
@@ -216,6 +219,10 @@ var envOverrides = []struct {
 	}},
 	{"GUILDHALL_HUB_CONNS_PER_SOURCE", func(c *Config, v string) (err error) {
 		c.Limits.ConnsPerSource, err = strconv.Atoi(v)
+		return err
+	}},
+	{"GUILDHALL_HUB_SOCKETS_PER_SOURCE", func(c *Config, v string) (err error) {
+		c.Limits.SocketsPerSource, err = strconv.Atoi(v)
 		return err
 	}},
 }

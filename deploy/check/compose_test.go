@@ -124,3 +124,39 @@ func TestComposeRefusesMissingSecrets(t *testing.T) {
 		}
 	}
 }
+
+// The hub's /metrics needs the admin token: compose hands it to Prometheus
+// as a secret (from .env, as the hub gets it), and the hub's scrape job
+// sends it from there.
+func TestPrometheusSendsTheAdminToken(t *testing.T) {
+	p, err := loadCompose(t, envExample(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, ok := p.Secrets["hub_admin_token"]
+	if !ok || sec.Environment != "HUB_ADMIN_TOKEN" {
+		t.Fatalf("secret hub_admin_token: %+v, want it from HUB_ADMIN_TOKEN", sec)
+	}
+	prom, err := p.GetService("prometheus")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mounted := false
+	for _, s := range prom.Secrets {
+		mounted = mounted || s.Source == "hub_admin_token"
+	}
+	if !mounted {
+		t.Fatal("prometheus does not mount the secret hub_admin_token")
+	}
+	b, err := os.ReadFile(filepath.Join(root, "deploy/prometheus/prometheus.yml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	job := string(b)[strings.Index(string(b), "job_name: guildhall-hub"):]
+	if next := strings.Index(job[1:], "job_name:"); next >= 0 {
+		job = job[:next+1]
+	}
+	if !strings.Contains(job, "credentials_file: /run/secrets/hub_admin_token") {
+		t.Fatalf("the hub's scrape job does not send the admin token:\n%s", job)
+	}
+}

@@ -20,8 +20,12 @@ import (
 
 // NewAdmin returns the operator's API (docs/API.md, "Admin API"): tenants,
 // quotas, suspension, usage for billing, /metrics from gatherer, and the
-// health endpoints, each a call of the service's tenancy methods. When token is set every /v1/admin request must carry
-// it as a bearer token; serve it on its own listener either way.
+// health endpoints, each a call of the service's tenancy methods. When
+// token is set every /v1/admin request, the profiles and /metrics must
+// carry it as a bearer token (metrics name the hub's load, its limits and
+// who it refuses: nothing for a neighbour on the network to read); only
+// /healthz and /readyz stay open, for probes. Serve it on its own listener
+// either way.
 func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	auth := func(h handlerFunc) http.HandlerFunc {
@@ -100,7 +104,8 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 	mux.HandleFunc("GET /debug/pprof/", auth(func(w http.ResponseWriter, r *http.Request) error { pprof.Index(w, r); return nil }))
 	mux.HandleFunc("GET /debug/pprof/profile", auth(func(w http.ResponseWriter, r *http.Request) error { pprof.Profile(w, r); return nil }))
 	if gatherer != nil {
-		mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+		metrics := promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{})
+		mux.HandleFunc("GET /metrics", auth(func(w http.ResponseWriter, r *http.Request) error { metrics.ServeHTTP(w, r); return nil }))
 	}
 	health(mux, svc)
 	return mux

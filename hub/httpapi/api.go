@@ -53,6 +53,10 @@ type Config struct {
 	TrustedProxies []netip.Prefix
 	// MaxSockets bounds open WebSockets; default 20,000.
 	MaxSockets int
+	// SocketsPerSource bounds the WebSockets one source (see
+	// TrustedProxies; an IPv6 /64) holds open, so that one address cannot
+	// take every MaxSockets place; default 64, negative for no bound.
+	SocketsPerSource int
 	// MaxInflight bounds concurrent requests of one WebSocket; default 64.
 	MaxInflight int
 	// BodyTimeout bounds reading a request's body, plus the time its
@@ -66,7 +70,9 @@ type Config struct {
 	// WriteTimeout bounds one write to a WebSocket; default 10 s.
 	WriteTimeout time.Duration
 	// Recheck is how often a subscription's read permission is checked
-	// again (bans and revocations end subscriptions within it); default 10 s.
+	// again, a backstop: a state change of a server makes its subscribers
+	// check at once, and before anything stored after it is sent to them
+	// (wscheck.go); default 10 s.
 	Recheck time.Duration
 	// Coalesce is the longest a pushed message waits so that one write to
 	// a subscriber carries several; answers are never delayed. Default 25 ms.
@@ -94,6 +100,9 @@ func (c *Config) defaults() {
 			*p.v = p.d
 		}
 	}
+	if c.SocketsPerSource == 0 {
+		c.SocketsPerSource = 64
+	}
 	if c.SourceRate == 0 {
 		c.SourceRate = 500
 	}
@@ -117,17 +126,22 @@ type API struct {
 	metrics *Metrics
 	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
 	mux     *http.ServeMux
+	gens    *stateGens // state changes, for subscriptions' read checks
 
-	mu      sync.Mutex // guards sockets and closing
-	sockets map[*socket]struct{}
-	closing bool
-	work    sync.WaitGroup // requests of sockets in flight
+	mu       sync.Mutex // guards sockets, open, bySource and closing
+	sockets  map[*socket]struct{}
+	open     int                // WebSockets open or being accepted
+	bySource map[netip.Addr]int // of open, those of each source (only sources with some)
+	closing  bool
+	work     sync.WaitGroup // requests of sockets in flight
 }
 
 // New returns the public API of svc.
 func New(svc *hub.Service, cfg Config) *API {
 	cfg.defaults()
-	a := &API{svc: svc, cfg: cfg, metrics: newMetrics(), mux: http.NewServeMux(), sockets: map[*socket]struct{}{}}
+	a := &API{svc: svc, cfg: cfg, metrics: newMetrics(), mux: http.NewServeMux(), sockets: map[*socket]struct{}{},
+		bySource: map[netip.Addr]int{}, gens: newStateGens()}
+	svc.OnStateChange(a.gens.changed)
 	if cfg.SourceRate > 0 {
 		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
 	}
@@ -356,13 +370,28 @@ func (a *API) caller(r *http.Request) (hub.Caller, error) {
 	return a.svc.Authenticate(token)
 }
 
-// readErr turns policy's refusal of an anonymous caller into
-// "unauthenticated": the answer is to sign in, not that access is denied.
-func readErr(rd hub.Caller, err error) error {
-	if rd.Identity.IsZero() && policy.CodeOf(err) == policy.CodeForbidden {
-		return fmt.Errorf("%w: %v", hub.ErrUnauthenticated, err)
+// readErr answers a refused read (or upload). An anonymous caller is told
+// to sign in, not that access is denied. And unless the server's history is
+// public, it is told so before anything that would say what exists: a
+// server this hub does not host, a channel or an envelope that is not there,
+// and a members-only server all get the same answer, apart from the server
+// ID it echoes, so that a stranger cannot probe for them. Public history
+// keeps its precise answers: what exists there is public already. A
+// newcomer holding an invite gets the invite rule's answers.
+func (a *API) readErr(ctx context.Context, rd hub.Caller, server policy.ID, err error) error {
+	if !rd.Identity.IsZero() {
+		return err
 	}
-	return err
+	switch Code(err) {
+	case string(policy.CodeForbidden):
+	case wire.CodeNotHosted, string(policy.CodeUnknownChannel), wire.CodeNotFound:
+		if rd.Invite != nil || a.svc.MayRead(ctx, server, policy.ID{}, hub.Caller{}) == nil {
+			return err
+		}
+	default:
+		return err
+	}
+	return fmt.Errorf("%w: server %s: this needs the session of a member (sign in)", hub.ErrUnauthenticated, server)
 }
 
 func pathID(r *http.Request, name string) (policy.ID, error) {

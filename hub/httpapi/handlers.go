@@ -81,7 +81,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	}
 	evs, err := a.svc.Events(r.Context(), rd, server, after, limit)
 	if err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	out := wire.Events{Events: make([]wire.Event, len(evs)), Next: after, More: len(evs) == limit}
 	for i, e := range evs {
@@ -152,7 +152,7 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 	}
 	envs, err := a.svc.Read(r.Context(), rd, server, channel, after, limit)
 	if err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	out := wire.Envelopes{Envelopes: make([]wire.Envelope, len(envs)), Next: after, More: len(envs) == limit}
 	for i, e := range envs {
@@ -169,7 +169,7 @@ func (a *API) envelope(w http.ResponseWriter, r *http.Request) error {
 	}
 	e, err := a.svc.Envelope(r.Context(), rd, server, id)
 	if err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	return reply(w, r, 200, wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone})
 }
@@ -189,7 +189,7 @@ func (a *API) reconcile(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := a.svc.Reconcile(r.Context(), rd, server, channel, ranges)
 	if err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	out := wire.Reconcile{Ranges: wire.FromRanges(res)}
 	return reply(w, r, 200, out)
@@ -220,7 +220,7 @@ func (a *API) putBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	body := http.MaxBytesReader(w, r.Body, r.ContentLength)
 	if err := a.svc.PutBlob(r.Context(), rd, server, blob, body, r.ContentLength); err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	w.WriteHeader(http.StatusCreated)
 	return nil
@@ -233,7 +233,7 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
 	}
 	body, size, err := a.svc.GetBlob(r.Context(), rd, server, blob)
 	if err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	defer body.Close()
 	w.Header().Set("Content-Type", "application/octet-stream")
@@ -261,7 +261,7 @@ func (a *API) presign(w http.ResponseWriter, r *http.Request) error {
 	}
 	u, h, err := a.svc.PresignBlob(r.Context(), rd, server, blob, put, size, a.cfg.PresignTTL)
 	if err != nil {
-		return readErr(rd, err)
+		return a.readErr(r.Context(), rd, server, err)
 	}
 	if u == nil {
 		return fmt.Errorf("%w: this hub's blob store cannot presign; use the blob endpoint", hub.ErrNoBlobs)

@@ -15,7 +15,8 @@ type Metrics struct {
 	requests    *prometheus.HistogramVec
 	sockets     prometheus.Gauge
 	cutoffs     prometheus.Counter
-	rateLimited *prometheus.CounterVec // by scope: source, identity
+	revoked     prometheus.Counter     // subscriptions ended because the reader may no longer read
+	rateLimited *prometheus.CounterVec // by scope: source, identity, sockets (MaxSockets), socket_source (SocketsPerSource)
 }
 
 func newMetrics() *Metrics {
@@ -28,6 +29,8 @@ func newMetrics() *Metrics {
 			Help: "Open WebSocket connections."}),
 		cutoffs: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "fanout_cutoffs_total",
 			Help: "Subscriptions cut off because their subscriber fell behind."}),
+		revoked: prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "subscriptions_revoked_total",
+			Help: "Subscriptions ended because their reader may no longer read the channel (ban, leave, role, override, revoked device)."}),
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "rate_limited_total",
 			Help: "Requests and envelopes refused by a rate limit, by scope."}, []string{"scope"}),
 	}
@@ -35,13 +38,14 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"stored", "unavailable", "internal", "quota_exceeded", "rate_limited"} {
 		m.envelopes.WithLabelValues(r)
 	}
-	m.rateLimited.WithLabelValues("source")
-	m.rateLimited.WithLabelValues("identity")
+	for _, scope := range []string{"source", "identity", "sockets", "socket_source"} {
+		m.rateLimited.WithLabelValues(scope)
+	}
 	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.envelopes, m.requests, m.sockets, m.cutoffs, m.rateLimited}
+	return []prometheus.Collector{m.envelopes, m.requests, m.sockets, m.cutoffs, m.revoked, m.rateLimited}
 }
 
 // Describe implements prometheus.Collector.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/guildhall/guildhall/fanout"
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
 	"github.com/guildhall/guildhall/wire"
 )
@@ -58,6 +60,12 @@ type socket struct {
 	urgent bool                    // batch holds an answer or a cut: write it now
 	dead   bool                    // a write failed: discard the rest
 	last   time.Time               // of the last write
+
+	// Read permission (wscheck.go), owned by the writer but poke.
+	poke    chan struct{}               // a followed server's state changed
+	seen    map[policy.ID]uint64        // followed servers -> their change count when last checked
+	pre     map[policy.ID]uint64        // during subscribe: counts taken before the topics' checks
+	revoked map[fanout.Topic]revocation // refused by a check, waiting for their cut frame
 }
 
 func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
@@ -65,15 +73,11 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	a.mu.Lock()
-	full, closing := len(a.sockets) >= a.cfg.MaxSockets, a.closing
-	a.mu.Unlock()
-	if closing {
-		return fmt.Errorf("%w: hub shutting down", storage.ErrUnavailable)
+	src, hasSrc := a.source(r)
+	if err := a.reserveSocket(src, hasSrc); err != nil {
+		return err
 	}
-	if full {
-		return fmt.Errorf("%w: %d WebSockets open, the limit", hub.ErrRateLimited, a.cfg.MaxSockets)
-	}
+	defer a.releaseSocket(src, hasSrc)
 	// Bearer tokens, not cookies, authenticate: any origin may connect.
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
@@ -86,7 +90,8 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	}
 	s := &socket{a: a, ctx: context.WithoutCancel(r.Context()), conn: conn, rd: rd, mt: mt, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
 		drain: make(chan struct{}), quiet: make(chan struct{}), finish: make(chan struct{}), slots: make(chan struct{}, a.cfg.MaxInflight),
-		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{}}
+		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{},
+		poke: make(chan struct{}, 1), seen: map[policy.ID]uint64{}, revoked: map[fanout.Topic]revocation{}}
 	a.mu.Lock()
 	if a.closing {
 		a.mu.Unlock()
@@ -164,6 +169,41 @@ func (s *socket) readLoop(r *http.Request) {
 }
 
 func (s *socket) send(f wire.Frame) { s.out <- &f }
+
+// reserveSocket takes a place for a new WebSocket of a source, within
+// MaxSockets and the source's SocketsPerSource; releaseSocket gives it back.
+// Places are taken before the upgrade, so concurrent upgrades cannot pass
+// either bound together.
+func (a *API) reserveSocket(src netip.Addr, hasSrc bool) error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case a.closing:
+		return fmt.Errorf("%w: hub shutting down", storage.ErrUnavailable)
+	case a.open >= a.cfg.MaxSockets:
+		a.metrics.rateLimited.WithLabelValues("sockets").Inc()
+		return fmt.Errorf("%w: %d WebSockets open, the limit", hub.ErrRateLimited, a.cfg.MaxSockets)
+	case hasSrc && a.cfg.SocketsPerSource > 0 && a.bySource[src] >= a.cfg.SocketsPerSource:
+		a.metrics.rateLimited.WithLabelValues("socket_source").Inc()
+		return fmt.Errorf("%w: source %s holds %d WebSockets, the limit per source", hub.ErrRateLimited, src, a.cfg.SocketsPerSource)
+	}
+	a.open++
+	if hasSrc {
+		a.bySource[src]++
+	}
+	return nil
+}
+
+func (a *API) releaseSocket(src netip.Addr, hasSrc bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.open--
+	if hasSrc {
+		if a.bySource[src]--; a.bySource[src] <= 0 {
+			delete(a.bySource, src)
+		}
+	}
+}
 
 // handle starts one client operation.
 func (s *socket) handle(f wire.Frame) {

@@ -25,6 +25,7 @@ func (s *socket) writeLoop() {
 		if s.sub != nil {
 			s.sub.Close()
 		}
+		s.unwatchAll()
 	}()
 	drain, quiet := s.drain, s.quiet
 	var flush *time.Timer
@@ -55,7 +56,9 @@ func (s *socket) writeLoop() {
 		case <-subDone:
 			s.cut(wire.CodeSlow, "subscriber fell behind; resume from the cursors", nil)
 		case <-recheck.C:
-			s.recheck()
+			s.recheckAll()
+		case <-s.poke:
+			s.recheckStale()
 		case <-drain: // shutdown: end subscriptions with their cursors, finish the posts in flight
 			drain = nil
 			s.cut(wire.CodeGoingAway, "hub shutting down; resume from the cursors elsewhere or later", nil)
@@ -77,12 +80,12 @@ func (s *socket) writeLoop() {
 			}
 			return
 		}
-		var queue <-chan *fanout.Message
-		if s.sub != nil {
-			queue = s.sub.C()
-		}
 	coalesce:
 		for len(s.batch) < maxCoalesce {
+			var queue <-chan *fanout.Message
+			if s.sub != nil {
+				queue = s.sub.C()
+			}
 			select {
 			case f := <-s.out:
 				s.add(*f)
@@ -92,6 +95,7 @@ func (s *socket) writeLoop() {
 				break coalesce
 			}
 		}
+		s.applyRevoked()
 		// Answers go out at once; pushed messages at most every Coalesce,
 		// so that under load one write carries many of them.
 		wait := s.a.cfg.Coalesce - time.Since(s.last)
@@ -139,6 +143,11 @@ func (s *socket) message(m *fanout.Message) {
 	last, ok := s.topics[m.Topic]
 	if !ok || m.Seq <= last {
 		return
+	}
+	if !s.current(m.Topic.Server) { // the server's state changed since the reader was checked
+		if s.recheckServer(m.Topic.Server); !s.follows(m.Topic) {
+			return
+		}
 	}
 	s.topics[m.Topic] = m.Seq
 	if s.mt == wire.CBOR { // encoded once for every subscriber
@@ -215,14 +224,19 @@ func (s *socket) subscribe(f wire.Frame) {
 		next[t] = n
 	}
 	var replay []wire.Topic
+	s.pre = map[policy.ID]uint64{}
+	defer func() { s.pre = nil; s.recheckStale() }()
 	for _, t := range f.Topics {
+		if _, ok := s.pre[t.Server]; !ok {
+			s.pre[t.Server] = s.a.gens.of(t.Server).Load() // before the check
+		}
 		topic := fanout.Topic{Server: t.Server, Channel: t.Channel}
 		if f.Op == wire.OpUnsub {
 			delete(next, topic)
 			continue
 		}
 		if err := s.mayRead(t.Server, t.Channel); err != nil {
-			fail(readErr(s.rd, err))
+			fail(s.readErr(t.Server, err))
 			return
 		}
 		if _, ok := next[topic]; !ok {
@@ -284,10 +298,12 @@ func (s *socket) resubscribe(topics map[fanout.Topic]uint64) error {
 		}
 	}
 	for t, n := range topics {
-		if _, ok := s.topics[t]; !ok {
+		_, revoked := s.revoked[t]
+		if _, ok := s.topics[t]; !ok && !revoked {
 			s.topics[t] = n
 		}
 	}
+	s.syncServers()
 	s.following.Store(int32(len(s.topics)))
 	return nil
 }
@@ -302,6 +318,11 @@ func (s *socket) replay(t wire.Topic) error {
 		cancel()
 		if err != nil {
 			return err
+		}
+		if !s.current(t.Server) { // changed during the read: the page may hold what the reader may no longer see
+			if s.recheckServer(t.Server); !s.follows(topic) {
+				return nil
+			}
 		}
 		for _, e := range envs {
 			if e.Raw != nil {
@@ -352,14 +373,14 @@ func (s *socket) cut(code, msg string, only *fanout.Topic) {
 	}
 }
 
-// recheck ends subscriptions to channels the reader may no longer read.
-func (s *socket) recheck() {
-	for t := range s.topics {
-		if err := s.mayRead(t.Server, t.Channel); err != nil {
-			tt := t
-			s.cut(Code(err), err.Error(), &tt)
-		}
-	}
+// follows reports whether the socket follows a topic.
+func (s *socket) follows(t fanout.Topic) bool { _, ok := s.topics[t]; return ok }
+
+// readErr is API.readErr for the socket's caller.
+func (s *socket) readErr(server policy.ID, err error) error {
+	ctx, cancel := context.WithTimeout(s.ctx, storeTimeout)
+	defer cancel()
+	return s.a.readErr(ctx, s.rd, server, err)
 }
 
 // mayRead asks the service whether the socket's caller may read a channel.
