@@ -46,6 +46,9 @@ func TestOldHistoryCannotForceRefolds(t *testing.T) {
 	if after, _ := c.stored(t); after != before {
 		t.Fatalf("the hub stored %d events naming only the genesis", after-before)
 	}
+	if n := metric(t, c.hub, `guildhall_hub_publications_total{result="stale"}`); n != 50 {
+		t.Errorf("the hub counted %v stale publications, want 50", n)
+	}
 	// The creator's copy of the log is now MaxBehind+44 events behind the
 	// hub's: her client's first try is refused stale, and it refreshes and
 	// signs again.

@@ -54,8 +54,10 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	res, err := a.svc.PublishEvents(r.Context(), server, raws)
 	if err != nil {
+		a.metrics.events.WithLabelValues(Code(err)).Inc()
 		return err
 	}
+	a.metrics.events.WithLabelValues("stored").Inc()
 	out := wire.EventResults{Results: make([]wire.EventResult, len(res))}
 	for i, e := range res {
 		out.Results[i] = wire.EventResult{ID: e.ID, Folded: e.Folded}

@@ -12,6 +12,7 @@ import (
 // hub.Metrics; the binary registers both.
 type Metrics struct {
 	envelopes   *prometheus.CounterVec // by result: stored, or the error code
+	events      *prometheus.CounterVec // publications by result: stored, or the error code
 	requests    *prometheus.HistogramVec
 	sockets     prometheus.Gauge
 	cutoffs     prometheus.Counter
@@ -23,6 +24,8 @@ func newMetrics() *Metrics {
 	m := &Metrics{
 		envelopes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "envelopes_total",
 			Help: "Envelopes posted, by result: stored, or the error code that refused them."}, []string{"result"}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "publications_total",
+			Help: "State event publications (one request each), by result: stored, or the error code that refused the whole publication (not_member, banned, stale, clock, ...)."}, []string{"result"}),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "guildhall", Subsystem: "hub", Name: "request_seconds",
 			Help: "API request latency by route and status class.", Buckets: prometheus.ExponentialBuckets(0.0005, 4, 9)}, []string{"route", "status"}),
 		sockets: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "guildhall", Subsystem: "hub", Name: "websockets",
@@ -38,6 +41,9 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"stored", "unavailable", "internal", "quota_exceeded", "rate_limited"} {
 		m.envelopes.WithLabelValues(r)
 	}
+	for _, r := range []string{"stored", "not_member", "banned", "stale", "clock", "invalid_invite"} {
+		m.events.WithLabelValues(r)
+	}
 	for _, scope := range []string{"source", "identity", "sockets", "socket_source"} {
 		m.rateLimited.WithLabelValues(scope)
 	}
@@ -45,7 +51,7 @@ func newMetrics() *Metrics {
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.envelopes, m.requests, m.sockets, m.cutoffs, m.revoked, m.rateLimited}
+	return []prometheus.Collector{m.envelopes, m.events, m.requests, m.sockets, m.cutoffs, m.revoked, m.rateLimited}
 }
 
 // Describe implements prometheus.Collector.
