@@ -151,8 +151,8 @@ type Service struct {
 	macKey     []byte // authenticates challenges and session tokens
 	spent      spentChallenges
 	blobSource BlobSource
-	loading    chan struct{} // a slot per state log being read from the store
-	sequence   sequencer     // live delivery in each channel's sequence order
+	loading    chan struct{}            // a slot per state log being read from the store
+	sequence   sequencer                // live delivery in each channel's sequence order
 	watchers   []func(server policy.ID) // OnStateChange's; set before serving
 
 	mu   sync.Mutex               // guards logs and lru
