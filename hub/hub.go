@@ -154,6 +154,7 @@ type Service struct {
 	loading    chan struct{}            // a slot per state log being read from the store
 	sequence   sequencer                // live delivery in each channel's sequence order
 	watchers   []func(server policy.ID) // OnStateChange's; set before serving
+	purges     chan policy.ID           // servers whose state changed, for RunRetention to purge
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
@@ -178,7 +179,13 @@ func New(cfg Config) (*Service, error) {
 	}
 	s := &Service{cfg: cfg, node: policy.IdentitySigner(cfg.NodeKey), verifier: policy.NewVerifier(0),
 		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics(),
-		spent: newSpentChallenges(), loading: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}
+		spent: newSpentChallenges(), loading: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))), purges: make(chan policy.ID, 256)}
+	s.OnStateChange(func(server policy.ID) {
+		select {
+		case s.purges <- server:
+		default: // the next periodic sweep purges it
+		}
+	})
 	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)

@@ -29,7 +29,16 @@ func (s *Service) MayRead(ctx context.Context, server, channel policy.ID, r Call
 		return err
 	}
 	defer sl.mu.Unlock()
-	return sl.log.State().MayRead(r.Identity, r.Device, channel)
+	st := sl.log.State()
+	if err := st.MayRead(r.Identity, r.Device, channel); err != nil {
+		return err
+	}
+	if !channel.IsZero() && st.MustPurge(s.node.Identity, s.cfg.NodeCert, channel) {
+		// What this hub may no longer store it no longer serves (and
+		// purges at the next sweep): the reader asks a hub that may.
+		return st.MayStore(s.node.Identity, s.cfg.NodeCert, channel, s.now())
+	}
+	return nil
 }
 
 // Read returns a channel's envelopes after a sequence number, to a reader

@@ -2,10 +2,12 @@ package hub_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/hub/hubtest"
 
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage"
@@ -148,5 +150,43 @@ func TestRunRetention(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunRetention did not return after its context ended")
+	}
+}
+
+// A channel made strict leaves every hub not granted it: the hub stops
+// serving and taking it at once and, on the state change, deletes the
+// ciphertext it holds; a grant naming the channel brings it back.
+func TestChannelMadeStrictIsPurged(t *testing.T) {
+	f := hubtest.New(t, "sqlite")
+	f.Community()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Hub.RunRetention(ctx, time.Hour) }()
+	defer func() { cancel(); <-done }()
+	for i := range 5 {
+		if r := f.Post(f.Envelope(f.Device("dave"), f.General, 10+i).Raw); r[0].Err != nil {
+			t.Fatal(r[0].Err)
+		}
+	}
+	f.MustPublish(f.Event("alice", &policy.ChannelUpdate{Channel: f.General, Name: "general", Durability: policy.Strict}))
+	if _, err := f.Hub.Read(context.Background(), hub.Caller{Identity: policy.KeyOf(key("alice"))}, f.Gen.ID, f.General, 0, 100); !errors.Is(err, policy.ErrNotEligible) {
+		t.Fatalf("a read of the channel made strict: %v, want not_eligible", err)
+	}
+	if r := f.Post(f.Envelope(f.Device("dave"), f.General, 10).Raw); !errors.Is(r[0].Err, policy.ErrNotEligible) {
+		t.Fatalf("a post to the channel made strict: %v, want not_eligible", r[0].Err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.Stored(f.General) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d envelopes of the channel made strict still held after 5 s", f.Stored(f.General))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	f.MustPublish(f.Event("alice", &policy.StorageGrant{Node: f.Hub.NodeID(), Channels: []policy.ID{f.General}}))
+	if r := f.Post(f.Envelope(f.Device("dave"), f.General, 10).Raw); r[0].Err != nil {
+		t.Fatalf("a post once the hub is granted the strict channel: %v", r[0].Err)
+	}
+	if f.Stored(f.Mods) != 0 || f.Stored(f.General) != 1 {
+		t.Fatalf("held after the grant: %d in general, %d in mods", f.Stored(f.General), f.Stored(f.Mods))
 	}
 }

@@ -66,6 +66,25 @@ func (s *State) maxEnvelope() int {
 // identity may read the channel (strict) or is a member (replicated,
 // guaranteed). cert may be nil; it must be valid at now.
 func (s *State) MayStore(node PublicKey, cert *DeviceCert, channel ID, now int64) error {
+	return s.mayStore(node, cert, channel, func(c *DeviceCert) bool { return c.ValidAt(now) == nil && !s.IsDeviceRevoked(node) })
+}
+
+// MustPurge decides whether a hub whose node key is node (cert: its home
+// node certificate, or nil) must delete the ciphertext it holds of a
+// channel and stop serving it: the state no longer lets it store the
+// channel (a channel made strict that the hub was not granted and whose
+// readers do not include the home node's owner; a grant revoked). A home
+// node whose own certificate lapsed or was revoked is not made to purge by
+// that (it takes nothing new, by MayStore; what it holds is its owner's),
+// and a channel the state does not know is not purged.
+func (s *State) MustPurge(node PublicKey, cert *DeviceCert, channel ID) bool {
+	if _, ok := s.channels[channel]; !ok {
+		return false
+	}
+	return s.mayStore(node, cert, channel, func(*DeviceCert) bool { return true }) != nil
+}
+
+func (s *State) mayStore(node PublicKey, cert *DeviceCert, channel ID, certValid func(*DeviceCert) bool) error {
 	ch, ok := s.channels[channel]
 	if !ok {
 		return errf(CodeUnknownChannel, "no channel %s", channel)
@@ -75,7 +94,7 @@ func (s *State) MayStore(node PublicKey, cert *DeviceCert, channel ID, now int64
 			return nil
 		}
 	}
-	if cert != nil && cert.Device == node && cert.ValidAt(now) == nil && !s.IsDeviceRevoked(node) {
+	if cert != nil && cert.Device == node && certValid(cert) {
 		p := s.Permissions(cert.Identity, channel)
 		if ch.Durability == Strict && p.Has(PermRead) || ch.Durability != Strict && s.IsMember(cert.Identity) {
 			return nil

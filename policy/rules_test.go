@@ -290,3 +290,44 @@ func TestParsePermAndDurability(t *testing.T) {
 		t.Fatal("unknown durability parsed")
 	}
 }
+
+// MustPurge follows the state: a hub granted the server holds its
+// replicated channels until one is made strict, holds a strict one it is
+// granted by name, and a home node holds what its owner may read, even
+// once its own certificate has lapsed.
+func TestMustPurge(t *testing.T) {
+	w := newWorld(t, "alice")
+	general := w.channel("alice", "general", Replicated)
+	secret := w.channel("alice", "secret", Strict)
+	w.do("alice", &StorageGrant{Node: pub("hub")}, "")
+	w.member("bob")
+	home := deviceOf(t, "bob", "bob-home")
+	stranger := deviceOf(t, "eve", "eve-home")
+	for _, tc := range []struct {
+		name    string
+		node    PublicKey
+		cert    *DeviceCert
+		channel ID
+		want    bool
+	}{
+		{"granted hub, replicated channel", pub("hub"), nil, general, false},
+		{"granted hub, strict channel", pub("hub"), nil, secret, true},
+		{"ungranted hub", pub("other"), nil, general, true},
+		{"a member's home node, replicated channel", home.Cert.Device, home.Cert, general, false},
+		{"a member's home node, strict channel it may read", home.Cert.Device, home.Cert, secret, false},
+		{"a stranger's home node", stranger.Cert.Device, stranger.Cert, general, true},
+		{"an unknown channel", pub("other"), nil, Sum([]byte("none")), false},
+	} {
+		if got := w.state().MustPurge(tc.node, tc.cert, tc.channel); got != tc.want {
+			t.Errorf("%s: MustPurge %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	w.do("alice", &ChannelUpdate{Channel: general, Name: "general", Durability: Strict}, "")
+	if !w.state().MustPurge(pub("hub"), nil, general) {
+		t.Error("a granted hub keeps a channel made strict")
+	}
+	w.do("alice", &StorageGrant{Node: pub("hub"), Channels: []ID{general}}, "")
+	if w.state().MustPurge(pub("hub"), nil, general) {
+		t.Error("a hub granted the strict channel by name must purge it")
+	}
+}
