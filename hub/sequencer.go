@@ -32,6 +32,11 @@ const (
 	maxSequenced = 1 << 16
 	// fillTimeout bounds the store read of one gap.
 	fillTimeout = 5 * time.Second
+	// firstSightFill and firstSightWindow bound what a channel's first
+	// announcement in a process delivers before it: at most that many
+	// envelopes, stored at most that long ago.
+	firstSightFill   = 64
+	firstSightWindow = 2 * time.Second
 )
 
 type sequencer struct {
@@ -97,19 +102,38 @@ func (s *Service) publish(m *fanout.Message) {
 	c := s.sequence.channel(m.Topic)
 	defer c.mu.Unlock()
 	switch {
+	case c.last == 0:
+		s.firstSight(c, m)
 	case m.Seq <= c.last:
 		s.metrics.sequenced.WithLabelValues("duplicate").Inc()
 		return
-	case c.last > 0 && m.Seq > c.last+1:
+	case m.Seq > c.last+1:
 		s.fill(c, m)
 	}
 	s.deliver(m)
 	c.last = m.Seq
 }
 
+// firstSight starts a channel's delivery position at m, the first
+// announcement this process sees of it (since start, or since it forgot an
+// idle channel): envelopes before m stored within firstSightWindow may
+// still be on their way to being announced (a group commit's other
+// callers), and would be dropped as below the position once they are, so
+// they are delivered first; older ones were never this process's to
+// announce live, and subscribers have them from storage by cursor. The
+// caller holds c.mu.
+func (s *Service) firstSight(c *channelSeq, m *fanout.Message) {
+	if m.Seq <= 1 {
+		return
+	}
+	c.last = m.Seq - min(m.Seq-1, firstSightFill) - 1
+	s.fill(c, m, s.now()-firstSightWindow.Milliseconds())
+}
+
 // fill delivers the envelopes of m's channel after c.last and before m from
-// the store; the caller holds c.mu.
-func (s *Service) fill(c *channelSeq, m *fanout.Message) {
+// the store, skipping any stored before storedSince (Unix ms) when given;
+// the caller holds c.mu.
+func (s *Service) fill(c *channelSeq, m *fanout.Message, storedSince ...int64) {
 	ctx, cancel := context.WithTimeout(context.Background(), fillTimeout)
 	defer cancel()
 	want := min(m.Seq-c.last-1, maxFill)
@@ -125,8 +149,8 @@ func (s *Service) fill(c *channelSeq, m *fanout.Message) {
 				return
 			}
 			after, want = e.Seq, want-1
-			if e.Raw == nil {
-				continue // deleted since: nothing to deliver
+			if e.Raw == nil || len(storedSince) > 0 && e.StoredAt < storedSince[0] {
+				continue // deleted since, or announced long ago: nothing to deliver
 			}
 			s.metrics.sequenced.WithLabelValues("filled").Inc()
 			s.deliver(&fanout.Message{Topic: m.Topic, Seq: e.Seq, Payload: e.Raw})

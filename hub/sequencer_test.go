@@ -27,7 +27,7 @@ func TestLiveDeliveryIsOrderedAndComplete(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer sub.Close()
-			const posters, each = 8, 200
+			const posters, each = 8, 100
 			var wg sync.WaitGroup
 			for p := range posters {
 				signer := f.Device([]string{"alice", "carol", "dave"}[p%3])
