@@ -48,6 +48,8 @@ const (
 	eventsBatch = 10_000 // events returned per request
 	pushQueue   = 4096   // envelopes waiting to be pushed
 	maxRounds   = 48
+	maxOffer    = 4096 // servers one hello answer offers
+	maxAdopt    = 64   // servers this hub did not host taken from one peer's hello
 	// serveTimeout bounds answering one request; callTimeout, a request
 	// to a configured peer (the peer gives up after serveTimeout anyway).
 	serveTimeout = 2 * time.Minute

@@ -57,6 +57,9 @@ type node struct {
 	// not given (Config.DialPrivate false, and discovery.DialFilter as
 	// cmd/hub installs it); the others may, all being on loopback.
 	strict bool
+	// run nodes replicate by themselves (Run, every second); the others
+	// only push, and sync when a test says so.
+	run    bool
 	self   atomic.Pointer[Replicator]
 	svc    *hub.Service
 	store  *sqlite.Store
@@ -102,14 +105,22 @@ func (n *node) start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: time.Hour, DialPrivate: !n.strict})
+	interval := time.Hour
+	if n.run {
+		interval = time.Second
+	}
+	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: interval, DialPrivate: !n.strict})
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	svc.SetNotifier(rep)
 	svc.SetBlobSource(rep)
 	rctx, cancel := context.WithCancel(ctx)
-	go rep.pusher(rctx)
+	if n.run {
+		go rep.Run(rctx)
+	} else {
+		go rep.pusher(rctx)
+	}
 	n.svc, n.store, n.p2p, n.rep, n.cancel = svc, st, pn, rep, cancel
 	n.self.Store(rep)
 }

@@ -186,17 +186,19 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 		if err != nil {
 			return wire.ReplicaResponse{}, err
 		}
-		theirs := map[policy.ID]bool{}
-		for _, s := range req.Servers {
-			theirs[s] = true
-		}
-		var common []policy.ID
+		// Every hosted server the requester may replicate, whether it hosts
+		// it yet or not: a hub granted storage late, a home node, a hub
+		// restored empty with its key learn of the server here.
+		var offer []policy.ID
 		for _, s := range mine {
-			if theirs[s] && r.svc.MayReplicate(ctx, s, policy.ID{}, p) == nil {
-				common = append(common, s)
+			if len(offer) == maxOffer {
+				break
+			}
+			if r.svc.MayReplicate(ctx, s, policy.ID{}, p) == nil {
+				offer = append(offer, s)
 			}
 		}
-		return wire.ReplicaResponse{Servers: common}, nil
+		return wire.ReplicaResponse{Servers: offer}, nil
 	case wire.OpEvents:
 		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
 			return wire.ReplicaResponse{}, err
