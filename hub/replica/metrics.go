@@ -30,6 +30,7 @@ type Metrics struct {
 	lag     *prometheus.GaugeVec   // by peer: seconds from storing to the peer's answer, of the last batch
 	lags    prometheus.Histogram   // the same, every batch, all peers
 	repairs *prometheus.CounterVec // by peer: channels reconciled after a drop or a failure
+	bytes   *prometheus.CounterVec // by peer and direction (in, out): replication message bytes
 }
 
 func newMetrics() *Metrics {
@@ -45,6 +46,8 @@ func newMetrics() *Metrics {
 		failed:  counter("replica_push_failed_total", "Push batches to a peer given up after retries; their channels are reconciled."),
 		dropped: counter("replica_push_dropped_total", "Notes not queued for a peer because its queue was full; their channels are reconciled."),
 		repairs: counter("replica_repairs_total", "Channels reconciled with a peer after a drop or a failed push."),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "replica_bytes_total",
+			Help: "Replication message bytes exchanged with a peer, framing included, by direction: in, out."}, []string{"peer", "direction"}),
 		queue: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "guildhall", Subsystem: "hub", Name: "replica_push_queue",
 			Help: "Notes waiting to be pushed to a peer."}, []string{"peer"}),
 		lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "guildhall", Subsystem: "hub", Name: "replica_push_lag_seconds",
@@ -67,11 +70,13 @@ func (m *Metrics) forget(p string) {
 		v.DeleteLabelValues(p)
 	}
 	m.queue.DeleteLabelValues(p)
+	m.bytes.DeleteLabelValues(p, "in")
+	m.bytes.DeleteLabelValues(p, "out")
 	m.lag.DeleteLabelValues(p)
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.refused, m.adopted, m.pushed, m.failed, m.dropped, m.queue, m.lag, m.lags, m.repairs}
+	return []prometheus.Collector{m.refused, m.adopted, m.pushed, m.failed, m.dropped, m.queue, m.lag, m.lags, m.repairs, m.bytes}
 }
 
 // Describe implements prometheus.Collector.

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -143,14 +144,30 @@ func link(a, b *node) {
 	b.rep.AddPeer(a.info())
 }
 
-// deny forbids connections to some peers (a partition).
-type deny struct{ peers map[peer.ID]bool }
+// deny forbids connections to some peers (a partition); set peers before
+// the hosts connect, or use set while they run.
+type deny struct {
+	mu    sync.Mutex
+	peers map[peer.ID]bool
+}
 
-func (g *deny) InterceptPeerDial(p peer.ID) bool                 { return !g.peers[p] }
-func (g *deny) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.peers[p] }
+func (g *deny) set(p peer.ID, denied bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.peers[p] = denied
+}
+
+func (g *deny) denied(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peers[p]
+}
+
+func (g *deny) InterceptPeerDial(p peer.ID) bool                 { return !g.denied(p) }
+func (g *deny) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.denied(p) }
 func (g *deny) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
 func (g *deny) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return !g.peers[p]
+	return !g.denied(p)
 }
 func (g *deny) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 

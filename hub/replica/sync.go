@@ -151,6 +151,13 @@ func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, from hub.Peer, 
 	if err != nil {
 		return 0, st.Rounds, err
 	}
+	n, err := r.fetch(fromPeer(ctx, p), p, from, server, missing)
+	return n, st.Rounds, err
+}
+
+// fetch fetches envelopes by key from a peer, fetchBatch at a time, and
+// takes those of channels the peer may hold; it returns how many were new.
+func (r *Replicator) fetch(ctx context.Context, p peer.ID, from hub.Peer, server policy.ID, missing []reconcile.Key) (int, error) {
 	stored := 0
 	for i := 0; i < len(missing); i += fetchBatch {
 		ids := make([]policy.ID, 0, fetchBatch)
@@ -159,15 +166,15 @@ func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, from hub.Peer, 
 		}
 		res, err := r.call(ctx, p, wire.ReplicaRequest{Op: wire.OpFetch, Server: server, IDs: ids})
 		if err != nil {
-			return stored, st.Rounds, err
+			return stored, err
 		}
 		n, err := r.svc.ReplicateEnvelopesFrom(ctx, from, res.Objects)
 		stored += n
 		if err != nil {
-			return stored, st.Rounds, err
+			return stored, err
 		}
 	}
-	return stored, st.Rounds, nil
+	return stored, nil
 }
 
 // hubPeer is a peer as policy sees it: its node key, and its certificate

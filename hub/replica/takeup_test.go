@@ -45,7 +45,8 @@ func (c *community) postMany(h *node, who string, n int) []policy.ID {
 	return ids
 }
 
-// ids is the set of envelope IDs a hub holds of the channel.
+// ids is the set of envelope IDs a hub holds of the channel (the first
+// page of keys, as the store bounds it).
 func (c *community) ids(h *node) map[policy.ID]bool {
 	c.t.Helper()
 	keys, err := h.svc.ChannelSet(c.gen.ID, c.general).Keys(ctx, reconcile.Key{}, reconcile.Top, math.MaxInt32)
@@ -61,10 +62,9 @@ func (c *community) ids(h *node) map[policy.ID]bool {
 
 // missing lists the IDs of want that h lacks.
 func (c *community) missing(h *node, want []policy.ID) []policy.ID {
-	have := c.ids(h)
 	var out []policy.ID
 	for _, id := range want {
-		if !have[id] {
+		if !c.has(h, id) {
 			out = append(out, id)
 		}
 	}
