@@ -203,7 +203,11 @@ func (c *Client) publishRaw(ctx context.Context, server policy.ID, raws ...[]byt
 	var errs []error
 	ok := 0
 	for _, url := range hubs {
-		if _, err := c.hub(url).PublishEvents(ctx, server, raws); err != nil {
+		_, err := c.hub(url).PublishEvents(ctx, server, raws)
+		if IsCode(err, wire.CodeNotHosted) {
+			err = c.publishWithLog(ctx, url, server, raws)
+		}
+		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -213,6 +217,34 @@ func (c *Client) publishRaw(ctx context.Context, server policy.ID, raws ...[]byt
 		return fmt.Errorf("%w: %w", ErrNotAccepted, errors.Join(append(errs, ErrNoHub)...))
 	}
 	return nil
+}
+
+// maxLogCopy bounds the events of the state log that publishWithLog sends
+// with a publication: a hub takes at most 1,000 objects a request by
+// default, and fetches the rest of a longer log from its peer hubs.
+const maxLogCopy = 900
+
+// publishWithLog publishes events to a hub that does not host the server
+// (a hub just granted storage, the joiner's home node, a hub restored
+// empty) together with the state log this client holds, genesis first and
+// in resolution order, so that the hub can admit the server as its
+// admission mode allows and take the log as history (PROTOCOL §8).
+func (c *Client) publishWithLog(ctx context.Context, url string, server policy.ID, raws [][]byte) error {
+	l, err := c.Log(ctx, server)
+	if err != nil {
+		return err
+	}
+	var all [][]byte
+	for _, id := range l.Order() {
+		if len(all) == maxLogCopy {
+			break
+		}
+		if e, ok := l.Event(id); ok {
+			all = append(all, e.Raw)
+		}
+	}
+	_, err = c.hub(url).PublishEvents(ctx, server, append(all, raws...))
+	return err
 }
 
 // ServerOptions shape a new server.

@@ -24,7 +24,10 @@ type EventResult struct {
 // whole call is refused, storing nothing, if any event fails verification
 // or policy refuses the publication (policy.CheckLiveEvents, then
 // Log.CheckPublication: hubs take only fresh events of the server, and do
-// not store what can never take effect).
+// not store what can never take effect). A publication that brings a
+// server this hub does not host, genesis included, with events too old to
+// be live is a member's copy of the log: it is taken as history
+// (adoptPublished), subject to admission.
 func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]byte) ([]EventResult, error) {
 	if len(raws) == 0 {
 		return nil, nil
@@ -34,16 +37,14 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 		return nil, err
 	}
 	if err := policy.CheckLiveEvents(server, events, s.now()); err != nil {
+		if g := genesisOf(server, events); g != nil && policy.CodeOf(err) == policy.CodeClock {
+			return s.adoptPublished(ctx, server, g, events, err) // a member's copy of the log, to a hub new to it
+		}
 		return nil, err
 	}
 	sl, err := s.lockLog(ctx, server)
 	if err != nil {
-		var genesis *policy.Event
-		for _, e := range events {
-			if e.ID == server {
-				genesis = e
-			}
-		}
+		genesis := genesisOf(server, events)
 		if genesis == nil || !errors.Is(err, storage.ErrNotHosted) {
 			return nil, err
 		}
@@ -75,6 +76,16 @@ func (s *Service) PublishEvents(ctx context.Context, server policy.ID, raws [][]
 		out[i] = EventResult{ID: e.ID, Folded: folded, Reason: reason}
 	}
 	return out, nil
+}
+
+// genesisOf returns the genesis of server among events, or nil.
+func genesisOf(server policy.ID, events []*policy.Event) *policy.Event {
+	for _, e := range events {
+		if e.ID == server {
+			return e
+		}
+	}
+	return nil
 }
 
 // admit makes a server a tenant when its genesis arrives, as the admission

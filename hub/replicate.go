@@ -126,28 +126,7 @@ func (s *Service) ReplicateEvents(ctx context.Context, server policy.ID, raws []
 		return 0, err
 	}
 	defer sl.mu.Unlock()
-	replicable, err := sl.log.Replicable(events)
-	if err != nil {
-		return 0, err
-	}
-	keep := make([]storage.Event, len(replicable))
-	for i, e := range replicable {
-		keep[i] = storage.Event{ID: e.ID, Raw: e.Raw}
-	}
-	if len(keep) == 0 {
-		return 0, nil
-	}
-	n, err := s.cfg.Store.AppendEvents(ctx, server, keep)
-	if err != nil {
-		return 0, err
-	}
-	if err := s.refresh(ctx, sl); err != nil {
-		return n, err
-	}
-	if n > 0 {
-		s.notify(ctx, []Note{{Server: server}})
-	}
-	return n, nil
+	return s.storeHistory(ctx, sl, events)
 }
 
 // ChannelSet is a channel's stored envelopes as a reconciliation set.

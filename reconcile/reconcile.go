@@ -190,30 +190,40 @@ type Stats struct {
 // same protocol the other way.) batch bounds the ranges per round trip,
 // maxRounds the round trips.
 func Run(ctx context.Context, local Set, exchange Exchange, batch, maxRounds int) (missing []Key, st Stats, err error) {
+	missing, _, st, err = RunBoth(ctx, local, exchange, batch, maxRounds)
+	return missing, st, err
+}
+
+// RunBoth is Run that also returns extra: keys local holds that the
+// responder lacks, found in the ranges the responder listed in full (every
+// differing range ends listed, except one whose keys share a millisecond
+// and their first 8 ID bytes beyond the listing bound, whose extras are
+// left out). A hub that knows a peer missed its pushes offers it extra.
+func RunBoth(ctx context.Context, local Set, exchange Exchange, batch, maxRounds int) (missing, extra []Key, st Stats, err error) {
 	queue := []Range{{From: Key{}, To: Top}}
 	for len(queue) > 0 {
 		for i := range queue {
 			if queue[i].FP, err = local.Fingerprint(ctx, queue[i].From, queue[i].To); err != nil {
-				return nil, st, err
+				return nil, nil, st, err
 			}
 		}
 		var next []Range
 		for len(queue) > 0 {
 			if st.Rounds++; st.Rounds > maxRounds {
-				return nil, st, fmt.Errorf("reconcile: no convergence in %d rounds", maxRounds)
+				return nil, nil, st, fmt.Errorf("reconcile: no convergence in %d rounds", maxRounds)
 			}
 			n := min(len(queue), batch)
 			st.Ranges += n
 			out, err := exchange(ctx, queue[:n])
 			if err != nil {
-				return nil, st, err
+				return nil, nil, st, err
 			}
 			queue = queue[n:]
 			for _, r := range out {
 				if !r.Listed { // a split: compare again where the sub-ranges differ
 					fp, err := local.Fingerprint(ctx, r.From, r.To)
 					if err != nil {
-						return nil, st, err
+						return nil, nil, st, err
 					}
 					if fp != r.FP {
 						next = append(next, Range{From: r.From, To: r.To})
@@ -222,18 +232,25 @@ func Run(ctx context.Context, local Set, exchange Exchange, batch, maxRounds int
 				}
 				mine, err := local.Keys(ctx, r.From, r.To, math.MaxInt32)
 				if err != nil {
-					return nil, st, err
+					return nil, nil, st, err
 				}
 				for _, k := range r.Keys {
 					if _, found := slices.BinarySearchFunc(mine, k, Compare); !found {
 						missing = append(missing, k)
 					}
 				}
+				if uint64(len(r.Keys)) == r.FP.Count { // the responder's keys there, all of them
+					for _, k := range mine {
+						if _, found := slices.BinarySearchFunc(r.Keys, k, Compare); !found {
+							extra = append(extra, k)
+						}
+					}
+				}
 			}
 		}
 		queue = next
 	}
-	return missing, st, nil
+	return missing, extra, st, nil
 }
 
 // Compare orders keys.

@@ -211,3 +211,32 @@ func TestARoundCostsAFewPassesAtMost(t *testing.T) {
 	}
 	t.Logf("a worst-case valid round read %d keys of %d (%.1f passes)", s.n, len(ks), float64(s.n)/float64(len(ks)))
 }
+
+// RunBoth finds both sides' differences in one reconciliation.
+func TestRunBothFindsWhatEachSideLacks(t *testing.T) {
+	const t0 = 1_767_225_600_000
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct{ common, onlyRemote, onlyLocal int }{
+		{0, 0, 5}, {0, 10, 0}, {10, 3, 10}, {1000, 0, 700}, {5000, 37, 12}, {20000, 500, 500},
+	} {
+		common := keys(r, c.common, t0)
+		extraRemote, extraLocal := keys(r, c.onlyRemote, t0), keys(r, c.onlyLocal, t0)
+		local := NewMemory(append(slices.Clone(common), extraLocal...))
+		remote := NewMemory(append(slices.Clone(common), extraRemote...))
+		var bytes int
+		missing, extra, _, err := RunBoth(ctx, local, over(remote, t0+86_400_000, &bytes), 256, 64)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pair := range []struct {
+			name      string
+			got, want []Key
+		}{{"missing", missing, extraRemote}, {"extra", extra, extraLocal}} {
+			slices.SortFunc(pair.got, Compare)
+			slices.SortFunc(pair.want, Compare)
+			if !slices.Equal(pair.got, pair.want) {
+				t.Fatalf("%+v: %s: found %d keys, want %d", c, pair.name, len(pair.got), len(pair.want))
+			}
+		}
+	}
+}

@@ -42,6 +42,7 @@ type peerState struct {
 	configured bool      // the operator's (Config.Peers, AddPeer), else discovered
 	failures   int       // syncs failed in a row
 	retryAt    time.Time // a failed discovered peer is not tried before
+	out        *outbox   // what waits to be pushed to it, once the pusher runs
 }
 
 // AddPeer adds a hub to replicate with, as the operator's: its addresses
@@ -99,6 +100,9 @@ func (r *Replicator) discovered(p peer.AddrInfo) {
 			return
 		}
 		delete(r.peers, worst.info.ID)
+		if worst.out != nil {
+			close(worst.out.gone) // its worker ends
+		}
 	}
 	if len(p.Addrs) > 0 {
 		r.cfg.Host.Peerstore().AddAddrs(p.ID, p.Addrs, time.Hour)
@@ -208,8 +212,8 @@ func (r *Replicator) syncOne(ctx context.Context, p peer.AddrInfo, limit time.Du
 	sctx, cancel := context.WithTimeout(ctx, limit)
 	defer cancel()
 	_, err := r.Sync(sctx, p)
-	if err != nil {
-		r.cfg.Logger.Debug("replica: sync", "peer", p.ID, "err", err)
+	if err != nil && ctx.Err() == nil {
+		r.cfg.Logger.Warn("replica: sync with a peer failed", "peer", p.ID, "err", err)
 	}
 	r.outcome(p.ID, err)
 }

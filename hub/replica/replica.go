@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	mathrand "math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	dht "github.com/libp2p/go-libp2p-kad-dht"
@@ -46,8 +47,9 @@ const (
 	maxRanges   = 4096   // ranges of one reconciliation round
 	fetchBatch  = 512    // envelopes fetched per request
 	eventsBatch = 10_000 // events returned per request
-	pushQueue   = 4096   // envelopes waiting to be pushed
 	maxRounds   = 48
+	maxOffer    = 4096 // servers one hello answer offers
+	maxAdopt    = 64   // servers this hub did not host taken from one peer's hello
 	// serveTimeout bounds answering one request; callTimeout, a request
 	// to a configured peer (the peer gives up after serveTimeout anyway).
 	serveTimeout = 2 * time.Minute
@@ -84,17 +86,20 @@ type Config struct {
 type Replicator struct {
 	cfg     Config
 	svc     *hub.Service
-	push    chan hub.Note
 	metrics *Metrics
 	blobs   chan struct{} // a slot per lazy blob fetch in flight (maxBlobFetches)
 
 	// Lock order: mu is never held while calling the Service or a peer.
-	mu      sync.Mutex
-	peers   map[peer.ID]*peerState         // guarded by mu: known peer hubs
-	certs   map[peer.ID]*policy.DeviceCert // guarded by mu: home nodes' certificates, as they presented them
-	grants  map[peer.ID]grant              // guarded by mu: whether a peer may replicate any server here, recently asked
-	inbound map[peer.ID]int                // guarded by mu: inbound streams being served, per peer
-	serving int                            // guarded by mu: inbound streams being served in all
+	mu        sync.Mutex
+	peers     map[peer.ID]*peerState         // guarded by mu: known peer hubs
+	certs     map[peer.ID]*policy.DeviceCert // guarded by mu: home nodes' certificates, as they presented them
+	grants    map[peer.ID]grant              // guarded by mu: whether a peer may replicate any server here, recently asked
+	inbound   map[peer.ID]int                // guarded by mu: inbound streams being served, per peer
+	serving   int                            // guarded by mu: inbound streams being served in all
+	pushCtx   context.Context                // guarded by mu: the pusher's, once it runs (outboxes' workers live in it)
+	queueSize int                            // guarded by mu: notes an outbox holds (peerQueue; tests make it small)
+
+	bytesIn, bytesOut atomic.Int64 // replication message bytes received and sent, framing included
 }
 
 // New returns a Replicator and starts serving the protocol.
@@ -112,8 +117,8 @@ func New(cfg Config) (*Replicator, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	r := &Replicator{cfg: cfg, svc: cfg.Service, push: make(chan hub.Note, pushQueue), metrics: newMetrics(), blobs: make(chan struct{}, maxBlobFetches),
-		peers: map[peer.ID]*peerState{}, certs: map[peer.ID]*policy.DeviceCert{}, grants: map[peer.ID]grant{}, inbound: map[peer.ID]int{}}
+	r := &Replicator{cfg: cfg, svc: cfg.Service, metrics: newMetrics(), blobs: make(chan struct{}, maxBlobFetches),
+		peers: map[peer.ID]*peerState{}, certs: map[peer.ID]*policy.DeviceCert{}, grants: map[peer.ID]grant{}, inbound: map[peer.ID]int{}, queueSize: peerQueue}
 	for _, p := range cfg.Peers {
 		r.AddPeer(p)
 	}
@@ -123,22 +128,6 @@ func New(cfg Config) (*Replicator, error) {
 
 // Metrics returns the replicator's collectors, for the binary to register.
 func (r *Replicator) Metrics() *Metrics { return r.metrics }
-
-// Notify queues stored envelopes for pushing to peers (hub.Notifier). A
-// full queue drops: the periodic reconciliation catches up.
-func (r *Replicator) Notify(_ context.Context, notes []hub.Note) error {
-	for _, n := range notes {
-		if n.ID.IsZero() {
-			continue
-		}
-		// envelopes and tombstones both travel
-		select {
-		case r.push <- n:
-		default:
-		}
-	}
-	return nil
-}
 
 // Run replicates until ctx ends: pushes as envelopes are stored, and every
 // Interval announces, discovers and reconciles with every peer.
@@ -184,11 +173,11 @@ func (r *Replicator) call(ctx context.Context, p peer.ID, req wire.ReplicaReques
 	if cert := r.svc.NodeCert(); cert != nil {
 		req.Cert = cert.Raw
 	}
-	if err := wire.WriteReplica(s, req); err != nil {
+	if err := r.write(s, req); err != nil {
 		s.Reset()
 		return res, err
 	}
-	release, err := readMessage(s, &res, wire.MaxReplicaMessage)
+	release, err := r.readMessage(s, &res, wire.MaxReplicaMessage)
 	release() // the buffer is gone once decoded
 	if err != nil {
 		if errors.Is(err, ErrNoMemory) {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -57,6 +58,9 @@ type node struct {
 	// not given (Config.DialPrivate false, and discovery.DialFilter as
 	// cmd/hub installs it); the others may, all being on loopback.
 	strict bool
+	// run nodes replicate by themselves (Run, every second); the others
+	// only push, and sync when a test says so.
+	run    bool
 	self   atomic.Pointer[Replicator]
 	svc    *hub.Service
 	store  *sqlite.Store
@@ -102,14 +106,22 @@ func (n *node) start() {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: time.Hour, DialPrivate: !n.strict})
+	interval := time.Hour
+	if n.run {
+		interval = time.Second
+	}
+	rep, err := New(Config{Service: svc, Host: pn.Host, Interval: interval, DialPrivate: !n.strict})
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	svc.SetNotifier(rep)
 	svc.SetBlobSource(rep)
 	rctx, cancel := context.WithCancel(ctx)
-	go rep.pusher(rctx)
+	if n.run {
+		go rep.Run(rctx)
+	} else {
+		go rep.pusher(rctx)
+	}
 	n.svc, n.store, n.p2p, n.rep, n.cancel = svc, st, pn, rep, cancel
 	n.self.Store(rep)
 }
@@ -132,14 +144,30 @@ func link(a, b *node) {
 	b.rep.AddPeer(a.info())
 }
 
-// deny forbids connections to some peers (a partition).
-type deny struct{ peers map[peer.ID]bool }
+// deny forbids connections to some peers (a partition); set peers before
+// the hosts connect, or use set while they run.
+type deny struct {
+	mu    sync.Mutex
+	peers map[peer.ID]bool
+}
 
-func (g *deny) InterceptPeerDial(p peer.ID) bool                 { return !g.peers[p] }
-func (g *deny) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.peers[p] }
+func (g *deny) set(p peer.ID, denied bool) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.peers[p] = denied
+}
+
+func (g *deny) denied(p peer.ID) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.peers[p]
+}
+
+func (g *deny) InterceptPeerDial(p peer.ID) bool                 { return !g.denied(p) }
+func (g *deny) InterceptAddrDial(p peer.ID, _ ma.Multiaddr) bool { return !g.denied(p) }
 func (g *deny) InterceptAccept(network.ConnMultiaddrs) bool      { return true }
 func (g *deny) InterceptSecured(_ network.Direction, p peer.ID, _ network.ConnMultiaddrs) bool {
-	return !g.peers[p]
+	return !g.denied(p)
 }
 func (g *deny) InterceptUpgraded(network.Conn) (bool, control.DisconnectReason) { return true, 0 }
 

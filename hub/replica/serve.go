@@ -141,7 +141,7 @@ func (r *Replicator) serve(s network.Stream) {
 		limit = wire.MaxReplicaMessage
 	}
 	var req wire.ReplicaRequest
-	release, err := readMessage(s, &req, limit)
+	release, err := r.readMessage(s, &req, limit)
 	defer release() // the request is held until answered
 	if err != nil {
 		switch {
@@ -164,7 +164,7 @@ func (r *Replicator) serve(s network.Stream) {
 		r.reply(s, wire.ReplicaResponse{Error: ErrStranger.Error()})
 		return
 	}
-	res, err := r.answer(ctx, p, req)
+	res, err := r.answer(fromPeer(ctx, remote), p, req) // what it stores is not pushed back to it
 	if err != nil {
 		res = wire.ReplicaResponse{Error: err.Error()}
 	}
@@ -176,7 +176,7 @@ func (r *Replicator) reply(s network.Stream, res wire.ReplicaResponse) {
 	if cert := r.svc.NodeCert(); cert != nil {
 		res.Cert = cert.Raw
 	}
-	wire.WriteReplica(s, res)
+	r.write(s, res)
 }
 
 func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaRequest) (wire.ReplicaResponse, error) {
@@ -186,17 +186,19 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 		if err != nil {
 			return wire.ReplicaResponse{}, err
 		}
-		theirs := map[policy.ID]bool{}
-		for _, s := range req.Servers {
-			theirs[s] = true
-		}
-		var common []policy.ID
+		// Every hosted server the requester may replicate, whether it hosts
+		// it yet or not: a hub granted storage late, a home node, a hub
+		// restored empty with its key learn of the server here.
+		var offer []policy.ID
 		for _, s := range mine {
-			if theirs[s] && r.svc.MayReplicate(ctx, s, policy.ID{}, p) == nil {
-				common = append(common, s)
+			if len(offer) == maxOffer {
+				break
+			}
+			if r.svc.MayReplicate(ctx, s, policy.ID{}, p) == nil {
+				offer = append(offer, s)
 			}
 		}
-		return wire.ReplicaResponse{Servers: common}, nil
+		return wire.ReplicaResponse{Servers: offer}, nil
 	case wire.OpEvents:
 		if err := r.svc.MayReplicate(ctx, req.Server, policy.ID{}, p); err != nil {
 			return wire.ReplicaResponse{}, err
@@ -265,7 +267,7 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 // bytes arrive, and each growth is first reserved in the stream's resource
 // scope (ErrNoMemory if refused: the rest is not read); release returns the
 // reservation, once the message is done with.
-func readMessage(s network.Stream, v any, limit int) (release func(), err error) {
+func (r *Replicator) readMessage(s network.Stream, v any, limit int) (release func(), err error) {
 	scope := s.Scope()
 	reserved := 0
 	release = func() {
@@ -282,6 +284,7 @@ func readMessage(s network.Stream, v any, limit int) (release func(), err error)
 	if n > uint64(limit) {
 		return release, fmt.Errorf("%w: replication message of %d bytes, limit %d", wire.ErrTooLarge, n, limit)
 	}
+	r.count(s, "in", int64(n)+int64(uvarintLen(n)))
 	var buf []byte
 	for len(buf) < int(n) {
 		if len(buf) == cap(buf) {
@@ -306,4 +309,38 @@ func readMessage(s network.Stream, v any, limit int) (release func(), err error)
 		}
 	}
 	return release, wire.UnmarshalReplica(buf, v)
+}
+
+// write writes one replication message to a stream, counting its bytes.
+func (r *Replicator) write(s network.Stream, v any) error {
+	cw := &countingWriter{w: s}
+	err := wire.WriteReplica(cw, v)
+	r.count(s, "out", cw.n)
+	return err
+}
+
+// count adds a message's bytes to the totals and to its peer's series.
+func (r *Replicator) count(s network.Stream, dir string, n int64) {
+	if dir == "in" {
+		r.bytesIn.Add(n)
+	} else {
+		r.bytesOut.Add(n)
+	}
+	r.metrics.bytes.WithLabelValues(r.peerLabel(s.Conn().RemotePeer()), dir).Add(float64(n))
+}
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+func uvarintLen(n uint64) int {
+	var b [binary.MaxVarintLen64]byte
+	return binary.PutUvarint(b[:], n)
 }

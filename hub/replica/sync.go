@@ -19,9 +19,14 @@ type SyncStats struct {
 	// Refused counts the servers and channels the peer offered but may not
 	// replicate, in this hub's view: nothing of them was taken.
 	Refused int
+	// Adopted counts the servers this hub did not host that it took from
+	// the peer's state log (hub.Service.AdoptFrom).
+	Adopted int
 }
 
-// Sync pulls from one peer everything it holds of the servers both host
+// Sync pulls from one peer everything it holds of the servers it offers
+// (those both host, and those this hub does not host yet but may replicate
+// by the peer's state log, which it then adopts, at most maxAdopt a sync)
 // that this hub may store: state events, then every eligible channel by
 // reconciliation. It takes them only from a peer that may replicate them
 // in this hub's view (hub.Service.MayReplicate, as the serving side asks of
@@ -46,13 +51,26 @@ func (r *Replicator) Sync(ctx context.Context, p peer.AddrInfo) (SyncStats, erro
 	if err != nil {
 		return st, err
 	}
-	hosted := make(map[policy.ID]bool, len(servers))
-	for _, s := range servers {
-		hosted[s] = true
-	}
+	adopted := 0
 	for _, server := range hello.Servers {
-		if !hosted[server] {
-			continue // an answer naming a server this hub does not host
+		switch has, err := r.svc.HasLog(ctx, server); {
+		case err != nil:
+			return st, err
+		case !has: // a server this hub may host, by the peer's state log: checked against the log itself
+			if adopted >= maxAdopt {
+				r.metrics.refuse(reasonAdoptLimit)
+				continue
+			}
+			adopted++
+			n, err := r.adopt(ctx, p.ID, from, server)
+			if err != nil {
+				r.metrics.refuse(reasonNotOffered)
+				r.cfg.Logger.Warn("replica: not taking a server a peer offered", "peer", p.ID, "server", server, "err", err)
+				st.Refused++
+				continue
+			}
+			st.Adopted++
+			st.Events += n
 		}
 		if err := r.svc.MayReplicate(ctx, server, policy.ID{}, from); err != nil {
 			r.metrics.refuse(reasonNotGranted)
@@ -86,6 +104,22 @@ func (r *Replicator) Sync(ctx context.Context, p peer.AddrInfo) (SyncStats, erro
 	return st, nil
 }
 
+// adopt takes a server this hub does not host from a peer's state log
+// (hub.Service.AdoptFrom judges it), the first page of it: syncEvents
+// brings the rest.
+func (r *Replicator) adopt(ctx context.Context, p peer.ID, from hub.Peer, server policy.ID) (int, error) {
+	res, err := r.call(ctx, p, wire.ReplicaRequest{Op: wire.OpEvents, Server: server})
+	if err != nil {
+		return 0, err
+	}
+	n, err := r.svc.AdoptFrom(ctx, server, from, res.Events)
+	if err == nil && n > 0 { // else a client's publication admitted it meanwhile
+		r.metrics.adopted.Inc()
+		r.cfg.Logger.Info("replica: hosting a server a peer offered", "peer", p, "server", server, "events", n)
+	}
+	return n, err
+}
+
 func (r *Replicator) syncEvents(ctx context.Context, p peer.ID, server policy.ID) (int, error) {
 	total := 0
 	for {
@@ -117,6 +151,13 @@ func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, from hub.Peer, 
 	if err != nil {
 		return 0, st.Rounds, err
 	}
+	n, err := r.fetch(fromPeer(ctx, p), p, from, server, missing)
+	return n, st.Rounds, err
+}
+
+// fetch fetches envelopes by key from a peer, fetchBatch at a time, and
+// takes those of channels the peer may hold; it returns how many were new.
+func (r *Replicator) fetch(ctx context.Context, p peer.ID, from hub.Peer, server policy.ID, missing []reconcile.Key) (int, error) {
 	stored := 0
 	for i := 0; i < len(missing); i += fetchBatch {
 		ids := make([]policy.ID, 0, fetchBatch)
@@ -125,15 +166,15 @@ func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, from hub.Peer, 
 		}
 		res, err := r.call(ctx, p, wire.ReplicaRequest{Op: wire.OpFetch, Server: server, IDs: ids})
 		if err != nil {
-			return stored, st.Rounds, err
+			return stored, err
 		}
 		n, err := r.svc.ReplicateEnvelopesFrom(ctx, from, res.Objects)
 		stored += n
 		if err != nil {
-			return stored, st.Rounds, err
+			return stored, err
 		}
 	}
-	return stored, st.Rounds, nil
+	return stored, nil
 }
 
 // hubPeer is a peer as policy sees it: its node key, and its certificate
