@@ -2,6 +2,8 @@ package relay
 
 import (
 	"encoding/binary"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
@@ -154,6 +156,30 @@ func (c *streamConn) feed(p []byte) {
 	}
 }
 
+// ErrOwnListener refuses a peer address that is one of the relay's own
+// listeners.
+var ErrOwnListener = errors.New("relay: the peer is one of the relay's own listeners")
+
+// initOwn records the TURN listeners as the relay's own, and where relay
+// sockets are bound.
+func (s *Server) initOwn() {
+	var extra []netip.Addr
+	if a, ok := netip.AddrFromSlice(s.cfg.RelayIP); ok {
+		extra = append(extra, a)
+	}
+	var addrs []net.Addr
+	for _, pc := range s.cfg.UDP {
+		addrs = append(addrs, pc.LocalAddr())
+	}
+	for _, l := range append(append([]net.Listener{}, s.cfg.TCP...), s.cfg.TLS...) {
+		addrs = append(addrs, l.Addr())
+	}
+	s.own.Store(newOwnListeners(extra...).with(addrs...))
+	if ip := net.ParseIP(s.cfg.RelayBind); ip != nil {
+		s.bindIP = ip
+	}
+}
+
 // relayGen makes the relay sockets of allocations, within the configured
 // port range, wrapped to count and cap what they carry.
 type relayGen struct {
@@ -180,7 +206,19 @@ func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Liste
 	return &relayListener{Listener: l, s: g.s}, addr, nil
 }
 
+// AllocateConn dials a peer for an RFC 6062 Connect. pion asks for the
+// allocation's relayed address as the local one, which is the advertised
+// address (external_ip): behind a 1:1 NAT it is not local and every dial
+// would fail with 447. The dial is made from the bound address with the
+// allocation's port instead.
 func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
+	if g.s.own.Load().holds(conf.RemoteAddr) {
+		g.s.metrics.deniedPeers.Inc()
+		return nil, fmt.Errorf("%w: %s", ErrOwnListener, conf.RemoteAddr)
+	}
+	if la, ok := conf.LocalAddr.(*net.TCPAddr); ok && g.s.bindIP != nil {
+		conf.LocalAddr = &net.TCPAddr{IP: g.s.bindIP, Port: la.Port}
+	}
 	c, err := g.inner.AllocateConn(conf)
 	if err != nil {
 		return nil, err
@@ -199,6 +237,10 @@ type relayConn struct {
 }
 
 func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.s.own.Load().holds(addr) {
+		c.s.metrics.deniedPeers.Inc()
+		return len(b), nil // dropped, as for a peer without permission
+	}
 	if !c.up.take(len(b)) {
 		c.s.metrics.capDropped.Inc()
 		return len(b), nil

@@ -127,6 +127,8 @@ type Server struct {
 	metrics    *Metrics
 	draining   atomic.Bool
 	self       map[netip.Addr]bool
+	own        atomic.Pointer[ownListeners] // the relay's own listeners: never peers
+	bindIP     net.IP                       // RelayBind parsed: where TCP connects to peers are dialled from
 
 	mu      sync.Mutex     // guards perUser and total
 	perUser map[string]int // live allocations per user ID
@@ -176,6 +178,7 @@ func New(cfg Config) (*Server, error) {
 	s.setCredentials(cfg.Realm, cfg.Users, cfg.Secrets)
 	s.setLimits(cfg.Limits)
 	s.challenges = ratelimit.New[netip.Addr](cfg.Limits.ChallengeRate, cfg.Limits.ChallengeBurst, 1<<16)
+	s.initOwn()
 
 	gen := func() turn.RelayAddressGenerator {
 		return &relayGen{s: s, inner: &turn.RelayAddressGeneratorPortRange{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind,
@@ -295,6 +298,11 @@ func (s *Server) onDeleted(_, _ net.Addr, _, user, _ string) {
 	s.mu.Unlock()
 	s.metrics.active.Dec()
 }
+
+// Protect adds listeners of the relay's process (metrics, libp2p) to the
+// addresses no client may reach as a peer; the TURN listeners are in from
+// the start.
+func (s *Server) Protect(addrs ...net.Addr) { s.own.Store(s.own.Load().with(addrs...)) }
 
 // Allocations returns how many allocations are live.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }
