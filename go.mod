@@ -15,7 +15,7 @@ require (
 	github.com/multiformats/go-multihash v0.2.3
 	github.com/pion/logging v0.2.4
 	github.com/pion/stun/v3 v3.1.7
-	github.com/pion/turn/v5 v5.0.12
+	github.com/pion/turn/v5 v5.0.13
 	github.com/prometheus/client_golang v1.24.1
 	go.yaml.in/yaml/v3 v3.0.5
 	golang.org/x/crypto v0.57.0

@@ -97,8 +97,23 @@ func (k *keyChooser) chosen(src, username string) []byte {
 // authenticate is the server's AuthHandler: static users first, then REST
 // credentials that have not expired. The user ID (for quotas) of a REST
 // credential is its user part.
+//
+// A source (IPv6: a /64) that failed authentication over the per-source
+// rate (Limits.AuthFailureRate) is refused unchecked until the rate
+// allows another try: online guessing of static passwords gets a few
+// tries a minute. Failures are charged here (unknown user, expired
+// credential) and in onAuth (wrong password, found by pion after this).
 func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool) {
+	src := sourceOf(ra.SrcAddr)
+	if s.authFails.Available(src) < 1 {
+		s.metrics.authThrottled.Inc()
+		return "", nil, false
+	}
 	user, key, ok := s.lookupKey(ra)
+	if !ok {
+		s.metrics.authFailures.Inc()
+		s.authFails.Charge(src, 1)
+	}
 	if ok && ra.SrcAddr != nil && ra.SrcAddr.Network() == "tcp" {
 		s.streamKeys.Store(ra.SrcAddr.String(), key)
 	}

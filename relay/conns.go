@@ -1,14 +1,13 @@
 package relay
 
 import (
-	"encoding/binary"
+	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
-	"github.com/pion/stun/v3"
 	"github.com/pion/turn/v5"
 )
 
@@ -22,135 +21,65 @@ type listenConn struct {
 }
 
 func (c *listenConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	n, addr, err := c.PacketConn.ReadFrom(b)
-	if err == nil && n >= 20 && b[0]&0xc0 == 0 { // a STUN message, not ChannelData
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(b)
+		if err != nil || n < 20 || b[0]&0xc0 != 0 { // not a STUN message (ChannelData)
+			return n, addr, err
+		}
 		if creds := c.s.creds.Load(); len(creds.secrets) > 1 {
 			c.s.chooser.observe(creds, addr.String(), b[:n])
 		}
+		reply := c.s.inspect(b[:n], addr, false)
+		if reply == nil {
+			return n, addr, nil
+		}
+		// Answered here: as unauthenticated answers, within the per-source rate.
+		if ap, err := netip.ParseAddrPort(addr.String()); err == nil && c.s.challenges.Allow(ap.Addr().Unmap()) {
+			c.PacketConn.WriteTo(reply, addr)
+		} else {
+			c.s.metrics.challengesDropped.Inc()
+		}
 	}
-	return n, addr, err
 }
 
 func (c *listenConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n := len(b)
+	if r := rewriteResponse(b); r != nil {
+		b = r
+	}
 	if isChallenge(b) {
 		if ap, err := netip.ParseAddrPort(addr.String()); err == nil && !c.s.challenges.Allow(ap.Addr().Unmap()) {
 			c.s.metrics.challengesDropped.Inc()
-			return len(b), nil
+			return n, nil
 		}
 	}
-	return c.PacketConn.WriteTo(b, addr)
-}
-
-// isChallenge reports whether b is a STUN error response with code 401.
-func isChallenge(b []byte) bool {
-	if len(b) < 20 || !stun.IsMessage(b) {
-		return false
+	if _, err := c.PacketConn.WriteTo(b, addr); err != nil {
+		return 0, err
 	}
-	if typ := binary.BigEndian.Uint16(b); typ&0x0110 != 0x0110 { // class bits: error response
-		return false
+	return n, nil
+}
+
+// ErrOwnListener refuses a peer address that is one of the relay's own
+// listeners.
+var ErrOwnListener = errors.New("relay: the peer is one of the relay's own listeners")
+
+// initOwn records the TURN listeners as the relay's own, and where relay
+// sockets are bound.
+func (s *Server) initOwn() {
+	var extra []netip.Addr
+	if a, ok := netip.AddrFromSlice(s.cfg.RelayIP); ok {
+		extra = append(extra, a)
 	}
-	m := &stun.Message{Raw: append([]byte(nil), b...)}
-	if m.Decode() != nil {
-		return false
+	var addrs []net.Addr
+	for _, pc := range s.cfg.UDP {
+		addrs = append(addrs, pc.LocalAddr())
 	}
-	var code stun.ErrorCodeAttribute
-	return code.GetFrom(m) == nil && code.Code == stun.CodeUnauthorized
-}
-
-// listener wraps a TCP or TLS listener so that requests on its streams are
-// observed like UDP ones.
-type listener struct {
-	net.Listener
-	s *Server
-}
-
-func (l *listener) Accept() (net.Conn, error) {
-	c, err := l.Listener.Accept()
-	if err != nil {
-		return nil, err
+	for _, l := range append(append([]net.Listener{}, s.cfg.TCP...), s.cfg.TLS...) {
+		addrs = append(addrs, l.Addr())
 	}
-	return &streamConn{Conn: c, s: l.s}, nil
-}
-
-// Write completes ConnectionBind success responses: pion/turn sends them
-// without MESSAGE-INTEGRITY, which RFC 8489 §9.2.4 requires in a response
-// to an authenticated request and which RFC 6062 clients (coturn's among
-// them) check. The key is the one the request was authenticated with.
-func (c *streamConn) Write(b []byte) (int, error) {
-	if len(b) >= 20 && b[0]&0xc0 == 0 && binary.BigEndian.Uint16(b) == connectionBindSuccess {
-		c.raw.Store(true)
-		if key := c.s.streamKey(c.RemoteAddr().String()); key != nil {
-			m := &stun.Message{Raw: append([]byte(nil), b...)}
-			if m.Decode() == nil && !m.Contains(stun.AttrMessageIntegrity) {
-				if key.AddTo(m) == nil && stun.Fingerprint.AddTo(m) == nil {
-					if _, err := c.Conn.Write(m.Raw); err != nil {
-						return 0, err
-					}
-					return len(b), nil
-				}
-			}
-		}
-	}
-	return c.Conn.Write(b)
-}
-
-// connectionBindSuccess is the message type of a ConnectionBind success
-// response (method 0x00b, class success).
-var connectionBindSuccess = stun.NewType(stun.MethodConnectionBind, stun.ClassSuccessResponse).Value()
-
-func (c *streamConn) Close() error {
-	c.s.streamKeys.Delete(c.RemoteAddr().String())
-	return c.Conn.Close()
-}
-
-// streamConn observes the STUN messages of a TCP stream as they pass,
-// framing them itself: STUN messages carry their length, and ChannelData
-// is padded to four bytes over TCP (RFC 5766 §11.5).
-type streamConn struct {
-	net.Conn
-	s   *Server
-	raw atomic.Bool // after ConnectionBind the stream carries peer data, not STUN
-
-	mu  sync.Mutex // guards buf: pion may read a bound data connection from two goroutines
-	buf []byte     // bytes of the current frame; bounded by the frame size
-}
-
-const maxFrame = 65535 + 20
-
-func (c *streamConn) Read(b []byte) (int, error) {
-	n, err := c.Conn.Read(b)
-	c.feed(b[:n])
-	return n, err
-}
-
-func (c *streamConn) feed(p []byte) {
-	if c.raw.Load() || len(p) == 0 {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.buf = append(c.buf, p...)
-	for len(c.buf) >= 4 {
-		var size int
-		if c.buf[0]&0xc0 == 0 { // STUN
-			size = 20 + int(binary.BigEndian.Uint16(c.buf[2:4]))
-		} else { // ChannelData
-			size = (4 + int(binary.BigEndian.Uint16(c.buf[2:4])) + 3) &^ 3
-		}
-		if size > maxFrame {
-			c.buf = nil // not a TURN stream; pion will close it
-			return
-		}
-		if len(c.buf) < size {
-			return
-		}
-		if creds := c.s.creds.Load(); c.buf[0]&0xc0 == 0 && len(creds.secrets) > 1 {
-			c.s.chooser.observe(creds, c.RemoteAddr().String(), c.buf[:size])
-		}
-		c.buf = c.buf[size:]
-	}
-	if len(c.buf) == 0 {
-		c.buf = nil
+	s.own.Store(newOwnListeners(extra...).with(addrs...))
+	if ip := net.ParseIP(s.cfg.RelayBind); ip != nil {
+		s.bindIP = ip
 	}
 }
 
@@ -180,7 +109,19 @@ func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Liste
 	return &relayListener{Listener: l, s: g.s}, addr, nil
 }
 
+// AllocateConn dials a peer for an RFC 6062 Connect. pion asks for the
+// allocation's relayed address as the local one, which is the advertised
+// address (external_ip): behind a 1:1 NAT it is not local and every dial
+// would fail with 447. The dial is made from the bound address with the
+// allocation's port instead.
 func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) {
+	if g.s.own.Load().holds(conf.RemoteAddr) {
+		g.s.metrics.deniedPeers.Inc()
+		return nil, fmt.Errorf("%w: %s", ErrOwnListener, conf.RemoteAddr)
+	}
+	if la, ok := conf.LocalAddr.(*net.TCPAddr); ok && g.s.bindIP != nil {
+		conf.LocalAddr = &net.TCPAddr{IP: g.s.bindIP, Port: la.Port}
+	}
 	c, err := g.inner.AllocateConn(conf)
 	if err != nil {
 		return nil, err
@@ -199,6 +140,10 @@ type relayConn struct {
 }
 
 func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	if c.s.own.Load().holds(addr) {
+		c.s.metrics.deniedPeers.Inc()
+		return len(b), nil // dropped, as for a peer without permission
+	}
 	if !c.up.take(len(b)) {
 		c.s.metrics.capDropped.Inc()
 		return len(b), nil

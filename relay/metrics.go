@@ -12,6 +12,13 @@ type Metrics struct {
 	quotaRejections   *prometheus.CounterVec // by reason: user, total, draining
 	challengesDropped prometheus.Counter
 	capDropped        prometheus.Counter
+	authThrottled     prometheus.Counter     // requests refused: their source failed authentication too often
+	familyRefused     prometheus.Counter     // Allocates for an address family not served (440)
+	lifetimesAdjusted prometheus.Counter     // requested lifetimes raised to the default or lowered to the maximum
+	streamsOpen       prometheus.Gauge       // TCP and TLS client streams open
+	streamsRefused    prometheus.Counter     // streams closed at accept: their source was at its cap
+	streamsClosedIdle *prometheus.CounterVec // by reason: handshake (TLS not done in time), auth (nothing authenticated in time)
+	acceptErrors      prometheus.Counter     // TCP/TLS accept errors (EMFILE...), each followed by a back-off
 
 	hot map[[2]string]counters // resolved bytes and packets children, read-only
 }
@@ -33,10 +40,21 @@ func newMetrics() *Metrics {
 			[]string{"reason"}),
 		challengesDropped: prometheus.NewCounter(prometheus.CounterOpts(ns("challenges_dropped_total", "401 answers not sent: over the per-source rate."))),
 		capDropped:        prometheus.NewCounter(prometheus.CounterOpts(ns("bandwidth_dropped_total", "Datagrams dropped over an allocation's bandwidth cap."))),
-		hot:               map[[2]string]counters{},
+		authThrottled:     prometheus.NewCounter(prometheus.CounterOpts(ns("auth_throttled_total", "Requests refused unchecked: their source failed authentication over the per-source rate."))),
+		familyRefused:     prometheus.NewCounter(prometheus.CounterOpts(ns("family_refused_total", "Allocations refused 440: an address family the relay does not serve."))),
+		lifetimesAdjusted: prometheus.NewCounter(prometheus.CounterOpts(ns("lifetimes_adjusted_total", "Requested lifetimes raised to the default or lowered to the maximum."))),
+		streamsOpen:       prometheus.NewGauge(prometheus.GaugeOpts(ns("streams_open", "TCP and TLS client connections open."))),
+		streamsRefused:    prometheus.NewCounter(prometheus.CounterOpts(ns("streams_refused_total", "TCP and TLS connections closed at accept: their source was at its connection cap."))),
+		streamsClosedIdle: prometheus.NewCounterVec(prometheus.CounterOpts(ns("streams_closed_idle_total",
+			"TCP and TLS connections closed unauthenticated, by reason: handshake (TLS not done in time), auth (no request authenticated in time).")), []string{"reason"}),
+		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts(ns("accept_errors_total", "TCP and TLS accept errors (descriptor exhaustion...), each followed by a back-off."))),
+		hot:          map[[2]string]counters{},
 	}
 	for _, r := range []string{"user", "total", "draining"} {
 		m.quotaRejections.WithLabelValues(r)
+	}
+	for _, r := range []string{"handshake", "auth"} {
+		m.streamsClosedIdle.WithLabelValues(r)
 	}
 	for _, t := range []string{"udp", "tcp"} {
 		m.allocations.WithLabelValues(t)
@@ -65,7 +83,8 @@ func (m *Metrics) relayed(transport, direction string, n int) {
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.active, m.allocations, m.bytes, m.packets, m.authFailures, m.deniedPeers, m.quotaRejections, m.challengesDropped, m.capDropped}
+	return []prometheus.Collector{m.active, m.allocations, m.bytes, m.packets, m.authFailures, m.deniedPeers, m.quotaRejections, m.challengesDropped, m.capDropped,
+		m.authThrottled, m.familyRefused, m.lifetimesAdjusted, m.streamsOpen, m.streamsRefused, m.streamsClosedIdle, m.acceptErrors}
 }
 
 // Describe implements prometheus.Collector.

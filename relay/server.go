@@ -27,6 +27,11 @@ const (
 	DefaultChannelLifetime    = 10 * time.Minute
 	DefaultChallengeRate      = 20 // 401 answers per second per source address
 	DefaultChallengeBurst     = 40
+	DefaultAuthFailureRate    = 0.2 // failed authentications per second per source (12 a minute)
+	DefaultAuthFailureBurst   = 10
+	DefaultConnsPerSource     = 64 // TCP and TLS connections per source address (IPv6: per /64)
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultAuthTimeout        = 30 * time.Second
 )
 
 // Config configures a Server. The server does not own its listeners'
@@ -76,6 +81,19 @@ type Limits struct {
 	// ChallengeRate and ChallengeBurst bound 401 answers per source address.
 	ChallengeRate  float64
 	ChallengeBurst int
+	// AuthFailureRate and AuthFailureBurst bound failed authentications
+	// (wrong password, unknown user, expired credential) per source
+	// address (IPv6: per /64): over them every request of that source is
+	// refused unchecked until the rate allows one again. Read at start.
+	AuthFailureRate  float64
+	AuthFailureBurst int
+	// ConnsPerSource bounds the TCP and TLS connections of one source
+	// address (IPv6: one /64); -1: off. HandshakeTimeout bounds a TLS
+	// handshake; AuthTimeout is how long a TCP or TLS connection may stay
+	// without a request that authenticates (after one, the allocation's
+	// lifetime governs it).
+	ConnsPerSource                int
+	HandshakeTimeout, AuthTimeout time.Duration
 }
 
 func (l *Limits) defaults() error {
@@ -87,6 +105,11 @@ func (l *Limits) defaults() error {
 	def(&l.UserQuota, DefaultUserQuota)
 	def(&l.TotalQuota, DefaultTotalQuota)
 	def(&l.ChallengeBurst, DefaultChallengeBurst)
+	def(&l.AuthFailureBurst, DefaultAuthFailureBurst)
+	def(&l.ConnsPerSource, DefaultConnsPerSource)
+	if l.AuthFailureRate == 0 {
+		l.AuthFailureRate = DefaultAuthFailureRate
+	}
 	if l.Bandwidth == 0 {
 		l.Bandwidth = DefaultBandwidth
 	}
@@ -96,7 +119,8 @@ func (l *Limits) defaults() error {
 	for _, d := range []struct {
 		v   *time.Duration
 		def time.Duration
-	}{{&l.AllocationLifetime, DefaultAllocationLifetime}, {&l.PermissionLifetime, DefaultPermissionLifetime}, {&l.ChannelLifetime, DefaultChannelLifetime}} {
+	}{{&l.AllocationLifetime, DefaultAllocationLifetime}, {&l.PermissionLifetime, DefaultPermissionLifetime}, {&l.ChannelLifetime, DefaultChannelLifetime},
+		{&l.HandshakeTimeout, DefaultHandshakeTimeout}, {&l.AuthTimeout, DefaultAuthTimeout}} {
 		if *d.v == 0 {
 			*d.v = d.def
 		}
@@ -113,6 +137,9 @@ type limits struct {
 	userQuota  int
 	totalQuota int
 	bandwidth  int64
+
+	connsPerSource                int
+	handshakeTimeout, authTimeout time.Duration
 }
 
 // Server is a running TURN server.
@@ -127,10 +154,16 @@ type Server struct {
 	metrics    *Metrics
 	draining   atomic.Bool
 	self       map[netip.Addr]bool
+	own        atomic.Pointer[ownListeners] // the relay's own listeners: never peers
+	bindIP     net.IP                       // RelayBind parsed: where TCP connects to peers are dialled from
+	sources    sourceCounts                 // TCP and TLS streams open per source
+	streams    sync.Map                     // TCP client address -> *streamConn
+	authFails  *ratelimit.Limiter[netip.Prefix]
 
-	mu      sync.Mutex     // guards perUser and total
-	perUser map[string]int // live allocations per user ID
-	total   int
+	mu      sync.Mutex           // guards perUser, total and pending
+	perUser map[string]int       // live and admitted allocations per user ID
+	total   int                  // live and admitted allocations
+	pending map[string]admission // admitted by quota, not yet created: client transport address -> admission
 }
 
 // ErrNoCredentials refuses to start a relay anyone could use.
@@ -168,7 +201,7 @@ func New(cfg Config) (*Server, error) {
 	if err := cfg.Limits.defaults(); err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, metrics: newMetrics(), perUser: map[string]int{}, self: map[netip.Addr]bool{}}
+	s := &Server{cfg: cfg, metrics: newMetrics(), perUser: map[string]int{}, pending: map[string]admission{}, self: map[netip.Addr]bool{}}
 	s.chooser.keys = map[string][]byte{}
 	if a, ok := netip.AddrFromSlice(cfg.RelayIP); ok && !a.Unmap().IsUnspecified() {
 		s.self[a.Unmap()] = true
@@ -176,6 +209,8 @@ func New(cfg Config) (*Server, error) {
 	s.setCredentials(cfg.Realm, cfg.Users, cfg.Secrets)
 	s.setLimits(cfg.Limits)
 	s.challenges = ratelimit.New[netip.Addr](cfg.Limits.ChallengeRate, cfg.Limits.ChallengeBurst, 1<<16)
+	s.initOwn()
+	s.authFails = ratelimit.New[netip.Prefix](cfg.Limits.AuthFailureRate, cfg.Limits.AuthFailureBurst, 1<<16)
 
 	gen := func() turn.RelayAddressGenerator {
 		return &relayGen{s: s, inner: &turn.RelayAddressGeneratorPortRange{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind,
@@ -222,7 +257,8 @@ func (s *Server) setCredentials(realm string, users map[string]string, secrets [
 }
 
 func (s *Server) setLimits(l Limits) {
-	s.limits.Store(&limits{filter: peerFilter{allow: l.Allow, self: s.self}, userQuota: l.UserQuota, totalQuota: l.TotalQuota, bandwidth: l.Bandwidth})
+	s.limits.Store(&limits{filter: peerFilter{allow: l.Allow, self: s.self}, userQuota: l.UserQuota, totalQuota: l.TotalQuota, bandwidth: l.Bandwidth,
+		connsPerSource: l.ConnsPerSource, handshakeTimeout: l.HandshakeTimeout, authTimeout: l.AuthTimeout})
 }
 
 // Reload replaces credentials and limits (lifetimes and listeners stay as
@@ -249,52 +285,10 @@ func (s *Server) permit(_ net.Addr, peer net.IP) bool {
 	return false
 }
 
-// quota admits a new allocation: not while draining, within the user's
-// and the total quota.
-func (s *Server) quota(user, _ string, _ net.Addr) bool {
-	l := s.limits.Load()
-	reason := ""
-	s.mu.Lock()
-	switch {
-	case s.draining.Load():
-		reason = "draining"
-	case l.totalQuota > 0 && s.total >= l.totalQuota:
-		reason = "total"
-	case l.userQuota > 0 && s.perUser[user] >= l.userQuota:
-		reason = "user"
-	}
-	s.mu.Unlock()
-	if reason != "" {
-		s.metrics.quotaRejections.WithLabelValues(reason).Inc()
-		return false
-	}
-	return true
-}
-
-func (s *Server) onAuth(_, _ net.Addr, _, _, _ string, _ string, verdict bool) {
-	if !verdict {
-		s.metrics.authFailures.Inc()
-	}
-}
-
-func (s *Server) onCreated(_, _ net.Addr, protocol, user, _ string, _ net.Addr, _ int) {
-	s.mu.Lock()
-	s.perUser[user]++
-	s.total++
-	s.mu.Unlock()
-	s.metrics.active.Inc()
-	s.metrics.allocations.WithLabelValues(protocol).Inc()
-}
-
-func (s *Server) onDeleted(_, _ net.Addr, _, user, _ string) {
-	s.mu.Lock()
-	if s.perUser[user]--; s.perUser[user] <= 0 {
-		delete(s.perUser, user)
-	}
-	s.total--
-	s.mu.Unlock()
-	s.metrics.active.Dec()
-}
+// Protect adds listeners of the relay's process (metrics, libp2p) to the
+// addresses no client may reach as a peer; the TURN listeners are in from
+// the start.
+func (s *Server) Protect(addrs ...net.Addr) { s.own.Store(s.own.Load().with(addrs...)) }
 
 // Allocations returns how many allocations are live.
 func (s *Server) Allocations() int { return s.turn.AllocationCount() }

@@ -18,6 +18,8 @@ import (
 	"os"
 	"time"
 
+	manet "github.com/multiformats/go-multiaddr/net"
+
 	"github.com/guildhall/guildhall/discovery"
 	"github.com/guildhall/guildhall/internal/daemon"
 	"github.com/guildhall/guildhall/internal/nodekey"
@@ -84,6 +86,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	// The metrics listener is never a peer, whatever limits.allow says.
+	srv.Protect(ml.Addr())
 	hs := &http.Server{Handler: daemon.AdminMux(reg), ReadHeaderTimeout: 10 * time.Second} // the listener is never public (see resolve)
 	go hs.Serve(ml)
 	defer hs.Close()
@@ -103,6 +107,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return err
 		}
 		defer node.Close()
+		for _, a := range node.Host.Network().ListenAddresses() {
+			if na, err := manet.ToNetAddr(a); err == nil {
+				srv.Protect(na)
+			}
+		}
 		if node.DHT != nil {
 			var turn []string
 			if _, port, err := net.SplitHostPort(s.Listen.UDP); err == nil { // the address bound, if any
