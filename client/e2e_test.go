@@ -177,8 +177,9 @@ func TestStrictChannelNeedsAGrant(t *testing.T) {
 			if !errors.Is(err, ErrNotAccepted) || !IsCode(err, string(policy.CodeNotEligible)) {
 				t.Fatalf("strict channel on an ungranted hub: %v", err)
 			}
-			if got := must[int](t)(alice.Sync(ctx, server, mods, nil)); got != 0 {
-				t.Fatalf("the hub stored %d envelopes of the strict channel", got)
+			// The hub neither stores nor serves a strict channel it was not granted.
+			if got, err := alice.Sync(ctx, server, mods, nil); got != 0 || !IsCode(err, string(policy.CodeNotEligible)) {
+				t.Fatalf("a sync of the strict channel from an ungranted hub: %d envelopes, %v (want not_eligible)", got, err)
 			}
 			ok(t, alice.GrantStorage(ctx, server, hub.URL, mods))
 			sent := must[*Sent](t)(alice.Send(ctx, server, mods, secret))
