@@ -33,28 +33,6 @@ func dialFrom(h *clienttest.Hub, from string) (*websocket.Conn, *http.Response, 
 	return websocket.Dial(dctx, wsURL(h), &websocket.DialOptions{HTTPClient: hc})
 }
 
-// scrape returns the value of one series on a hub's admin /metrics.
-func scrape(t *testing.T, admin, token, series string) string {
-	t.Helper()
-	req, _ := http.NewRequest("GET", admin+"/metrics", nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			return v
-		}
-	}
-	t.Fatalf("no series %s on /metrics (status %d)", series, resp.StatusCode)
-	return ""
-}
-
 // Finding 7. Bound: one source (an address; an IPv6 /64; behind a trusted
 // proxy, the client it names) holds at most limits.sockets_per_source
 // WebSockets (8 here, 64 by default) of the hub's max_sockets: the next is
@@ -92,8 +70,8 @@ func TestOneSourceCannotHoldEverySocket(t *testing.T) {
 	if wire.Unmarshal(wire.JSON, b, &we); we.Code != wire.CodeRateLimited || resp.Header.Get("Retry-After") != "1" {
 		t.Fatalf("a 9th WebSocket of one source: %q (Retry-After %q), want rate_limited", b, resp.Header.Get("Retry-After"))
 	}
-	if got := scrape(t, h.Admin, "", `guildhall_hub_rate_limited_total{scope="socket_source"}`); got != "1" {
-		t.Fatalf("refusals counted: %s, want 1", got)
+	if got := metric(t, h, `guildhall_hub_rate_limited_total{scope="socket_source"}`); got != 1 {
+		t.Fatalf("refusals counted: %v, want 1", got)
 	}
 	other, _, err := dialFrom(h, "127.0.0.2")
 	if err != nil {

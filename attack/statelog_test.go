@@ -81,17 +81,7 @@ func (c *community) stored(t *testing.T) (events int, bytes uint64) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts, err := c.admin.Tenants(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, tn := range ts.Tenants {
-		if tn.Server == c.server {
-			return l.Len(), tn.Usage.Bytes
-		}
-	}
-	t.Fatal("the server is not a tenant")
-	return 0, 0
+	return l.Len(), c.tenant(t).Usage.Bytes
 }
 
 // stranger is an identity that signs with its identity key, so no device
