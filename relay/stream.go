@@ -110,11 +110,11 @@ func (l *listener) ready(sc *streamConn, timeout time.Duration) {
 		err := tc.HandshakeContext(ctx)
 		cancel()
 		if err != nil {
-			l.s.metrics.streamsClosedIdle.WithLabelValues("handshake").Inc()
-			sc.Close()
+			sc.closeIdleFor("handshake")
 			return
 		}
 	}
+	sc.handshaken.Store(true)
 	select {
 	case l.conns <- sc:
 	case <-l.done:
@@ -173,12 +173,14 @@ func (c *sourceCounts) release(src netip.Prefix) {
 // passed through untouched.
 type streamConn struct {
 	net.Conn
-	s      *Server
-	src    netip.Prefix
-	idle   atomic.Pointer[time.Timer] // closes the stream unless authed first
-	authed atomic.Bool                // a request on it passed authentication
-	raw    atomic.Bool                // after ConnectionBind the stream carries peer data, not STUN
-	closed sync.Once
+	s          *Server
+	src        netip.Prefix
+	idle       atomic.Pointer[time.Timer] // closes the stream unless authed first
+	authed     atomic.Bool                // a request on it passed authentication
+	handshaken atomic.Bool                // its TLS handshake (if any) is done
+	counted    atomic.Bool                // its idle close was counted
+	raw        atomic.Bool                // after ConnectionBind the stream carries peer data, not STUN
+	closed     sync.Once
 
 	mu  sync.Mutex // guards in and out; pion may read a bound data connection from two goroutines
 	in  []byte     // bytes read and not yet framed; bounded by maxFrame plus one read
@@ -201,11 +203,25 @@ func (c *streamConn) stopIdle() {
 	}
 }
 
+// closeIdle runs when the auth timeout fires: a stream still in its TLS
+// handshake is counted as a handshake close, whichever timer fired first.
 func (c *streamConn) closeIdle() {
-	if !c.authed.Load() {
-		c.s.metrics.streamsClosedIdle.WithLabelValues("auth").Inc()
-		c.Close()
+	if c.authed.Load() {
+		return
 	}
+	if c.handshaken.Load() {
+		c.closeIdleFor("auth")
+	} else {
+		c.closeIdleFor("handshake")
+	}
+}
+
+// closeIdleFor closes the stream and counts it once under reason.
+func (c *streamConn) closeIdleFor(reason string) {
+	if c.counted.CompareAndSwap(false, true) {
+		c.s.metrics.streamsClosedIdle.WithLabelValues(reason).Inc()
+	}
+	c.Close()
 }
 
 func (c *streamConn) Read(b []byte) (int, error) {
