@@ -235,14 +235,14 @@ func (c *Client) Delete(ctx context.Context, server, id policy.ID) error {
 	if err != nil {
 		return err
 	}
-	channel, found, err := c.st.messageChannel(ctx, server, id)
+	channel, at, found, err := c.st.messageChannel(ctx, server, id)
 	if err != nil {
 		return err
 	}
 	if !found {
 		return fmt.Errorf("%w: message %s", ErrUnknown, id)
 	}
-	t, err := policy.NewTombstone(d.Signer(), policy.TombstoneBody{Server: server, Channel: channel, Target: id, Time: c.Now().UnixMilli()})
+	t, err := policy.NewTombstone(d.Signer(), policy.TombstoneBody{Server: server, Channel: channel, Target: id, TargetTime: at, Time: c.Now().UnixMilli()})
 	if err != nil {
 		return err
 	}

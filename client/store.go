@@ -329,17 +329,19 @@ func (s *store) erase(ctx context.Context, id policy.ID) error {
 	return failed("erase message", err)
 }
 
-// messageChannel returns the channel of a stored message of a server.
-func (s *store) messageChannel(ctx context.Context, server, id policy.ID) (policy.ID, bool, error) {
+// messageChannel returns the channel and the sender's time of a stored
+// message of a server.
+func (s *store) messageChannel(ctx context.Context, server, id policy.ID) (policy.ID, int64, bool, error) {
 	var ch []byte
-	err := s.db.QueryRowContext(ctx, "SELECT channel FROM messages WHERE id = ? AND server = ?", id[:], server[:]).Scan(&ch)
+	var at int64
+	err := s.db.QueryRowContext(ctx, "SELECT channel, time FROM messages WHERE id = ? AND server = ?", id[:], server[:]).Scan(&ch, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return policy.ID{}, false, nil
+		return policy.ID{}, 0, false, nil
 	}
 	if err != nil {
-		return policy.ID{}, false, failed("message channel", err)
+		return policy.ID{}, 0, false, failed("message channel", err)
 	}
-	return policy.ID(ch), true, nil
+	return policy.ID(ch), at, true, nil
 }
 
 // undecrypted returns the stored, undeleted messages of an epoch that

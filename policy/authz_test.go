@@ -366,7 +366,7 @@ func TestTombstonesAndReceipts(t *testing.T) {
 	w.member("dan")
 	env := w.envelope(deviceOf(t, "dave", "dave-phone"), ch)
 	tomb := func(who string) *Tombstone {
-		ts, err := NewTombstone(IdentitySigner(seedKey(who)), TombstoneBody{Server: w.server(), Channel: ch, Target: env.ID, Time: w.now})
+		ts, err := NewTombstone(IdentitySigner(seedKey(who)), TombstoneBody{Server: w.server(), Channel: ch, Target: env.ID, TargetTime: env.Time, Time: w.now})
 		if err != nil {
 			t.Fatal(err)
 		}

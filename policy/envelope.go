@@ -74,6 +74,10 @@ type TombstoneBody struct {
 	Author  PublicKey `cbor:"4,keyasint"`
 	Cert    []byte    `cbor:"5,keyasint,omitempty"`
 	Time    int64     `cbor:"6,keyasint"`
+	// TargetTime is the target envelope's own time. With Target it is the
+	// envelope's reconciliation key, so a hub that receives the tombstone
+	// before the envelope can keep it in the envelope's place.
+	TargetTime int64 `cbor:"7,keyasint"`
 }
 
 // Tombstone is a verified tombstone.

@@ -110,9 +110,37 @@ func (s *State) CheckTombstone(t *Tombstone, target *Envelope) error {
 	switch {
 	case t.Server != s.id:
 		return errf(CodeWrongServer, "tombstone is for server %s", t.Server)
-	case t.Target != target.ID || t.Channel != target.Channel || target.Server != s.id:
+	case t.Target != target.ID || t.Channel != target.Channel || t.TargetTime != target.Time || target.Server != s.id:
 		return errf(CodeMalformed, "tombstone does not name this envelope")
 	}
+	return s.checkTombstoneAuthor(t, target.Author)
+}
+
+// CheckEarlyTombstone decides whether a hub that does not hold t's target
+// may keep t in the target's place until the envelope arrives: same server,
+// a channel of it, a target time, and an author in standing. Whether the
+// author may delete that envelope is decided by CheckTombstone when it
+// arrives; until then the tombstone deletes nothing.
+func (s *State) CheckEarlyTombstone(t *Tombstone) error {
+	switch {
+	case t.Server != s.id:
+		return errf(CodeWrongServer, "tombstone is for server %s", t.Server)
+	case t.TargetTime <= 0:
+		return errf(CodeMalformed, "tombstone has no target time")
+	}
+	if _, ok := s.channels[t.Channel]; !ok {
+		return errf(CodeUnknownChannel, "tombstone names unknown channel %s", t.Channel)
+	}
+	var device PublicKey
+	if t.cert != nil {
+		device = t.cert.Device
+	}
+	return s.standing(t.Author, device)
+}
+
+// checkTombstoneAuthor: t's author is in standing and is sender, or may
+// moderate the channel.
+func (s *State) checkTombstoneAuthor(t *Tombstone, sender PublicKey) error {
 	var device PublicKey
 	if t.cert != nil {
 		device = t.cert.Device
@@ -121,7 +149,7 @@ func (s *State) CheckTombstone(t *Tombstone, target *Envelope) error {
 		return err
 	}
 	switch {
-	case t.Author == target.Author:
+	case t.Author == sender:
 		return nil
 	case !s.Permissions(t.Author, t.Channel).Has(PermModerate):
 		return errf(CodeForbidden, "%s may not moderate this channel", t.Author)

@@ -27,7 +27,7 @@ func TestTombstoneRejections(t *testing.T) {
 	env := w.envelope(phone, ch)
 	other := newWorld(t, "zed")
 	tomb := func(s Signer, server, channel, target ID) *Tombstone {
-		ts, err := NewTombstone(s, TombstoneBody{Server: server, Channel: channel, Target: target, Time: w.now})
+		ts, err := NewTombstone(s, TombstoneBody{Server: server, Channel: channel, Target: target, TargetTime: env.Time, Time: w.now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -38,10 +38,30 @@ func TestTombstoneRejections(t *testing.T) {
 	wantCode(t, w.state().CheckTombstone(tomb(dave, other.server(), ch, env.ID), env), CodeWrongServer)
 	wantCode(t, w.state().CheckTombstone(tomb(dave, w.server(), ch, Sum([]byte("x"))), env), CodeMalformed)
 	wantCode(t, w.state().CheckTombstone(tomb(dave, w.server(), Sum([]byte("c")), env.ID), env), CodeMalformed)
+	wrongTime, err := NewTombstone(dave, TombstoneBody{Server: w.server(), Channel: ch, Target: env.ID, TargetTime: env.Time + 1, Time: w.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, w.state().CheckTombstone(wrongTime, env), CodeMalformed)
+	// Ahead of its envelope, a tombstone is judged on what can be known:
+	// server, channel, a target time and its author's standing. dan may not
+	// delete dave's envelope, which CheckTombstone says once it arrives.
+	dan := IdentitySigner(seedKey("dan"))
+	wantCode(t, w.state().CheckEarlyTombstone(tomb(dan, w.server(), ch, env.ID)), "")
+	wantCode(t, w.state().CheckTombstone(tomb(dan, w.server(), ch, env.ID), env), CodeForbidden)
+	wantCode(t, w.state().CheckEarlyTombstone(tomb(dave, other.server(), ch, env.ID)), CodeWrongServer)
+	wantCode(t, w.state().CheckEarlyTombstone(tomb(dave, w.server(), Sum([]byte("c")), env.ID)), CodeUnknownChannel)
+	noTime, err := NewTombstone(dave, TombstoneBody{Server: w.server(), Channel: ch, Target: env.ID, Time: w.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantCode(t, w.state().CheckEarlyTombstone(noTime), CodeMalformed)
+	wantCode(t, w.state().CheckEarlyTombstone(tomb(IdentitySigner(seedKey("zed")), w.server(), ch, env.ID)), CodeNotMember)
 	w.doAs(deviceOf(t, "dave", "dave-laptop"), &DeviceRevoke{Revocation: NewDeviceRevocation(seedKey("dave"), pub("dave-phone"), w.now).Raw}, "")
 	wantCode(t, w.state().CheckTombstone(tomb(phone, w.server(), ch, env.ID), env), CodeDeviceRevoked)
 	w.do("alice", &Ban{Member: pub("dave")}, "")
 	wantCode(t, w.state().CheckTombstone(tomb(dave, w.server(), ch, env.ID), env), CodeBanned)
+	wantCode(t, w.state().CheckEarlyTombstone(tomb(dave, w.server(), ch, env.ID)), CodeBanned)
 }
 
 func TestInviteStructure(t *testing.T) {

@@ -142,7 +142,7 @@ func generateVectors(t testing.TB) (vs vectorSet) {
 	r.do("dave", &Join{Invite: w.invite("bob", 1).Raw}, "")
 	env := w.envelope(phone, general.ID)
 	obj("envelope", KindEnvelope, "dave-phone", env.Raw)
-	ts, err := NewTombstone(phone, TombstoneBody{Server: w.server(), Channel: general.ID, Target: env.ID, Time: w.now})
+	ts, err := NewTombstone(phone, TombstoneBody{Server: w.server(), Channel: general.ID, Target: env.ID, TargetTime: env.Time, Time: w.now})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,9 @@ type Stored struct {
 	Seq       uint64
 	StoredAt  int64
 	Duplicate bool // the ID was already stored; Seq and StoredAt are the original ones
+	// Early marks a duplicate whose stored row holds only an early
+	// tombstone (PutEarlyTombstone): the envelope itself was not stored.
+	Early bool
 }
 
 // Key orders envelopes for set reconciliation: by Time, then ID.
@@ -183,6 +186,23 @@ type EnvelopeStore interface {
 	ApplyTombstone(ctx context.Context, target policy.ID, tombstone []byte) error
 	// Sweep applies a channel's retention and reports what it freed.
 	Sweep(ctx context.Context, server, channel policy.ID, r Retention) (Swept, error)
+
+	// PutEarlyTombstone keeps a tombstone that arrived before its envelope
+	// in the envelope's place: a row of e.ID with e's Server, Channel and
+	// Time (the tombstone's target time), no Raw, no Sender, Size 0, the
+	// next sequence number of the channel, and e.Tombstone. It is charged
+	// the tombstone's bytes and no envelope. It reports whether it stored
+	// the row: false when the ID is stored already (then nothing changes).
+	PutEarlyTombstone(ctx context.Context, e Envelope) (bool, error)
+	// DropEarlyTombstone removes a row PutEarlyTombstone stored, refunding
+	// its charge, so that the envelope can be stored in its place (its
+	// tombstone was not authorised for it). Any other row is left alone.
+	DropEarlyTombstone(ctx context.Context, id policy.ID) error
+	// TombstoneRangeKeys and TombstoneRangeFingerprint are RangeKeys and
+	// RangeFingerprint over a channel's tombstoned rows only: the set of
+	// deletions, which hubs reconcile beside the set of envelopes.
+	TombstoneRangeKeys(ctx context.Context, server, channel policy.ID, from, to Key, limit int) ([]Key, error)
+	TombstoneRangeFingerprint(ctx context.Context, server, channel policy.ID, from, to Key) (Fingerprint, error)
 }
 
 // Meta is the whole metadata contract a hub needs from one backend

@@ -217,14 +217,14 @@ func (b *batch) runPuts(ctx context.Context) error {
 		ids = append(ids, id[:])
 	}
 	existing := map[policy.ID]storage.Stored{}
-	rows, err := b.tx.Query(ctx, `SELECT id, seq, stored_at FROM envelopes WHERE id = ANY($1)`, ids)
+	rows, err := b.tx.Query(ctx, `SELECT id, seq, stored_at, size = 0 FROM envelopes WHERE id = ANY($1)`, ids)
 	if err != nil {
 		return err
 	}
 	for rows.Next() {
 		var id []byte
 		var st storage.Stored
-		if err := rows.Scan(&id, &st.Seq, &st.StoredAt); err != nil {
+		if err := rows.Scan(&id, &st.Seq, &st.StoredAt, &st.Early); err != nil {
 			rows.Close()
 			return err
 		}

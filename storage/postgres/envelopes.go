@@ -69,12 +69,14 @@ func (s *Store) ReadChannel(ctx context.Context, server, channel policy.ID, afte
 
 // The read queries, named so the EXPLAIN test checks each of them.
 const (
-	queryReadChannel = `SELECT ` + envelopeCols + ` FROM envelopes WHERE server = $1 AND channel = $2 AND seq > $3 ORDER BY seq LIMIT $4`
-	queryGetEnvelope = `SELECT ` + envelopeCols + ` FROM envelopes WHERE id = $1`
-	rangeWhere       = `server = $1 AND channel = $2 AND (time, id) >= ($3, $4) AND (time, id) < ($5, $6)`
-	queryRangeKeys   = `SELECT time, id FROM envelopes WHERE ` + rangeWhere + ` ORDER BY time, id LIMIT $7`
-	queryRangeIDs    = `SELECT id FROM envelopes WHERE ` + rangeWhere
-	queryAgeSweep    = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
+	queryReadChannel   = `SELECT ` + envelopeCols + ` FROM envelopes WHERE server = $1 AND channel = $2 AND seq > $3 ORDER BY seq LIMIT $4`
+	queryGetEnvelope   = `SELECT ` + envelopeCols + ` FROM envelopes WHERE id = $1`
+	rangeWhere         = `server = $1 AND channel = $2 AND (time, id) >= ($3, $4) AND (time, id) < ($5, $6)`
+	queryRangeKeys     = `SELECT time, id FROM envelopes WHERE ` + rangeWhere + ` ORDER BY time, id LIMIT $7`
+	queryRangeIDs      = `SELECT id FROM envelopes WHERE ` + rangeWhere
+	queryTombRangeKeys = `SELECT time, id FROM envelopes WHERE ` + rangeWhere + ` AND tombstone IS NOT NULL ORDER BY time, id LIMIT $7`
+	queryTombRangeIDs  = `SELECT id FROM envelopes WHERE ` + rangeWhere + ` AND tombstone IS NOT NULL`
+	queryAgeSweep      = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
 		WHERE server = $1 AND channel = $2 AND time < $3 LIMIT $4)) RETURNING size, tombstone IS NOT NULL`
 	querySizeSweep = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
 		WHERE server = $1 AND channel = $2 AND (time, id) <= ($3, $4) ORDER BY time, id LIMIT $5)) RETURNING size, tombstone IS NOT NULL`
@@ -101,12 +103,16 @@ func rangeArgs(server, channel policy.ID, from, to storage.Key) []any {
 
 // RangeKeys returns the keys of a channel's envelopes in [from, to).
 func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
+	return s.rangeKeys(ctx, queryRangeKeys, server, channel, from, to, limit)
+}
+
+func (s *Store) rangeKeys(ctx context.Context, query string, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	if err := storage.CheckPage(limit); err != nil {
 		return nil, fmt.Errorf("postgres: range keys: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, queryRangeKeys, append(rangeArgs(server, channel, from, to), limit)...)
+	rows, err := s.pool.Query(ctx, query, append(rangeArgs(server, channel, from, to), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: range keys: %w", unavailable(err))
 	}
@@ -126,10 +132,14 @@ func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, 
 
 // RangeFingerprint returns the fingerprint of a channel's envelopes in [from, to).
 func (s *Store) RangeFingerprint(ctx context.Context, server, channel policy.ID, from, to storage.Key) (storage.Fingerprint, error) {
+	return s.rangeFingerprint(ctx, queryRangeIDs, server, channel, from, to)
+}
+
+func (s *Store) rangeFingerprint(ctx context.Context, query string, server, channel policy.ID, from, to storage.Key) (storage.Fingerprint, error) {
 	ctx, cancel := s.bound(ctx)
 	defer cancel()
 	var fp storage.Fingerprint
-	rows, err := s.pool.Query(ctx, queryRangeIDs, rangeArgs(server, channel, from, to)...)
+	rows, err := s.pool.Query(ctx, query, rangeArgs(server, channel, from, to)...)
 	if err != nil {
 		return fp, fmt.Errorf("postgres: range fingerprint: %w", unavailable(err))
 	}

@@ -34,7 +34,7 @@ func (st *statements) prepare(ctx context.Context, db *sql.DB) error {
 		// would surface as an error: the ID lookup that follows finds nothing.
 		{&st.envelopeInsert, `INSERT OR IGNORE INTO envelopes (id, server, channel, seq, time, sender, stored_at, size, raw)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING seq`},
-		{&st.envelopeExisting, `SELECT seq, stored_at FROM envelopes WHERE id = ?`},
+		{&st.envelopeExisting, `SELECT seq, stored_at, size = 0 FROM envelopes WHERE id = ?`},
 		// The channel row holds the sequence counter. SQLite has one writer,
 		// which holds the counter from its read to its commit: sequence N is
 		// committed before N+1 is handed out.
@@ -81,7 +81,8 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 			existing := b.tx.StmtContext(ctx, s.stmts.envelopeExisting)
 			for id := range first {
 				var seq, at int64
-				switch err := existing.QueryRowContext(ctx, id[:]).Scan(&seq, &at); {
+				var early bool
+				switch err := existing.QueryRowContext(ctx, id[:]).Scan(&seq, &at, &early); {
 				case err == nil:
 					stored[id] = true
 				case !errors.Is(err, sql.ErrNoRows):
@@ -108,10 +109,11 @@ func (s *Store) PutEnvelopes(ctx context.Context, envs []storage.Envelope) ([]st
 			err = b.queryRowStmt(ctx, s.stmts.envelopeInsert, e.ID[:], e.Server[:], e.Channel[:], ch.nextSeq, e.Time, e.Sender[:], now, len(e.Raw), e.Raw).Scan(&seq)
 			if errors.Is(err, sql.ErrNoRows) { // already stored: refund the charge
 				var at int64
-				if err := b.tx.StmtContext(ctx, s.stmts.envelopeExisting).QueryRowContext(ctx, e.ID[:]).Scan(&seq, &at); err != nil {
+				var early bool
+				if err := b.tx.StmtContext(ctx, s.stmts.envelopeExisting).QueryRowContext(ctx, e.ID[:]).Scan(&seq, &at, &early); err != nil {
 					return err
 				}
-				out[i] = storage.Stored{Seq: uint64(seq), StoredAt: at, Duplicate: true}
+				out[i] = storage.Stored{Seq: uint64(seq), StoredAt: at, Duplicate: true, Early: early}
 				b.usage.Refund(e.Server, ledger.Delta{Bytes: int64(len(e.Raw)), Envelopes: 1})
 				continue
 			}
@@ -196,10 +198,14 @@ func rangeArgs(server, channel policy.ID, from, to storage.Key) []any {
 
 // RangeKeys returns the keys of a channel's envelopes in [from, to).
 func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int) ([]storage.Key, error) {
+	return s.rangeKeys(ctx, server, channel, from, to, limit, "")
+}
+
+func (s *Store) rangeKeys(ctx context.Context, server, channel policy.ID, from, to storage.Key, limit int, and string) ([]storage.Key, error) {
 	if err := storage.CheckPage(limit); err != nil {
 		return nil, fmt.Errorf("sqlite: range keys: %w", err)
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT time, id FROM envelopes WHERE `+rangeWhere+` ORDER BY time, id LIMIT ?`,
+	rows, err := s.r.QueryContext(ctx, `SELECT time, id FROM envelopes WHERE `+rangeWhere+and+` ORDER BY time, id LIMIT ?`,
 		append(rangeArgs(server, channel, from, to), limit)...)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: range keys: %w", err)
@@ -220,8 +226,12 @@ func (s *Store) RangeKeys(ctx context.Context, server, channel policy.ID, from, 
 
 // RangeFingerprint returns the fingerprint of a channel's envelopes in [from, to).
 func (s *Store) RangeFingerprint(ctx context.Context, server, channel policy.ID, from, to storage.Key) (storage.Fingerprint, error) {
+	return s.rangeFingerprint(ctx, server, channel, from, to, "")
+}
+
+func (s *Store) rangeFingerprint(ctx context.Context, server, channel policy.ID, from, to storage.Key, and string) (storage.Fingerprint, error) {
 	var fp storage.Fingerprint
-	rows, err := s.r.QueryContext(ctx, `SELECT id FROM envelopes WHERE `+rangeWhere, rangeArgs(server, channel, from, to)...)
+	rows, err := s.r.QueryContext(ctx, `SELECT id FROM envelopes WHERE `+rangeWhere+and, rangeArgs(server, channel, from, to)...)
 	if err != nil {
 		return fp, fmt.Errorf("sqlite: range fingerprint: %w", err)
 	}

@@ -26,6 +26,7 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"QuotaExceededWritesNothing", testQuota},
 		{"SuspendedTenant", testSuspended},
 		{"TombstoneFreesSpace", testTombstone},
+		{"EarlyTombstone", testEarlyTombstone},
 		{"RetentionFreesSpace", testRetention},
 		{"ReconciliationRanges", testRanges},
 		{"StateEvents", testEvents},
