@@ -160,6 +160,9 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		return out
 	}
 	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
+	if err == nil {
+		s.settleEarly(ctx, ok, stored)
+	}
 	var notes []Note
 	for j, i := range idx {
 		if err != nil {

@@ -17,6 +17,9 @@ type Metrics struct {
 	loadedEvents prometheus.Counter
 	loadWaits    prometheus.Counter
 	sequenced    *prometheus.CounterVec // by result: duplicate, gap, filled
+	// by result: kept (ahead of its envelope), upheld (authorised once the
+	// envelope came), refused (not authorised: the envelope was stored)
+	earlyTombstones *prometheus.CounterVec
 }
 
 func newMetrics() *Metrics {
@@ -39,6 +42,8 @@ func newMetrics() *Metrics {
 			Help: "Loads that waited because one per core was already running."}),
 		sequenced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "fanout_sequenced_total",
 			Help: "Live delivery kept in sequence order, by result: duplicate (an announcement already delivered, dropped), gap (one that came ahead of others), filled (envelopes read from the store to fill such gaps)."}, []string{"result"}),
+		earlyTombstones: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "early_tombstones_total",
+			Help: "Tombstones that arrived before their envelope, by result: kept (in the envelope's place), upheld (authorised for the envelope when it came), refused (not authorised: the envelope was stored instead)."}, []string{"result"}),
 	}
 	// Series that exist from the start, so rates and alerts see zero, not nothing.
 	m.swept.WithLabelValues("envelopes")
@@ -46,11 +51,14 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"duplicate", "gap", "filled"} {
 		m.sequenced.WithLabelValues(r)
 	}
+	for _, r := range []string{"kept", "upheld", "refused"} {
+		m.earlyTombstones.WithLabelValues(r)
+	}
 	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones}
 }
 
 // Describe implements prometheus.Collector.

@@ -90,51 +90,6 @@ func (s *Service) Envelope(ctx context.Context, r Caller, server, id policy.ID) 
 	return e, nil
 }
 
-// Tombstone applies signed tombstones, each answered by nil or why not.
-// Applying one twice is a no-op; an unknown target is storage.ErrNotFound.
-func (s *Service) Tombstone(ctx context.Context, raws [][]byte) []error {
-	out := make([]error, len(raws))
-	for i, raw := range raws {
-		out[i] = s.tombstone(ctx, raw)
-	}
-	return out
-}
-
-func (s *Service) tombstone(ctx context.Context, raw []byte) error {
-	t, err := policy.ParseTombstone(raw)
-	if err != nil {
-		return err
-	}
-	stored, err := s.cfg.Store.GetEnvelope(ctx, t.Target)
-	if err != nil {
-		return fmt.Errorf("hub: tombstone target %s: %w", t.Target, err)
-	}
-	if stored.Server != t.Server {
-		return &policy.Error{Code: policy.CodeWrongServer, Detail: fmt.Sprintf("envelope %s is not in server %s", t.Target, t.Server)}
-	}
-	if stored.Raw == nil {
-		return nil // already deleted
-	}
-	target, err := s.verifier.Envelope(stored.Raw)
-	if err != nil {
-		return fmt.Errorf("hub: stored envelope %s: %w", t.Target, err)
-	}
-	sl, err := s.lockLog(ctx, t.Server)
-	if err != nil {
-		return err
-	}
-	err = sl.log.State().CheckTombstone(t, target)
-	sl.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	if err := s.cfg.Store.ApplyTombstone(ctx, t.Target, raw); err != nil {
-		return err
-	}
-	s.notify(ctx, []Note{{Server: t.Server, Channel: t.Channel, ID: t.Target, Deleted: true}})
-	return nil
-}
-
 // MaxRanges bounds the ranges of one reconciliation round from a client.
 const MaxRanges = 256
 

@@ -216,6 +216,7 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 	if err != nil {
 		return 0, err
 	}
+	s.settleEarly(ctx, ok, stored)
 	n := 0
 	var notes []Note
 	for i, st := range stored {

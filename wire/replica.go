@@ -48,7 +48,16 @@ type ReplicaRequest struct {
 	Objects [][]byte    `cbor:"7,keyasint,omitempty"`
 	Cert    []byte      `cbor:"8,keyasint,omitempty"` // the requester's certificate as a home node
 	Servers []policy.ID `cbor:"9,keyasint,omitempty"`
+	Set     string      `cbor:"10,keyasint,omitempty"` // ranges, fetch: SetEnvelopes (omitted) or SetTombstones
 }
+
+// The sets of a channel that ranges and fetch work on: its envelopes
+// (every stored row, deleted ones included), or its deletions (the rows
+// holding a tombstone), whose fetch answers with the signed tombstones.
+const (
+	SetEnvelopes  = ""
+	SetTombstones = "tombstones"
+)
 
 // ReplicaResponse answers a ReplicaRequest: Error set, or the operation's
 // fields.

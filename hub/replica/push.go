@@ -421,7 +421,8 @@ func (r *Replicator) repairChannel(ctx context.Context, b *outbox, server, chann
 			return err
 		}
 	}
-	return nil
+	_, err = r.syncDeletions(fromPeer(ctx, b.id), b.id, to, server, channel)
+	return err
 }
 
 func containsPeer(ps []peer.AddrInfo, id peer.ID) bool {

@@ -267,6 +267,15 @@ func (c *community) has(h *node, id policy.ID) bool {
 	return err == nil && e.Server == c.gen.ID
 }
 
+// timeOf is the sender's time of an envelope h stores.
+func (c *community) timeOf(h *node, id policy.ID) int64 {
+	e, err := h.store.GetEnvelope(ctx, id)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return e.Time
+}
+
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
@@ -449,7 +458,7 @@ func TestTombstonesAndBlobsTravel(t *testing.T) {
 	com := newCommunity(t, a, b)
 	id := com.post(a, "alice", "regrettable")
 	eventually(t, "the envelope reaches B", func() bool { return com.has(b, id) })
-	tomb, err := policy.NewTombstone(com.device("alice"), policy.TombstoneBody{Server: com.gen.ID, Channel: com.general, Target: id, Time: time.Now().UnixMilli()})
+	tomb, err := policy.NewTombstone(com.device("alice"), policy.TombstoneBody{Server: com.gen.ID, Channel: com.general, Target: id, TargetTime: com.timeOf(b, id), Time: time.Now().UnixMilli()})
 	if err != nil {
 		t.Fatal(err)
 	}

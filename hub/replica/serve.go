@@ -217,11 +217,27 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 		if err != nil {
 			return wire.ReplicaResponse{}, err
 		}
-		out, err := reconcile.Answer(ctx, r.svc.ChannelSet(req.Server, req.Channel), in, maxRanges, time.Now().UnixMilli())
+		set := r.svc.ChannelSet(req.Server, req.Channel)
+		switch req.Set {
+		case wire.SetEnvelopes:
+		case wire.SetTombstones:
+			set = r.svc.TombstoneSet(req.Server, req.Channel)
+		default:
+			return wire.ReplicaResponse{}, fmt.Errorf("replica: unknown set %q", req.Set)
+		}
+		out, err := reconcile.Answer(ctx, set, in, maxRanges, time.Now().UnixMilli())
 		return wire.ReplicaResponse{Ranges: wire.FromRanges(out)}, err
 	case wire.OpFetch:
 		if len(req.IDs) > fetchBatch {
 			return wire.ReplicaResponse{}, fmt.Errorf("replica: %d IDs in one fetch, limit %d", len(req.IDs), fetchBatch)
+		}
+		switch req.Set {
+		case wire.SetEnvelopes:
+		case wire.SetTombstones:
+			tombs, err := r.svc.TombstonesFor(ctx, req.Server, p, req.IDs)
+			return wire.ReplicaResponse{Objects: tombs}, err
+		default:
+			return wire.ReplicaResponse{}, fmt.Errorf("replica: unknown set %q", req.Set)
 		}
 		envs, err := r.svc.FetchFor(ctx, req.Server, p, req.IDs)
 		if err != nil {
@@ -247,7 +263,7 @@ func (r *Replicator) answer(ctx context.Context, p hub.Peer, req wire.ReplicaReq
 		if len(req.Objects) > fetchBatch {
 			return wire.ReplicaResponse{}, fmt.Errorf("replica: %d tombstones in one push, limit %d", len(req.Objects), fetchBatch)
 		}
-		r.svc.Tombstone(ctx, req.Objects) // each checked against this hub's state; unknown targets are skipped
+		r.svc.TombstonesFrom(ctx, p, req.Objects) // each judged in this hub's state, of a channel the sender may hold
 		return wire.ReplicaResponse{}, nil
 	case wire.OpBlob:
 		if len(req.IDs) != 1 {

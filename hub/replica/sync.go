@@ -152,6 +152,10 @@ func (r *Replicator) syncChannel(ctx context.Context, p peer.ID, from hub.Peer, 
 		return 0, st.Rounds, err
 	}
 	n, err := r.fetch(fromPeer(ctx, p), p, from, server, missing)
+	if err != nil {
+		return n, st.Rounds, err
+	}
+	_, err = r.syncDeletions(fromPeer(ctx, p), p, from, server, channel)
 	return n, st.Rounds, err
 }
 
