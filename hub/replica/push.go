@@ -227,6 +227,9 @@ func (r *Replicator) deliver(ctx context.Context, b *outbox, batch []queued) {
 	for _, q := range batch {
 		oldest = minTime(oldest, q.at)
 		if q.note.Deleted {
+			if r.svc.MayReplicate(ctx, q.note.Server, q.note.Channel, to) != nil {
+				continue // a peer that may not hold the channel is not told what was deleted in it
+			}
 			if t, err := r.svc.TombstoneOf(ctx, q.note.ID); err == nil {
 				tombs, tombNotes = append(tombs, t), append(tombNotes, q)
 			}
