@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" driver
 
@@ -61,6 +62,11 @@ func openStore(dir string) (*store, error) {
 	}
 	db.SetMaxOpenConns(1) // one writer; the client is one process
 	if _, err := db.Exec(schema); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("client: local store %s: %w", path, err)
+	}
+	// Stores made before cursors named the hub's incarnation gain the column.
+	if _, err := db.Exec(`ALTER TABLE cursors ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''`); err != nil && !strings.Contains(err.Error(), "duplicate column") {
 		db.Close()
 		return nil, fmt.Errorf("client: local store %s: %w", path, err)
 	}
@@ -279,18 +285,26 @@ func (s *store) maxEpoch(ctx context.Context, server, channel policy.ID) (uint64
 	return uint64(e.Int64), failed("max epoch", err)
 }
 
-func (s *store) cursor(ctx context.Context, hub string, server, channel policy.ID) (uint64, error) {
+// cursor returns a channel's cursor at a hub and the hub incarnation it
+// belongs to ("" if unknown).
+func (s *store) cursor(ctx context.Context, hub string, server, channel policy.ID) (uint64, string, error) {
 	var n int64
-	err := s.db.QueryRowContext(ctx, "SELECT after FROM cursors WHERE hub = ? AND server = ? AND channel = ?", hub, server[:], channel[:]).Scan(&n)
+	var inc string
+	err := s.db.QueryRowContext(ctx, "SELECT after, incarnation FROM cursors WHERE hub = ? AND server = ? AND channel = ?", hub, server[:], channel[:]).Scan(&n, &inc)
 	if errors.Is(err, sql.ErrNoRows) {
-		return 0, nil
+		return 0, "", nil
 	}
-	return uint64(n), failed("cursor", err)
+	return uint64(n), inc, failed("cursor", err)
 }
 
-func (s *store) setCursor(ctx context.Context, hub string, server, channel policy.ID, after uint64) error {
-	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (hub, server, channel, after) VALUES (?, ?, ?, ?)
-		ON CONFLICT (hub, server, channel) DO UPDATE SET after = MAX(after, excluded.after)`, hub, server[:], channel[:], int64(after))
+// setCursor moves a cursor forward within an incarnation (inc "": the one
+// it has), or sets it outright for a new incarnation.
+func (s *store) setCursor(ctx context.Context, hub string, server, channel policy.ID, after uint64, inc string) error {
+	_, err := s.db.ExecContext(ctx, `INSERT INTO cursors (hub, server, channel, after, incarnation) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (hub, server, channel) DO UPDATE SET
+			after = CASE WHEN excluded.incarnation IN ('', incarnation) THEN MAX(after, excluded.after) ELSE excluded.after END,
+			incarnation = CASE WHEN excluded.incarnation = '' THEN incarnation ELSE excluded.incarnation END`,
+		hub, server[:], channel[:], int64(after), inc)
 	return failed("set cursor", err)
 }
 
@@ -380,6 +394,16 @@ func (s *store) history(ctx context.Context, server, channel policy.ID, limit in
 		m.ID, m.Sender, m.Epoch = policy.ID(id), policy.PublicKey(sender), uint64(epoch)
 		return m, err
 	}, q, args...)
+}
+
+// messageRaw returns a stored, undeleted envelope's signed bytes, or nil.
+func (s *store) messageRaw(ctx context.Context, id policy.ID) ([]byte, error) {
+	var raw []byte
+	err := s.db.QueryRowContext(ctx, "SELECT raw FROM messages WHERE id = ? AND deleted = 0", id[:]).Scan(&raw)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	return raw, failed("message raw", err)
 }
 
 // heldKeys returns the reconciliation keys of every envelope held of a

@@ -122,16 +122,26 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 			errs = append(errs, err)
 			continue
 		}
-		after, err := c.st.cursor(ctx, url, server, channel)
+		after, inc, err := c.st.cursor(ctx, url, server, channel)
 		if err != nil {
 			return fresh, err
 		}
+		restored := false
 		for {
 			page, err := h.Read(ctx, token, server, channel, after, 1000)
 			if err != nil {
 				errs = append(errs, err)
 				break
 			}
+			if inc != "" && page.Incarnation != inc && after > 0 {
+				// The hub was restored from a backup: its sequence numbers
+				// are not the ones the cursor counted. Read it all again
+				// (known envelopes cost nothing), then give it back what it
+				// lost.
+				after, inc, restored = 0, page.Incarnation, true
+				continue
+			}
+			inc = page.Incarnation
 			n, err := c.ingest(ctx, url, server, channel, page.Envelopes)
 			fresh += n
 			if err != nil {
@@ -141,12 +151,17 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 				progress(len(page.Envelopes))
 			}
 			after = page.Next
-			if err := c.st.setCursor(ctx, url, server, channel, after); err != nil {
+			if err := c.st.setCursor(ctx, url, server, channel, after, inc); err != nil {
 				return fresh, err
 			}
 			if !page.More {
 				ok = true
 				break
+			}
+		}
+		if restored {
+			if _, err := c.Reconcile(ctx, url, server, channel); err != nil {
+				errs = append(errs, err)
 			}
 		}
 	}
@@ -232,19 +247,15 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 			errs = append(errs, err)
 			continue
 		}
-		after, err := c.st.cursor(ctx, url, server, channel)
+		// Bring the cursor up to date first: replay needs one above 0, and
+		// Sync notices a hub restored since the cursor was taken.
+		if _, err := c.Sync(ctx, server, channel, nil); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		after, _, err := c.st.cursor(ctx, url, server, channel)
 		if err != nil {
 			return err
-		}
-		// Replay needs a cursor above 0; from 0, read history first.
-		if after == 0 {
-			if _, err := c.Sync(ctx, server, channel, nil); err != nil {
-				errs = append(errs, err)
-				continue
-			}
-			if after, err = c.st.cursor(ctx, url, server, channel); err != nil {
-				return err
-			}
 		}
 		sub, err := h.Subscribe(ctx, token, []wire.Topic{{Server: server, Channel: channel, After: after}})
 		if err != nil {
@@ -263,7 +274,7 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 				fn(*m)
 			}
 			after = seq
-			return c.st.setCursor(ctx, url, server, channel, seq)
+			return c.st.setCursor(ctx, url, server, channel, seq, "")
 		}
 		for {
 			select {

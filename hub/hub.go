@@ -142,19 +142,20 @@ func (c *Config) validate() error {
 
 // Service is the hub's core. It is safe for concurrent use.
 type Service struct {
-	cfg        Config
-	node       policy.Signer
-	verifier   *policy.Verifier
-	allowed    map[policy.ID]bool
-	senders    *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
-	metrics    *Metrics
-	macKey     []byte // authenticates challenges and session tokens
-	spent      spentChallenges
-	blobSource BlobSource
-	loading    chan struct{}            // a slot per state log being read from the store
-	sequence   sequencer                // live delivery in each channel's sequence order
-	watchers   []func(server policy.ID) // OnStateChange's; set before serving
-	purges     chan policy.ID           // servers whose state changed, for RunRetention to purge
+	cfg         Config
+	node        policy.Signer
+	verifier    *policy.Verifier
+	allowed     map[policy.ID]bool
+	senders     *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
+	metrics     *Metrics
+	incarnation string // the store's, read at start
+	macKey      []byte // authenticates challenges and session tokens
+	spent       spentChallenges
+	blobSource  BlobSource
+	loading     chan struct{}            // a slot per state log being read from the store
+	sequence    sequencer                // live delivery in each channel's sequence order
+	watchers    []func(server policy.ID) // OnStateChange's; set before serving
+	purges      chan policy.ID           // servers whose state changed, for RunRetention to purge
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
@@ -195,8 +196,19 @@ func New(cfg Config) (*Service, error) {
 	for _, id := range cfg.Allowed {
 		s.allowed[id] = true
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	inc, err := cfg.Store.Incarnation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("hub: the store's incarnation: %w", err)
+	}
+	s.incarnation = inc
 	return s, nil
 }
+
+// Incarnation is the store's incarnation, read at start (a restore is done
+// with the hub stopped): every cursor this hub hands out belongs to it.
+func (s *Service) Incarnation() string { return s.incarnation }
 
 // BlobSource fetches blobs this hub lacks from elsewhere (peer hubs): lazy
 // blob replication.

@@ -213,6 +213,11 @@ type Meta interface {
 	EventLog
 	EnvelopeStore
 	BlobRefs
+	// Incarnation identifies this copy of the data: it stays the same
+	// across restarts and changes when the store is restored from a backup
+	// (so that sequence numbers a client saw before may be handed out
+	// again). Cursors are only comparable within one incarnation.
+	Incarnation(ctx context.Context) (string, error)
 }
 
 // BlobStore stores client-encrypted blobs by content ID. It knows nothing of

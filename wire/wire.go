@@ -47,6 +47,10 @@ type Info struct {
 	// certified as one of the owner's devices), absent on other hubs: a
 	// home node's receipts are checked with it (policy.State.CheckReceipt).
 	NodeCert []byte `cbor:"9,keyasint,omitempty" json:"node_cert,omitempty"`
+	// Incarnation identifies the hub's copy of its data; it changes when
+	// the store is restored from a backup. Cursors (Envelopes.Next, a
+	// channel's seq) are only comparable within one incarnation.
+	Incarnation string `cbor:"10,keyasint,omitempty" json:"incarnation,omitempty"`
 }
 
 // Challenge is what POST /v1/auth/challenge returns: bytes to sign in a
@@ -132,6 +136,9 @@ type Envelopes struct {
 	Envelopes []Envelope `cbor:"1,keyasint" json:"envelopes"`
 	Next      uint64     `cbor:"2,keyasint" json:"next"`
 	More      bool       `cbor:"3,keyasint" json:"more"`
+	// Incarnation is Info.Incarnation: the sequence numbers of this page
+	// and its Next belong to it.
+	Incarnation string `cbor:"4,keyasint,omitempty" json:"incarnation,omitempty"`
 }
 
 // Key orders envelopes for reconciliation: by time (Unix ms), then ID. The

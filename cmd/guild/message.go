@@ -64,8 +64,12 @@ func (o *syncOpts) register(fs *flag.FlagSet, e *env) {
 // that a channel created elsewhere is found by name.
 func syncChannel(ctx context.Context, e *env, a *args, o *syncOpts) (any, error) {
 	if o.reconcile != "" {
-		n, rounds, err := a.c.Reconcile(ctx, o.reconcile, a.server, a.channel)
-		return message(fmt.Sprintf("reconciled with %s in %d rounds: %d envelopes fetched", o.reconcile, rounds, n)), err
+		rs, err := a.c.Reconcile(ctx, o.reconcile, a.server, a.channel)
+		msg := fmt.Sprintf("reconciled with %s in %d rounds: %d envelopes fetched, %d posted back", o.reconcile, rs.Rounds, rs.Fetched, rs.Posted)
+		if rs.Refused > 0 {
+			msg += fmt.Sprintf(" (%d older than the hub takes from clients: they return from its peer hubs)", rs.Refused)
+		}
+		return message(msg), err
 	}
 	total := 0
 	n, err := a.c.Sync(ctx, a.server, a.channel, func(k int) {

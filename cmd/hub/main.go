@@ -45,8 +45,8 @@ func main() {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fl := flag.NewFlagSet("hub", flag.ContinueOnError)
 	fl.SetOutput(stderr)
-	if len(args) > 0 && args[0] == "link-request" { // "hub link-request -data-dir X": flags after the command
-		args = append(slices.Clone(args[1:]), "link-request")
+	if len(args) > 0 && commands[args[0]] != nil { // "hub link-request -data-dir X": flags after the command
+		args = append(slices.Clone(args[1:]), args[0])
 	}
 	cfg, err := configure(fl, args, getenv, stdout)
 	if err != nil || cfg == nil { // an error, or -version or -healthcheck done
@@ -57,10 +57,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	switch {
-	case fl.NArg() == 1 && fl.Arg(0) == "link-request":
-		return linkRequest(s, stdout)
+	case fl.NArg() == 1 && commands[fl.Arg(0)] != nil:
+		return commands[fl.Arg(0)](ctx, s, stdout)
 	case fl.NArg() > 0:
-		return fmt.Errorf("unknown command or argument %q (the only command is link-request; flags: hub -help)", strings.Join(fl.Args(), " "))
+		return fmt.Errorf("unknown command or argument %q (commands: %s; flags: hub -help)", strings.Join(fl.Args(), " "), commandNames())
 	}
 	return serve(ctx, s, daemon.NewLogger(stderr, s.log), stdout)
 }

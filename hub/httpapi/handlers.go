@@ -16,7 +16,7 @@ import (
 
 func (a *API) info(w http.ResponseWriter, r *http.Request) error {
 	info := wire.Info{Node: a.svc.NodeID(), Version: a.cfg.Version, MaxBody: a.cfg.MaxBody, MaxBlob: a.svc.MaxBlob(),
-		MaxBatch: a.cfg.MaxBatch, MaxFrame: a.cfg.MaxFrame, MaxPage: storage.MaxPage, PresignBlob: a.svc.Presigns()}
+		MaxBatch: a.cfg.MaxBatch, MaxFrame: a.cfg.MaxFrame, MaxPage: storage.MaxPage, PresignBlob: a.svc.Presigns(), Incarnation: a.svc.Incarnation()}
 	if c := a.svc.NodeCert(); c != nil {
 		info.NodeCert = c.Raw
 	}
@@ -156,7 +156,7 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.readErr(r.Context(), rd, server, err)
 	}
-	out := wire.Envelopes{Envelopes: make([]wire.Envelope, len(envs)), Next: after, More: len(envs) == limit}
+	out := wire.Envelopes{Envelopes: make([]wire.Envelope, len(envs)), Next: after, More: len(envs) == limit, Incarnation: a.svc.Incarnation()}
 	for i, e := range envs {
 		out.Envelopes[i] = wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone}
 		out.Next = e.Seq
