@@ -178,17 +178,28 @@ func sealBundles(k epochKey, server, channel policy.ID, devices []*policy.Device
 	return out, nil
 }
 
-// openBundle returns the epoch key a bundle seals to this device, if any.
-func openBundle(keys DeviceKeys, server, channel policy.ID, ct []byte) (epochKey, bool, error) {
-	var b bundle
+// parseBundle decodes a key bundle without opening it: what anyone (the
+// hub included) can read of it.
+func parseBundle(ct []byte) (b bundle, id [8]byte, recipients []policy.PublicKey, err error) {
 	if len(ct) < 2 || ct[0] != payloadKeys {
-		return epochKey{}, false, errors.New("client: not a key bundle")
+		return b, id, nil, errors.New("client: not a key bundle")
 	}
 	if err := cbor.Unmarshal(ct[1:], &b); err != nil || len(b.KeyID) != 8 {
-		return epochKey{}, false, fmt.Errorf("client: malformed key bundle: %v", err)
+		return b, id, nil, fmt.Errorf("client: malformed key bundle: %v", err)
 	}
-	var id [8]byte
 	copy(id[:], b.KeyID)
+	for _, e := range b.Entries {
+		recipients = append(recipients, e.Device)
+	}
+	return b, id, recipients, nil
+}
+
+// openBundle returns the epoch key a bundle seals to this device, if any.
+func openBundle(keys DeviceKeys, server, channel policy.ID, ct []byte) (epochKey, bool, error) {
+	b, id, recipients, err := parseBundle(ct)
+	if err != nil {
+		return epochKey{}, false, err
+	}
 	me := policy.KeyOf(keys.Sign)
 	for _, e := range b.Entries {
 		if e.Device != me {
@@ -202,13 +213,9 @@ func openBundle(keys DeviceKeys, server, channel policy.ID, ct []byte) (epochKey
 		if err != nil || keyID(key) != id {
 			return epochKey{}, false, fmt.Errorf("client: key bundle entry does not open: %v", err)
 		}
-		k := epochKey{Epoch: b.Epoch, ID: id, Key: key}
-		for _, e := range b.Entries {
-			k.Recipients = append(k.Recipients, e.Device)
-		}
-		return k, true, nil
+		return epochKey{Epoch: b.Epoch, ID: id, Key: key, Recipients: recipients}, true, nil
 	}
-	return epochKey{Epoch: b.Epoch, ID: id}, false, nil
+	return epochKey{Epoch: b.Epoch, ID: id, Recipients: recipients}, false, nil
 }
 
 // sealFile encrypts an attachment under a fresh key: nonce || AES-256-GCM.

@@ -96,10 +96,72 @@ func (c *Client) currentKey(ctx context.Context, server, channel policy.ID) (epo
 			return epochKey{}, err
 		}
 		if ok {
+			if _, err := c.shareKey(ctx, server, channel, keys[0]); err != nil {
+				return epochKey{}, err
+			}
 			return keys[0], nil
 		}
 	}
 	return c.rekey(ctx, server, channel)
+}
+
+// shareKey seals k, the channel's current epoch key, to the reader devices
+// it was not sealed to yet (readers who joined, or were given a role or an
+// override, since the epoch began) and posts the bundle, so that they read
+// what is sent from now on without anyone having to start a new epoch. A
+// removed reader is not its business: keyStillSafe then makes the next
+// send start a new epoch. It returns how many devices it sealed to.
+func (c *Client) shareKey(ctx context.Context, server, channel policy.ID, k epochKey) (int, error) {
+	st, err := c.State(ctx, server)
+	if err != nil {
+		return 0, err
+	}
+	devices, err := c.readerDevices(ctx, st, channel)
+	if err != nil {
+		return 0, err
+	}
+	have := make(map[policy.PublicKey]bool, len(k.Recipients))
+	for _, d := range k.Recipients {
+		have[d] = true
+	}
+	var add []*policy.DeviceCert
+	var keys []policy.PublicKey
+	for _, d := range devices {
+		if !have[d.Device] {
+			add, keys = append(add, d), append(keys, d.Device)
+		}
+	}
+	if len(add) == 0 {
+		return 0, nil
+	}
+	payloads, err := sealBundles(k, server, channel, add)
+	if err != nil {
+		return 0, err
+	}
+	for _, p := range payloads {
+		if _, err := c.post(ctx, server, channel, k.Epoch, p); err != nil {
+			return 0, fmt.Errorf("client: sealing the channel's key to new readers: %w", err)
+		}
+	}
+	return len(add), c.st.addRecipients(ctx, server, channel, k.ID, keys)
+}
+
+// shareCurrentKey is shareKey for the current epoch, when this device holds
+// its key and the key is still safe: what a reader's client does each time
+// it syncs a channel, so a new reader gets the key from whoever is online.
+func (c *Client) shareCurrentKey(ctx context.Context, server, channel policy.ID) (int, error) {
+	keys, err := c.st.keys(ctx, server, channel)
+	if err != nil || len(keys) == 0 {
+		return 0, err
+	}
+	last, err := c.st.maxEpoch(ctx, server, channel)
+	if err != nil || keys[0].Epoch != last {
+		return 0, err
+	}
+	if ok, err := c.keyStillSafe(ctx, server, channel, keys[0]); err != nil || !ok {
+		return 0, err
+	}
+	return c.shareKey(ctx, server, channel, keys[0])
 }
 
 // keyStillSafe reports whether every device a key was sealed to may still

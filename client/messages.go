@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
+	"github.com/fxamacker/cbor/v2"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -141,19 +143,59 @@ func (c *Client) SetProfile(ctx context.Context, server, channel policy.ID, p Pr
 	return c.sendBody(ctx, server, channel, Body{Profile: &p}, nil)
 }
 
-// Profiles returns the newest profile each identity sent in a channel.
-func (c *Client) Profiles(ctx context.Context, server, channel policy.ID) (map[policy.PublicKey]Profile, error) {
-	msgs, err := c.History(ctx, server, channel, 0)
+// Profiles returns the newest profile each identity sent in any channel of
+// a server: a profile is the member's in the whole server, wherever sent.
+func (c *Client) Profiles(ctx context.Context, server policy.ID) (map[policy.PublicKey]Profile, error) {
+	rows, err := c.st.profileBodies(ctx, server)
 	if err != nil {
 		return nil, err
 	}
 	out := map[policy.PublicKey]Profile{}
-	for _, m := range msgs {
-		if m.Body.Profile != nil {
-			out[m.Sender] = *m.Body.Profile
+	for _, r := range rows { // oldest first: the newest wins
+		var b Body
+		if cbor.Unmarshal(r.Body, &b) == nil && b.Profile != nil {
+			out[r.Sender] = *b.Profile
 		}
 	}
 	return out, nil
+}
+
+// Names returns what to call each member of a server who sent a profile:
+// the display name, and, when another member shows the same name (or a
+// name that differs only in case or surrounding space), a short fingerprint
+// of the identity key beside it ("Alice (b5uaqsnu)"), so that nobody can
+// pass for someone else by taking their name.
+func (c *Client) Names(ctx context.Context, server policy.ID) (map[policy.PublicKey]string, error) {
+	profiles, err := c.Profiles(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	holders := map[string]int{}
+	for _, p := range profiles {
+		holders[foldName(p.Name)]++
+	}
+	out := make(map[policy.PublicKey]string, len(profiles))
+	for id, p := range profiles {
+		name := strings.TrimSpace(p.Name)
+		if name == "" || holders[foldName(p.Name)] > 1 {
+			name = strings.TrimSpace(name + " (" + Fingerprint(id) + ")")
+		}
+		out[id] = name
+	}
+	return out, nil
+}
+
+func foldName(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
+
+// Fingerprint is a short, stable rendering of an identity key for people
+// to compare: the first 8 characters of its text form after the common
+// prefix.
+func Fingerprint(id policy.PublicKey) string {
+	s := id.String()
+	if len(s) > 12 {
+		return s[4:12]
+	}
+	return s
 }
 
 // File is an attachment to send.

@@ -254,6 +254,40 @@ func (s *store) addKey(ctx context.Context, server, channel policy.ID, k epochKe
 	return s.sawEpoch(ctx, server, channel, k.Epoch)
 }
 
+// bundles returns the stored key bundles of an epoch.
+func (s *store) bundles(ctx context.Context, server, channel policy.ID, epoch uint64) ([][]byte, error) {
+	return queryAll(ctx, s.db, "bundles", scanBytes,
+		"SELECT raw FROM messages WHERE server = ? AND channel = ? AND epoch = ? AND kind = 2", server[:], channel[:], int64(epoch))
+}
+
+// addRecipients records that a held key was also sealed to devices.
+func (s *store) addRecipients(ctx context.Context, server, channel policy.ID, keyID [8]byte, devices []policy.PublicKey) error {
+	var rcpt []byte
+	err := s.db.QueryRowContext(ctx, "SELECT recipients FROM epoch_keys WHERE server = ? AND channel = ? AND key_id = ?", server[:], channel[:], keyID[:]).Scan(&rcpt)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // a key this device does not hold
+	}
+	if err != nil {
+		return failed("add recipients", err)
+	}
+	have := map[policy.PublicKey]bool{}
+	for i := 0; i+32 <= len(rcpt); i += 32 {
+		have[policy.PublicKey(rcpt[i:i+32])] = true
+	}
+	grew := false
+	for _, d := range devices {
+		if !have[d] {
+			have[d], grew = true, true
+			rcpt = append(rcpt, d[:]...)
+		}
+	}
+	if !grew {
+		return nil
+	}
+	_, err = s.db.ExecContext(ctx, "UPDATE epoch_keys SET recipients = ? WHERE server = ? AND channel = ? AND key_id = ?", rcpt, server[:], channel[:], keyID[:])
+	return failed("add recipients", err)
+}
+
 func (s *store) sawEpoch(ctx context.Context, server, channel policy.ID, epoch uint64) error {
 	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epochs_seen (server, channel, epoch) VALUES (?, ?, ?)", server[:], channel[:], int64(epoch))
 	return failed("saw epoch", err)
@@ -394,6 +428,24 @@ func (s *store) history(ctx context.Context, server, channel policy.ID, limit in
 		m.ID, m.Sender, m.Epoch = policy.ID(id), policy.PublicKey(sender), uint64(epoch)
 		return m, err
 	}, q, args...)
+}
+
+// profileBody is a decrypted message body and its sender.
+type profileBody struct {
+	Sender policy.PublicKey
+	Body   []byte
+}
+
+// profileBodies returns the decrypted bodies of a server's messages that
+// may carry a profile, oldest first.
+func (s *store) profileBodies(ctx context.Context, server policy.ID) ([]profileBody, error) {
+	return queryAll(ctx, s.db, "profiles", func(rows *sql.Rows) (profileBody, error) {
+		var p profileBody
+		var sender []byte
+		err := rows.Scan(&sender, &p.Body)
+		p.Sender = policy.PublicKey(sender)
+		return p, err
+	}, "SELECT sender, body FROM messages WHERE server = ? AND kind = 1 AND body IS NOT NULL AND deleted = 0 ORDER BY time, id", server[:])
 }
 
 // messageRaw returns a stored, undeleted envelope's signed bytes, or nil.

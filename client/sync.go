@@ -33,11 +33,22 @@ func (c *Client) record(ctx context.Context, env *policy.Envelope, tombstone []b
 	}
 	if kind == payloadKeys {
 		if c.keys != nil {
-			if k, ok, err := openBundle(*c.keys, env.Server, env.Channel, env.Ciphertext); err == nil && ok {
+			k, ok, err := openBundle(*c.keys, env.Server, env.Channel, env.Ciphertext)
+			if err == nil && ok {
 				if err := c.st.addKey(ctx, env.Server, env.Channel, k); err != nil {
 					return nil, err
 				}
+				if err := c.learnRecipients(ctx, env.Server, env.Channel, k); err != nil {
+					return nil, err
+				}
 				if err := c.retry(ctx, env.Server, env.Channel, k.Epoch); err != nil {
+					return nil, err
+				}
+			}
+			// A bundle may seal a key already held to further devices (new
+			// readers): they hold it too, which keyStillSafe must know.
+			if err == nil {
+				if err := c.st.addRecipients(ctx, env.Server, env.Channel, k.ID, k.Recipients); err != nil {
 					return nil, err
 				}
 			}
@@ -61,6 +72,27 @@ func (c *Client) record(ctx context.Context, env *policy.Envelope, tombstone []b
 		}
 	}
 	return m, nil
+}
+
+// learnRecipients records, for a key just learned, the devices that the
+// epoch's bundles this device saw before it held the key seal it to.
+func (c *Client) learnRecipients(ctx context.Context, server, channel policy.ID, k epochKey) error {
+	raws, err := c.st.bundles(ctx, server, channel, k.Epoch)
+	if err != nil {
+		return err
+	}
+	for _, raw := range raws {
+		env, err := policy.ParseEnvelope(raw)
+		if err != nil {
+			continue
+		}
+		if _, id, recipients, err := parseBundle(env.Ciphertext); err == nil && id == k.ID {
+			if err := c.st.addRecipients(ctx, server, channel, k.ID, recipients); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // storeBody keeps a decrypted body beside its envelope.
@@ -95,6 +127,10 @@ func (c *Client) retry(ctx context.Context, server, channel policy.ID, epoch uin
 	}
 	return nil
 }
+
+// ShareEvery is how often a tailing client looks for new readers of its
+// channel and seals them the current key (shareCurrentKey).
+var ShareEvery = 30 * time.Second
 
 // Sync fetches a channel's new envelopes from each of the server's hubs by
 // cursor, verifies and decrypts them, and returns how many were new here.
@@ -167,6 +203,10 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 	}
 	if !ok {
 		return fresh, errors.Join(errs...)
+	}
+	// Synced: seal the channel's key to any reader who lacks it.
+	if _, err := c.shareCurrentKey(ctx, server, channel); bestEffort(err) != nil {
+		return fresh, err
 	}
 	return fresh, nil
 }
@@ -276,10 +316,20 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 			after = seq
 			return c.st.setCursor(ctx, url, server, channel, seq, "")
 		}
+		share := time.NewTicker(ShareEvery)
+		defer share.Stop()
 		for {
 			select {
 			case <-ctx.Done():
 				return ctx.Err()
+			case <-share.C:
+				// An online reader seals the key to readers who came since.
+				if _, err := c.SyncState(ctx, server); bestEffort(err) != nil {
+					return err
+				}
+				if _, err := c.shareCurrentKey(ctx, server, channel); bestEffort(err) != nil {
+					return err
+				}
 			case f, ok := <-sub.C:
 				if !ok {
 					return sub.Err()

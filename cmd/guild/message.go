@@ -21,7 +21,7 @@ var messageCommands = []command{
 	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail),
 	plain("delete", []param{pServer, pMessageID}, "delete a message (yours, or any if you moderate the channel)", deleteMessage),
 	flagged("download", []param{pServer, pChannel, pMessageID}, "decrypt a message's attachments into --out", download),
-	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about) to a channel's readers", profileSet),
+	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about), shown for you in the whole server, through a channel's readers", profileSet),
 }
 
 type sendOpts struct{ files multi }
@@ -91,7 +91,7 @@ func history(ctx context.Context, e *env, a *args, o *historyOpts) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	names, err := a.c.Profiles(ctx, a.server, a.channel)
+	names, err := a.c.Names(ctx, a.server)
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,8 @@ func tail(ctx context.Context, e *env, a *args) (any, error) {
 	for {
 		err := a.c.Tail(ctx, a.server, a.channel, func(m client.Message) {
 			if m.Body.Profile == nil {
-				e.print(historyOut{toMsg(m, nil)})
+				names, _ := a.c.Names(ctx, a.server) // the local store: a failure shows keys instead
+				e.print(historyOut{toMsg(m, names)})
 			}
 		})
 		if ctx.Err() != nil {

@@ -185,11 +185,8 @@ type msgOut struct {
 	Error   string           `json:"error,omitempty"`
 }
 
-func toMsg(m client.Message, names map[policy.PublicKey]client.Profile) msgOut {
-	o := msgOut{ID: m.ID, Sender: m.Sender, Time: m.Time, Text: m.Body.Text, Deleted: m.Deleted}
-	if p, ok := names[m.Sender]; ok {
-		o.Name = p.Name
-	}
+func toMsg(m client.Message, names map[policy.PublicKey]string) msgOut {
+	o := msgOut{ID: m.ID, Sender: m.Sender, Time: m.Time, Text: m.Body.Text, Deleted: m.Deleted, Name: names[m.Sender]}
 	for _, f := range m.Body.Files {
 		o.Files = append(o.Files, fmt.Sprintf("%s (%d bytes)", f.Name, f.Size))
 	}
@@ -213,7 +210,7 @@ func (h historyOut) Human() string {
 		case m.Deleted:
 			text = "(deleted)"
 		case m.Error != "":
-			text = "(cannot decrypt: not a reader when it was sent)"
+			text = "(cannot decrypt: this device holds no key for its epoch)"
 		}
 		fmt.Fprintf(&b, "%s  %s: %s", m.Time.Format("2006-01-02 15:04:05"), who, text)
 		for _, f := range m.Files {
