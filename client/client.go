@@ -2,9 +2,10 @@ package client
 
 import (
 	"context"
-	"crypto/ecdh"
 	"crypto/ed25519"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -67,9 +68,17 @@ func (c *Client) loadKeys(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ek, err := ecdh.X25519().NewPrivateKey(enc)
+	kem, err := c.st.get(ctx, "device.kem")
 	if err != nil {
 		return err
+	}
+	var kemID uint16
+	if len(kem) == 2 {
+		kemID = binary.BigEndian.Uint16(kem)
+	}
+	ek, err := encKey(kemID, enc)
+	if err != nil {
+		return fmt.Errorf("client: this device's encryption key: %w", err)
 	}
 	c.keys = &DeviceKeys{Sign: ed25519.NewKeyFromSeed(sign), Enc: ek}
 	certRaw, err := c.st.get(ctx, "device.cert")
@@ -88,7 +97,14 @@ func (c *Client) saveDeviceKeys(ctx context.Context, k DeviceKeys) error {
 	if err := c.st.put(ctx, "device.sign", k.Sign.Seed()); err != nil {
 		return err
 	}
-	return c.st.put(ctx, "device.enc", k.Enc.Bytes())
+	enc, err := k.Enc.Bytes()
+	if err != nil {
+		return err
+	}
+	if err := c.st.put(ctx, "device.kem", binary.BigEndian.AppendUint16(nil, k.Enc.KEM().ID())); err != nil {
+		return err
+	}
+	return c.st.put(ctx, "device.enc", enc)
 }
 
 // CreateIdentity makes a new identity and certifies this device for it.

@@ -3,7 +3,6 @@ package client
 import (
 	"crypto/aes"
 	"crypto/cipher"
-	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
 	"crypto/sha256"
@@ -129,11 +128,17 @@ func bundleInfo(server, channel policy.ID, epoch uint64, id [8]byte) []byte {
 	return append(info, id[:]...)
 }
 
-// maxEntries bounds one bundle envelope (about 130 bytes per entry).
-const maxEntries = 800
+// maxEntries and maxBundleBytes bound one bundle envelope (about 130 bytes
+// per X25519 entry, 1,220 per hybrid one) below policy.MaxEnvelopeSize,
+// leaving room for the envelope's fields and its device certificate.
+const (
+	maxEntries     = 800
+	maxBundleBytes = 100 << 10
+)
 
-// sealBundles seals an epoch key to devices (HPKE: DHKEM X25519,
-// HKDF-SHA256, AES-256-GCM), as many envelopes' worth as needed.
+// sealBundles seals an epoch key to devices (HPKE with each device's KEM,
+// X25519 or ML-KEM-768+X25519; HKDF-SHA256, AES-256-GCM), as many
+// envelopes' worth as needed.
 func sealBundles(k epochKey, server, channel policy.ID, devices []*policy.DeviceCert) ([][]byte, error) {
 	info := bundleInfo(server, channel, k.Epoch, k.ID)
 	var out [][]byte
@@ -147,27 +152,33 @@ func sealBundles(k epochKey, server, channel policy.ID, devices []*policy.Device
 		b.Entries = nil
 		return nil
 	}
+	size := 0
 	for _, d := range devices {
-		if d.KEM != policy.KEMX25519 {
-			continue // this client speaks X25519 only; hybrid devices get keys from clients that speak it
+		kem, err := hpke.NewKEM(d.KEM)
+		if err != nil {
+			continue // a KEM this client does not know (certificates admit only known ones)
 		}
-		pub, err := ecdh.X25519().NewPublicKey(d.EncKey)
+		pub, err := kem.NewPublicKey(d.EncKey)
 		if err != nil {
 			continue
 		}
-		hpub, err := hpke.NewDHKEMPublicKey(pub)
-		if err != nil {
-			continue
-		}
-		sealed, err := hpke.Seal(hpub, hpke.HKDFSHA256(), hpke.AES256GCM(), info, k.Key)
+		sealed, err := hpke.Seal(pub, hpke.HKDFSHA256(), hpke.AES256GCM(), info, k.Key)
 		if err != nil {
 			return nil, err
 		}
+		if len(b.Entries) > 0 && size+len(sealed)+48 > maxBundleBytes {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+			size = 0
+		}
 		b.Entries = append(b.Entries, entry{Device: d.Device, Sealed: sealed})
+		size += len(sealed) + 48
 		if len(b.Entries) == maxEntries {
 			if err := flush(); err != nil {
 				return nil, err
 			}
+			size = 0
 		}
 	}
 	if len(b.Entries) > 0 || len(out) == 0 {
@@ -205,11 +216,7 @@ func openBundle(keys DeviceKeys, server, channel policy.ID, ct []byte) (epochKey
 		if e.Device != me {
 			continue
 		}
-		priv, err := hpke.NewDHKEMPrivateKey(keys.Enc)
-		if err != nil {
-			return epochKey{}, false, err
-		}
-		key, err := hpke.Open(priv, hpke.HKDFSHA256(), hpke.AES256GCM(), bundleInfo(server, channel, b.Epoch, id), e.Sealed)
+		key, err := hpke.Open(keys.Enc, hpke.HKDFSHA256(), hpke.AES256GCM(), bundleInfo(server, channel, b.Epoch, id), e.Sealed)
 		if err != nil || keyID(key) != id {
 			return epochKey{}, false, fmt.Errorf("client: key bundle entry does not open: %v", err)
 		}

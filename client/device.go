@@ -1,26 +1,43 @@
 package client
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
+	"crypto/hpke"
 	"crypto/rand"
 	"time"
 
 	"github.com/guildhall/guildhall/policy"
 )
 
-// DeviceKeys are one device's private keys: Ed25519 to sign, X25519 to
-// receive channel keys (HPKE). They never leave the device.
+// DeviceKeys are one device's private keys: Ed25519 to sign, and an HPKE
+// key to receive channel keys: ML-KEM-768+X25519 (post-quantum hybrid) for
+// new devices, X25519 for devices made before. They never leave the device.
 type DeviceKeys struct {
 	Sign ed25519.PrivateKey
-	Enc  *ecdh.PrivateKey
+	Enc  hpke.PrivateKey
 }
 
-// NewDeviceKeys generates a device's keys.
+// NewDeviceKeys generates a device's keys, with a hybrid encryption key.
 func NewDeviceKeys() DeviceKeys {
 	_, sign, _ := ed25519.GenerateKey(rand.Reader)
-	enc, _ := ecdh.X25519().GenerateKey(rand.Reader)
+	enc, err := hpke.MLKEM768X25519().GenerateKey()
+	if err != nil {
+		panic(err) // the system's randomness failed
+	}
 	return DeviceKeys{Sign: sign, Enc: enc}
+}
+
+// encKey loads a stored encryption key: kem is its HPKE KEM ID (a store
+// made before hybrid keys has none: X25519).
+func encKey(kem uint16, b []byte) (hpke.PrivateKey, error) {
+	if kem == 0 {
+		kem = policy.KEMX25519
+	}
+	k, err := hpke.NewKEM(kem)
+	if err != nil {
+		return nil, err
+	}
+	return k.NewPrivateKey(b)
 }
 
 // Device is this device: its keys and the certificate by which its
@@ -53,6 +70,6 @@ func (id Identity) Certify(req LinkRequest, now time.Time, lifetime time.Duratio
 	if lifetime <= 0 {
 		lifetime = DefaultDeviceLifetime
 	}
-	return policy.NewDeviceCert(id.Key, policy.DeviceCertBody{Device: req.Device, KEM: policy.KEMX25519, EncKey: req.EncKey,
+	return policy.NewDeviceCert(id.Key, policy.DeviceCertBody{Device: req.Device, KEM: req.KEM(), EncKey: req.EncKey,
 		Issued: now.Add(-time.Minute).UnixMilli(), Expires: now.Add(lifetime).UnixMilli(), Name: req.Name})
 }

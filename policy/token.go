@@ -25,7 +25,7 @@ const MaxTokenSize = 16 << 10
 // person approving it is the check.
 type LinkRequest struct {
 	Device PublicKey `cbor:"1,keyasint"` // the device's Ed25519 key
-	EncKey []byte    `cbor:"2,keyasint"` // its X25519 encryption key, 32 bytes
+	EncKey []byte    `cbor:"2,keyasint"` // its encryption key: X25519 (32 bytes) or ML-KEM-768+X25519 (1216)
 	Name   string    `cbor:"3,keyasint"` // what the person calls it, at most 100 bytes
 }
 
@@ -81,13 +81,25 @@ func DecodeLinkRequest(s string) (LinkRequest, error) {
 	if err := decodeCanonical("link request", b, &r); err != nil {
 		return LinkRequest{}, err
 	}
-	if len(r.EncKey) != 32 {
-		return LinkRequest{}, errf(CodeMalformed, "link request: encryption key is %d bytes, want 32", len(r.EncKey))
+	if r.KEM() == 0 {
+		return LinkRequest{}, errf(CodeMalformed, "link request: encryption key is %d bytes, want 32 (X25519) or 1216 (ML-KEM-768+X25519)", len(r.EncKey))
 	}
 	if err := checkName("link request name", r.Name, maxNameLen, false); err != nil {
 		return LinkRequest{}, err
 	}
 	return r, nil
+}
+
+// KEM is the HPKE KEM of the request's encryption key, told by its length
+// (KEMX25519 or KEMMLKEM768X25519), or 0 if it is neither.
+func (r LinkRequest) KEM() uint16 {
+	switch len(r.EncKey) {
+	case 32:
+		return KEMX25519
+	case 1216:
+		return KEMMLKEM768X25519
+	}
+	return 0
 }
 
 func encodeToken(prefix string, b []byte) string {
