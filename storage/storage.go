@@ -213,11 +213,44 @@ type Meta interface {
 	EventLog
 	EnvelopeStore
 	BlobRefs
+	KeyIndex
 	// Incarnation identifies this copy of the data: it stays the same
 	// across restarts and changes when the store is restored from a backup
 	// (so that sequence numbers a client saw before may be handed out
 	// again). Cursors are only comparable within one incarnation.
 	Incarnation(ctx context.Context) (string, error)
+}
+
+// KeyEntry says where one device's sealed channel key lies in a stored
+// key-bundle envelope: Off and Len within the envelope's signed bytes.
+type KeyEntry struct {
+	Server, Channel policy.ID
+	Device          policy.PublicKey
+	Seq             uint64 // the envelope's sequence number in its channel
+	Envelope        policy.ID
+	Epoch           uint64
+	KeyID           [8]byte
+	Off, Len        int
+}
+
+// SealedKey is a device's entry of a key bundle, as served to it.
+type SealedKey struct {
+	Seq      uint64
+	Envelope policy.ID
+	Epoch    uint64
+	KeyID    [8]byte
+	Sealed   []byte
+}
+
+// KeyIndex indexes key bundles by recipient device.
+type KeyIndex interface {
+	// PutKeyEntries records entries of stored envelopes; recording one
+	// twice is a no-op.
+	PutKeyEntries(ctx context.Context, entries []KeyEntry) error
+	// ReadKeyEntries returns a device's entries in a channel with Seq >
+	// after, in Seq order, at most limit, only of envelopes whose
+	// ciphertext is still stored (not deleted or swept).
+	ReadKeyEntries(ctx context.Context, server, channel policy.ID, device policy.PublicKey, after uint64, limit int) ([]SealedKey, error)
 }
 
 // BlobStore stores client-encrypted blobs by content ID. It knows nothing of

@@ -27,6 +27,7 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"SuspendedTenant", testSuspended},
 		{"TombstoneFreesSpace", testTombstone},
 		{"EarlyTombstone", testEarlyTombstone},
+		{"KeyEntries", testKeyEntries},
 		{"RetentionFreesSpace", testRetention},
 		{"ReconciliationRanges", testRanges},
 		{"StateEvents", testEvents},
