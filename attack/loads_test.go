@@ -14,9 +14,10 @@ import (
 // Finding 9. Bound: anonymous requests that each force the hub to read a
 // 3,000-event state log from its store (it keeps one log in memory, and
 // the requests alternate between two servers) are refused unauthenticated
-// and cost the hub under 40 ms of CPU each (reading back what it verified
-// when it stored it, without verifying every signature again); members are
-// served after it.
+// and cost the hub under 80 ms of CPU each (reading back what it verified
+// when it stored it, without verifying every signature again; each event
+// carries its device's certificate, 1.4 KB with a post-quantum hybrid
+// key); members are served after it.
 func TestColdRequestsCannotForceCostlyLoads(t *testing.T) {
 	const history, requests = 3000, 40
 	h := clienttest.NewHub(t, "sqlite")
@@ -41,8 +42,8 @@ func TestColdRequestsCannotForceCostlyLoads(t *testing.T) {
 	}
 	cpu, took := h.CPU()-before, time.Since(start)
 	t.Logf("%d anonymous requests, %d loads of a %d-event log: %v of hub CPU, %v", requests, requests/2, history, cpu, took)
-	if per := cpu / (requests / 2); per > 40*time.Millisecond {
-		t.Errorf("each forced load of a %d-event log cost the hub %v of CPU, want under 40 ms", history, per)
+	if per := cpu / (requests / 2); per > 80*time.Millisecond {
+		t.Errorf("each forced load of a %d-event log cost the hub %v of CPU, want under 80 ms", history, per)
 	}
 	general, err := c.alice.CreateChannel(ctx, c.server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
 	if err != nil {

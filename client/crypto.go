@@ -220,7 +220,7 @@ func openBundle(keys DeviceKeys, server, channel policy.ID, ct []byte) (epochKey
 		if err != nil || keyID(key) != id {
 			return epochKey{}, false, fmt.Errorf("client: key bundle entry does not open: %v", err)
 		}
-		return epochKey{Epoch: b.Epoch, ID: id, Key: key, Recipients: recipients}, true, nil
+		return epochKey{Epoch: b.Epoch, ID: id, Key: key, Recipients: recipients, Verified: true}, true, nil
 	}
 	return epochKey{Epoch: b.Epoch, ID: id, Recipients: recipients}, false, nil
 }

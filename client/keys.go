@@ -60,6 +60,7 @@ func (c *Client) rekey(ctx context.Context, server, channel policy.ID) (epochKey
 		return epochKey{}, err
 	}
 	k := newEpochKey(last + 1)
+	k.Verified = true
 	for _, d := range devices {
 		k.Recipients = append(k.Recipients, d.Device)
 	}
@@ -82,15 +83,22 @@ func (c *Client) rekey(ctx context.Context, server, channel policy.ID) (epochKey
 // whatever order bans and re-keys reach this device in, nothing it sends
 // is readable by a removed reader.
 func (c *Client) currentKey(ctx context.Context, server, channel policy.ID) (epochKey, error) {
-	keys, err := c.st.keys(ctx, server, channel)
-	if err != nil {
-		return epochKey{}, err
-	}
 	last, err := c.st.maxEpoch(ctx, server, channel)
 	if err != nil {
 		return epochKey{}, err
 	}
-	if len(keys) > 0 && keys[0].Epoch == last {
+	// Sending needs the epoch's signed bundles, not only this device's
+	// entry: they prove a member sealed the key and name all who hold it.
+	if last > 0 {
+		if err := c.fetchBundles(ctx, server, channel, last); err != nil {
+			return epochKey{}, err
+		}
+	}
+	keys, err := c.st.keys(ctx, server, channel)
+	if err != nil {
+		return epochKey{}, err
+	}
+	if len(keys) > 0 && keys[0].Epoch == last && keys[0].Verified {
 		ok, err := c.keyStillSafe(ctx, server, channel, keys[0])
 		if err != nil {
 			return epochKey{}, err
@@ -155,7 +163,14 @@ func (c *Client) shareCurrentKey(ctx context.Context, server, channel policy.ID)
 		return 0, err
 	}
 	last, err := c.st.maxEpoch(ctx, server, channel)
-	if err != nil || keys[0].Epoch != last {
+	if err != nil || keys[0].Epoch != last || !keys[0].Verified {
+		return 0, err // a reader who only holds its own entry leaves this to senders
+	}
+	// Bundles others posted since (sealing to newcomers) first, by ID.
+	if err := c.fetchBundles(ctx, server, channel, last); err != nil {
+		return 0, err
+	}
+	if keys, err = c.st.keys(ctx, server, channel); err != nil {
 		return 0, err
 	}
 	if ok, err := c.keyStillSafe(ctx, server, channel, keys[0]); err != nil || !ok {

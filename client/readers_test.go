@@ -92,9 +92,9 @@ func TestNewReadersReadWhatIsSentAfter(t *testing.T) {
 	}
 }
 
-// A reader who is online seals the current key to a newcomer when it
-// syncs, with no message sent in between; the next sender, learning that
-// from the bundle, seals nothing again.
+// A reader who has sent in the current epoch, and is online, seals its key
+// to a newcomer when it syncs, with no message sent in between; the next
+// sender, learning that from the bundle, seals nothing again.
 func TestAnyReaderSealsToANewcomer(t *testing.T) {
 	h := clienttest.StartHub(t, "sqlite")
 	alice := newClient(t, "alice")
@@ -106,6 +106,7 @@ func TestAnyReaderSealsToANewcomer(t *testing.T) {
 	if read, _ := readable(t, bob, server, lounge); !slices.Equal(read, []string{"hello bob"}) {
 		t.Fatalf("bob reads %q", read)
 	}
+	must[*Sent](t)(bob.Send(ctx, server, lounge, "hi alice")) // bob has sent in this epoch: he holds its bundles
 	eve := newClient(t, "eve")
 	must[policy.ID](t)(eve.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))))
 	readable(t, bob, server, lounge) // bob's client is online: it syncs
@@ -116,7 +117,7 @@ func TestAnyReaderSealsToANewcomer(t *testing.T) {
 		t.Fatalf("eve holds %d keys, not the current epoch's, after a reader synced", len(eveKeys))
 	}
 	must[*Sent](t)(alice.Send(ctx, server, lounge, "welcome eve"))
-	if read, _ := readable(t, eve, server, lounge); !slices.Equal(read, []string{"hello bob", "welcome eve"}) {
+	if read, _ := readable(t, eve, server, lounge); !slices.Equal(read, []string{"hello bob", "hi alice", "welcome eve"}) {
 		t.Fatalf("eve reads %q", read)
 	}
 	api := alice.hub(h.URL)

@@ -37,6 +37,8 @@ CREATE TABLE IF NOT EXISTS devices (device BLOB PRIMARY KEY, identity BLOB NOT N
 CREATE INDEX IF NOT EXISTS devices_identity ON devices (identity);
 CREATE TABLE IF NOT EXISTS epoch_keys (server BLOB NOT NULL, channel BLOB NOT NULL, epoch INTEGER NOT NULL, key_id BLOB NOT NULL, key BLOB NOT NULL,
   recipients BLOB NOT NULL, PRIMARY KEY (server, channel, epoch, key_id));
+CREATE TABLE IF NOT EXISTS bundle_refs (server BLOB NOT NULL, channel BLOB NOT NULL, epoch INTEGER NOT NULL, id BLOB NOT NULL,
+  PRIMARY KEY (server, channel, epoch, id));
 CREATE TABLE IF NOT EXISTS epochs_seen (server BLOB NOT NULL, channel BLOB NOT NULL, epoch INTEGER NOT NULL, PRIMARY KEY (server, channel, epoch));
 CREATE TABLE IF NOT EXISTS messages (id BLOB PRIMARY KEY, server BLOB NOT NULL, channel BLOB NOT NULL, sender BLOB NOT NULL,
   time INTEGER NOT NULL, epoch INTEGER NOT NULL, kind INTEGER NOT NULL, raw BLOB NOT NULL, body BLOB, deleted INTEGER NOT NULL DEFAULT 0);
@@ -65,10 +67,16 @@ func openStore(dir string) (*store, error) {
 		db.Close()
 		return nil, fmt.Errorf("client: local store %s: %w", path, err)
 	}
-	// Stores made before cursors named the hub's incarnation gain the column.
-	if _, err := db.Exec(`ALTER TABLE cursors ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''`); err != nil && !strings.Contains(err.Error(), "duplicate column") {
-		db.Close()
-		return nil, fmt.Errorf("client: local store %s: %w", path, err)
+	// Stores made before cursors named the hub's incarnation, and before
+	// keys could come unverified, gain the columns.
+	for _, alter := range []string{
+		`ALTER TABLE cursors ADD COLUMN incarnation TEXT NOT NULL DEFAULT ''`,
+		`ALTER TABLE epoch_keys ADD COLUMN verified INTEGER NOT NULL DEFAULT 1`,
+	} {
+		if _, err := db.Exec(alter); err != nil && !strings.Contains(err.Error(), "duplicate column") {
+			db.Close()
+			return nil, fmt.Errorf("client: local store %s: %w", path, err)
+		}
 	}
 	return &store{db: db, dir: dir}, nil
 }
@@ -239,6 +247,10 @@ type epochKey struct {
 	ID         [8]byte
 	Key        []byte
 	Recipients []policy.PublicKey // the devices it was sealed to, as far as this device saw
+	// Verified: learned from a signed bundle envelope this device checked.
+	// A key the hub served as this device's entry alone (keys endpoint) is
+	// only read with, until its bundles are fetched (fetchBundles).
+	Verified bool
 }
 
 func (s *store) addKey(ctx context.Context, server, channel policy.ID, k epochKey) error {
@@ -246,10 +258,16 @@ func (s *store) addKey(ctx context.Context, server, channel policy.ID, k epochKe
 	for _, d := range k.Recipients {
 		rcpt = append(rcpt, d[:]...)
 	}
-	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epoch_keys (server, channel, epoch, key_id, key, recipients) VALUES (?, ?, ?, ?, ?, ?)",
-		server[:], channel[:], int64(k.Epoch), k.ID[:], k.Key, rcpt)
+	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO epoch_keys (server, channel, epoch, key_id, key, recipients, verified) VALUES (?, ?, ?, ?, ?, ?, ?)",
+		server[:], channel[:], int64(k.Epoch), k.ID[:], k.Key, rcpt, k.Verified)
 	if err != nil {
 		return failed("add key", err)
+	}
+	if k.Verified {
+		if _, err := s.db.ExecContext(ctx, "UPDATE epoch_keys SET verified = 1 WHERE server = ? AND channel = ? AND epoch = ? AND key_id = ?",
+			server[:], channel[:], int64(k.Epoch), k.ID[:]); err != nil {
+			return failed("add key", err)
+		}
 	}
 	return s.sawEpoch(ctx, server, channel, k.Epoch)
 }
@@ -258,6 +276,26 @@ func (s *store) addKey(ctx context.Context, server, channel policy.ID, k epochKe
 func (s *store) bundles(ctx context.Context, server, channel policy.ID, epoch uint64) ([][]byte, error) {
 	return queryAll(ctx, s.db, "bundles", scanBytes,
 		"SELECT raw FROM messages WHERE server = ? AND channel = ? AND epoch = ? AND kind = 2", server[:], channel[:], int64(epoch))
+}
+
+// addBundleRef records a key bundle of an epoch that a hub left out of a
+// read (its ID), so that it can be fetched when this device sends.
+func (s *store) addBundleRef(ctx context.Context, server, channel policy.ID, epoch uint64, id policy.ID) error {
+	_, err := s.db.ExecContext(ctx, "INSERT OR IGNORE INTO bundle_refs (server, channel, epoch, id) VALUES (?, ?, ?, ?)", server[:], channel[:], int64(epoch), id[:])
+	if err != nil {
+		return failed("bundle ref", err)
+	}
+	return s.sawEpoch(ctx, server, channel, epoch)
+}
+
+// missingBundles returns the IDs of an epoch's bundles known by reference
+// and not stored here.
+func (s *store) missingBundles(ctx context.Context, server, channel policy.ID, epoch uint64) ([]policy.ID, error) {
+	return queryAll(ctx, s.db, "missing bundles", func(rows *sql.Rows) (policy.ID, error) {
+		var id []byte
+		err := rows.Scan(&id)
+		return policy.ID(id), err
+	}, "SELECT id FROM bundle_refs b WHERE server = ? AND channel = ? AND epoch = ? AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.id = b.id)", server[:], channel[:], int64(epoch))
 }
 
 // addRecipients records that a held key was also sealed to devices.
@@ -300,7 +338,7 @@ func (s *store) keys(ctx context.Context, server, channel policy.ID) ([]epochKey
 		var k epochKey
 		var e int64
 		var id, rcpt []byte
-		if err := rows.Scan(&e, &id, &k.Key, &rcpt); err != nil {
+		if err := rows.Scan(&e, &id, &k.Key, &rcpt, &k.Verified); err != nil {
 			return k, err
 		}
 		for i := 0; i+32 <= len(rcpt); i += 32 {
@@ -309,7 +347,7 @@ func (s *store) keys(ctx context.Context, server, channel policy.ID) ([]epochKey
 		k.Epoch = uint64(e)
 		copy(k.ID[:], id)
 		return k, nil
-	}, "SELECT epoch, key_id, key, recipients FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
+	}, "SELECT epoch, key_id, key, recipients, verified FROM epoch_keys WHERE server = ? AND channel = ? ORDER BY epoch DESC, rowid DESC", server[:], channel[:])
 }
 
 // maxEpoch returns the highest epoch seen in a channel (keys held or not).

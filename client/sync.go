@@ -164,7 +164,7 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 		}
 		restored := false
 		for {
-			page, err := h.Read(ctx, token, server, channel, after, 1000)
+			page, err := h.ReadOmittingBundles(ctx, token, server, channel, after, 1000)
 			if err != nil {
 				errs = append(errs, err)
 				break
@@ -200,6 +200,12 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 				errs = append(errs, err)
 			}
 		}
+		if err := c.syncKeys(ctx, h, token, url, server, channel); err != nil {
+			if errors.Is(err, ErrStore) {
+				return fresh, err
+			}
+			errs = append(errs, err)
+		}
 	}
 	if !ok {
 		return fresh, errors.Join(errs...)
@@ -216,6 +222,12 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 func (c *Client) ingest(ctx context.Context, url string, server, channel policy.ID, envs []wire.Envelope) (int, error) {
 	n := 0
 	for _, e := range envs {
+		if e.Raw == nil && e.BundleEpoch > 0 { // a key bundle left out: this device's entry comes from syncKeys
+			if err := c.st.addBundleRef(ctx, server, channel, e.BundleEpoch, e.ID); err != nil {
+				return n, err
+			}
+			continue
+		}
 		known, err := c.st.hasMessage(ctx, e.ID)
 		if err != nil {
 			return n, err

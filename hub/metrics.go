@@ -20,6 +20,7 @@ type Metrics struct {
 	// by result: kept (ahead of its envelope), upheld (authorised once the
 	// envelope came), refused (not authorised: the envelope was stored)
 	earlyTombstones *prometheus.CounterVec
+	keyBundles      *prometheus.CounterVec // by result: indexed, unparsed
 }
 
 func newMetrics() *Metrics {
@@ -42,6 +43,8 @@ func newMetrics() *Metrics {
 			Help: "Loads that waited because one per core was already running."}),
 		sequenced: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "fanout_sequenced_total",
 			Help: "Live delivery kept in sequence order, by result: duplicate (an announcement already delivered, dropped), gap (one that came ahead of others), filled (envelopes read from the store to fill such gaps)."}, []string{"result"}),
+		keyBundles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "key_bundles_total",
+			Help: "Key-bundle envelopes stored, by result: indexed (each device is served its own entry), unparsed (header not readable: served by cursor only)."}, []string{"result"}),
 		earlyTombstones: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "early_tombstones_total",
 			Help: "Tombstones that arrived before their envelope, by result: kept (in the envelope's place), upheld (authorised for the envelope when it came), refused (not authorised: the envelope was stored instead)."}, []string{"result"}),
 	}
@@ -54,11 +57,14 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"kept", "upheld", "refused"} {
 		m.earlyTombstones.WithLabelValues(r)
 	}
+	for _, r := range []string{"indexed", "unparsed"} {
+		m.keyBundles.WithLabelValues(r)
+	}
 	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones, m.keyBundles}
 }
 
 // Describe implements prometheus.Collector.

@@ -190,6 +190,7 @@ func (s *Service) ReplicateEnvelopes(ctx context.Context, raws [][]byte) (int, e
 func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from *Peer) (int, error) {
 	now := s.now()
 	var ok []storage.Envelope
+	var cts [][]byte
 	for _, raw := range raws {
 		e, err := s.verifier.Envelope(raw)
 		if err != nil || live && policy.CheckFresh(e.Time, now) != nil {
@@ -208,6 +209,7 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 			continue
 		}
 		ok = append(ok, storage.Envelope{ID: e.ID, Server: e.Server, Channel: e.Channel, Sender: e.Author, Time: e.Time, Raw: e.Raw})
+		cts = append(cts, e.Ciphertext)
 	}
 	if len(ok) == 0 {
 		return 0, nil
@@ -217,6 +219,7 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 		return 0, err
 	}
 	s.settleEarly(ctx, ok, stored)
+	s.indexKeys(ctx, ok, cts, stored)
 	n := 0
 	var notes []Note
 	for i, st := range stored {

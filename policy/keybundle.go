@@ -145,3 +145,12 @@ func (r *headReader) bytes(min, max int) ([]byte, bool) {
 	r.i += int(n)
 	return out, true
 }
+
+// StoredEnvelopeHeader decodes an envelope that was verified when stored,
+// without verifying it again: for a hub to tell what it serves (its epoch,
+// and whether it is a key bundle). It is not for input from the network.
+func StoredEnvelopeHeader(raw []byte) (EnvelopeBody, error) {
+	var body EnvelopeBody
+	_, _, err := decodeSigned(KindEnvelope, raw, MaxEnvelopeSize, &body)
+	return body, err
+}

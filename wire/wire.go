@@ -129,6 +129,26 @@ type Envelope struct {
 	StoredAt  int64     `cbor:"3,keyasint" json:"stored_at"`
 	Raw       []byte    `cbor:"4,keyasint,omitempty" json:"raw,omitempty"`
 	Tombstone []byte    `cbor:"5,keyasint,omitempty" json:"tombstone,omitempty"`
+	// BundleEpoch is set, and Raw left out, for a key bundle when the read
+	// asked bundles=omit: the reader gets its own entries from the keys
+	// endpoint (SealedKeys) and learns here that the epoch exists.
+	BundleEpoch uint64 `cbor:"6,keyasint,omitempty" json:"bundle_epoch,omitempty"`
+}
+
+// SealedKey is one entry of a key bundle sealed to the asking device.
+type SealedKey struct {
+	Seq      uint64    `cbor:"1,keyasint" json:"seq"`      // the bundle envelope's sequence number
+	Envelope policy.ID `cbor:"2,keyasint" json:"envelope"` // the bundle envelope
+	Epoch    uint64    `cbor:"3,keyasint" json:"epoch"`
+	KeyID    []byte    `cbor:"4,keyasint" json:"key_id"` // 8 bytes
+	Sealed   []byte    `cbor:"5,keyasint" json:"sealed"` // HPKE enc || ciphertext of the epoch key
+}
+
+// SealedKeys is a page of the keys endpoint.
+type SealedKeys struct {
+	Keys []SealedKey `cbor:"1,keyasint" json:"keys"`
+	Next uint64      `cbor:"2,keyasint" json:"next"`
+	More bool        `cbor:"3,keyasint" json:"more"`
 }
 
 // Envelopes is a page of a channel.

@@ -228,6 +228,21 @@ func (h *Client) Read(ctx context.Context, token string, server, channel policy.
 	return out, err
 }
 
+// ReadOmittingBundles is Read with key bundles left out (bundles=omit):
+// they come as BundleEpoch with no Raw; Keys serves this device's entries.
+func (h *Client) ReadOmittingBundles(ctx context.Context, token string, server, channel policy.ID, after uint64, limit int) (wire.Envelopes, error) {
+	var out wire.Envelopes
+	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/channels/%s/envelopes?after=%d&limit=%d&bundles=omit", server, channel, after, limit), token, nil, &out)
+	return out, err
+}
+
+// Keys reads the key-bundle entries sealed to the session's device.
+func (h *Client) Keys(ctx context.Context, token string, server, channel policy.ID, after uint64, limit int) (wire.SealedKeys, error) {
+	var out wire.SealedKeys
+	err := h.call(ctx, "GET", fmt.Sprintf("/v1/servers/%s/channels/%s/keys?after=%d&limit=%d", server, channel, after, limit), token, nil, &out)
+	return out, err
+}
+
 // Envelope fetches one envelope by ID.
 func (h *Client) Envelope(ctx context.Context, token string, server, id policy.ID) (wire.Envelope, error) {
 	var out wire.Envelope

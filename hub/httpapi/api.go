@@ -154,6 +154,7 @@ func New(svc *hub.Service, cfg Config) *API {
 	a.route("GET /v1/servers/{server}/channels/{channel}/envelopes", a.readChannel)
 	a.route("POST /v1/servers/{server}/channels/{channel}/reconcile", a.reconcile)
 	a.route("GET /v1/servers/{server}/envelopes/{id}", a.envelope)
+	a.route("GET /v1/servers/{server}/channels/{channel}/keys", a.keys)
 	a.route("POST /v1/tombstones", a.tombstones)
 	a.route("PUT /v1/servers/{server}/blobs/{blob}", a.putBlob)
 	a.route("GET /v1/servers/{server}/blobs/{blob}", a.getBlob)

@@ -152,6 +152,14 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	omitBundles := false
+	switch r.URL.Query().Get("bundles") {
+	case "":
+	case "omit":
+		omitBundles = true
+	default:
+		return fmt.Errorf("%w: bundles=%q (omit, or leave it out)", hub.ErrBadRequest, r.URL.Query().Get("bundles"))
+	}
 	envs, err := a.svc.Read(r.Context(), rd, server, channel, after, limit)
 	if err != nil {
 		return a.readErr(r.Context(), rd, server, err)
@@ -159,7 +167,33 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 	out := wire.Envelopes{Envelopes: make([]wire.Envelope, len(envs)), Next: after, More: len(envs) == limit, Incarnation: a.svc.Incarnation()}
 	for i, e := range envs {
 		out.Envelopes[i] = wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone}
+		if omitBundles && e.Raw != nil {
+			if h, err := policy.StoredEnvelopeHeader(e.Raw); err == nil && len(h.Ciphertext) > 0 && h.Ciphertext[0] == policy.PayloadKeys {
+				out.Envelopes[i].Raw, out.Envelopes[i].BundleEpoch = nil, h.Epoch
+			}
+		}
 		out.Next = e.Seq
+	}
+	return reply(w, r, 200, out)
+}
+
+func (a *API) keys(w http.ResponseWriter, r *http.Request) error {
+	rd, server, channel, err := a.target(r, "channel")
+	if err != nil {
+		return err
+	}
+	after, limit, err := page(r)
+	if err != nil {
+		return err
+	}
+	keys, err := a.svc.KeysFor(r.Context(), rd, server, channel, after, min(limit, hub.MaxKeyPage))
+	if err != nil {
+		return a.readErr(r.Context(), rd, server, err)
+	}
+	out := wire.SealedKeys{Keys: make([]wire.SealedKey, len(keys)), Next: after, More: len(keys) == min(limit, hub.MaxKeyPage)}
+	for i, k := range keys {
+		out.Keys[i] = wire.SealedKey{Seq: k.Seq, Envelope: k.Envelope, Epoch: k.Epoch, KeyID: k.KeyID[:], Sealed: k.Sealed}
+		out.Next = k.Seq
 	}
 	return reply(w, r, 200, out)
 }
