@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -182,11 +184,17 @@ func (h *Hub) Kill() {
 }
 
 // Stop stops the hub with SIGINT, as an operator would.
-func (h *Hub) Stop() {
+func (h *Hub) Stop() { h.stop(os.Interrupt) }
+
+// Terminate stops the hub with SIGTERM, as a service manager would: it
+// cuts its subscribers with going_away and answers the posts in flight.
+func (h *Hub) Terminate() { h.stop(syscall.SIGTERM) }
+
+func (h *Hub) stop(sig os.Signal) {
 	if h.cmd == nil {
 		return
 	}
-	h.cmd.Process.Signal(os.Interrupt)
+	h.cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { h.cmd.Wait(); close(done) }()
 	select {
@@ -216,6 +224,19 @@ func createDatabase(t *testing.T, base string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// FreePort returns a loopback TCP port nothing listens on now, for a
+// listener that must keep its address across restarts (a hub's libp2p
+// address, which its peers are configured with).
+func FreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Profiles are the storage profiles a hub runs on.
