@@ -111,6 +111,27 @@ func NewHub(t *testing.T, profile string) *Hub {
 	return h
 }
 
+// Replica prepares another hub process on h's storage: its database, its
+// bucket and its node key, as replicas behind a load balancer share them
+// (postgres profile only). It has its own data directory and ports, and
+// takes h's Admission and Extra as they are now; call Start after h has
+// started once (the node key exists then). The test stops it.
+func (h *Hub) Replica() *Hub {
+	h.t.Helper()
+	if h.Profile != "postgres" {
+		h.t.Fatal("replicas share PostgreSQL and S3: use the postgres profile")
+	}
+	r := &Hub{t: h.t, Profile: h.Profile, Dir: h.t.TempDir(), DBURL: h.DBURL, Bucket: h.Bucket, Admission: h.Admission, Extra: h.Extra}
+	own := "data_dir: " + h.Dir + "\n"
+	if !strings.HasPrefix(h.base, own) {
+		h.t.Fatal("clienttest: unexpected hub configuration")
+	}
+	r.base = "data_dir: " + r.Dir + "\nnode_key_file: " + filepath.Join(h.Dir, "node.key") + "\n" + strings.TrimPrefix(h.base, own)
+	r.config = filepath.Join(r.Dir, "hub.yaml")
+	h.t.Cleanup(r.Stop)
+	return r
+}
+
 func (h *Hub) writeConfig() {
 	h.t.Helper()
 	cfg := h.base + "admission:\n  mode: " + h.Admission + "\n" + h.Extra
