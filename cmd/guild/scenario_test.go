@@ -138,6 +138,18 @@ func converge(t *testing.T, people map[string]*user, server, channel string, wan
 	}
 }
 
+// readable checks that a person decrypted every message to what was sent.
+func readable(t *testing.T, name string, u *user, server, channel string, want map[string]string) {
+	t.Helper()
+	var h histJSON
+	u.json(&h, "history", server, channel, "--limit", "0")
+	for _, m := range h {
+		if w := want[m.ID]; m.Error != "" || !strings.HasSuffix(w, ": "+m.Text) {
+			t.Errorf("%s reads %s as %q (error %q), sent as %q", name, m.ID, m.Text, m.Error, w)
+		}
+	}
+}
+
 func sortedKeys[V any](m map[string]V) []string {
 	var ks []string
 	for k := range m {
@@ -189,14 +201,8 @@ func TestThreePeopleWithHomeNodes(t *testing.T) {
 		}
 	}
 
+	// All three post at once, from the start: each may begin a key epoch.
 	l := &ledger{sent: map[string]string{}}
-	// The first epoch's key is sealed to all three before anyone else sends.
-	if err := l.send(alice, "alice", "paper", "general", "welcome"); err != nil {
-		t.Fatal(err)
-	}
-	converge(t, people, "paper", "general", l.snapshot(), 30*time.Second)
-
-	// All three post at once.
 	const each = 10
 	var wg sync.WaitGroup
 	errs := make(chan error, 3*each)
@@ -245,6 +251,9 @@ func TestThreePeopleWithHomeNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	converge(t, people, "paper", "general", l.snapshot(), 45*time.Second)
+	for _, name := range sortedKeys(people) {
+		readable(t, name, people[name], "paper", "general", l.snapshot())
+	}
 	t.Logf("%d messages, the same set at all three, in %v", len(l.snapshot()), time.Since(start).Round(time.Millisecond))
 }
 
