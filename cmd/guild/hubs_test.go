@@ -147,3 +147,36 @@ func TestServerHubAddBringsTheLog(t *testing.T) {
 		t.Fatal("preferred a hub the server does not use")
 	}
 }
+
+// A member's home node that replicates with nobody is brought the server
+// by "server hub add": it admits it (its owner acts in it) and, the
+// community hub gone, serves the state log and stores the member's posts.
+func TestServerHubAddBringsTheLogToAHomeNode(t *testing.T) {
+	community := clienttest.StartHub(t, "sqlite")
+	alice, bob := newUser(t), newUser(t)
+	alice.run("identity", "create")
+	bob.run("identity", "create")
+	alice.run("server", "create", "club", "--hub", community.URL)
+	alice.run("channel", "create", "club", "general")
+	var inv struct {
+		Token string `json:"token"`
+	}
+	alice.json(&inv, "invite", "create", "club")
+	bob.run("join", inv.Token)
+	home, _ := homeNode(t, bob)
+	if out := bob.run("server", "hub", "add", "club", home.URL, "--prefer"); !strings.Contains(out, "now hosts") {
+		t.Fatalf("hub add of a home node: %s", out)
+	}
+	community.Stop()
+	if out := bob.run("server", "sync", "club"); !strings.Contains(out, "0 new") {
+		t.Fatalf("server sync from the home node: %s", out)
+	}
+	var sent sentJSON
+	bob.json(&sent, "send", "club", "general", "kept at home")
+	if len(sent.Receipts) != 1 {
+		t.Fatalf("send with only the home node up: %+v", sent)
+	}
+	if got := bob.texts("club", "general"); !got["kept at home"] {
+		t.Fatalf("history %v", got)
+	}
+}
