@@ -14,8 +14,8 @@ import (
 
 // p2pHub prepares a hub that replicates over libp2p on a fixed loopback
 // port, so that its address survives a restart and its peers can name it.
-func p2pHub(t *testing.T, extra string, peers ...string) *clienttest.Hub {
-	h := clienttest.NewHub(t, "sqlite")
+func p2pHub(t *testing.T, profile, extra string, peers ...string) *clienttest.Hub {
+	h := clienttest.NewHub(t, profile)
 	h.Extra = extra + p2pConfig(clienttest.FreePort(t), peers...)
 	return h
 }
@@ -164,10 +164,17 @@ func sortedKeys[V any](m map[string]V) []string {
 // added with "server hub add --prefer"; the community hub goes away
 // (SIGTERM) while Bob and Carol keep talking through their home nodes and
 // Alice is offline; it comes back, and everyone ends with the same
-// messages: every one anybody got a receipt for.
+// messages: every one anybody got a receipt for. The community hub runs
+// on each storage profile; home nodes are embedded.
 func TestThreePeopleWithHomeNodes(t *testing.T) {
+	for _, profile := range clienttest.Profiles {
+		t.Run(profile, func(t *testing.T) { threePeople(t, profile) })
+	}
+}
+
+func threePeople(t *testing.T, profile string) {
 	start := time.Now()
-	hub := p2pHub(t, "")
+	hub := p2pHub(t, profile, "")
 	hub.Start()
 	alice, bob, carol := newUser(t), newUser(t), newUser(t)
 	people := map[string]*user{"alice": alice, "bob": bob, "carol": carol}
