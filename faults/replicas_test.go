@@ -25,6 +25,29 @@ type subscriber struct {
 	seqs []uint64
 	ids  []policy.ID
 	cut  string // "" while connected
+	// resumed says why the first subscription ended, for one that then
+	// subscribed again elsewhere from the last seq it had.
+	resumed string
+}
+
+// runResuming follows sub and, once it ends, subscribes again at h from
+// the last seq received, as a client behind a load balancer does when its
+// hub process is gone: the two together must deliver everything.
+func (s *subscriber) runResuming(sub *hubapi.Subscription, h *hubapi.Client, token string, server, channel policy.ID) {
+	s.run(sub)
+	last, cut := s.last()
+	s.mu.Lock()
+	s.cut, s.resumed = "", cut
+	s.mu.Unlock()
+	next, err := h.Subscribe(ctx, token, []wire.Topic{{Server: server, Channel: channel, After: max(last, 1)}})
+	if err != nil {
+		s.mu.Lock()
+		s.cut = "resuming: " + err.Error()
+		s.mu.Unlock()
+		return
+	}
+	defer next.Close()
+	s.run(next)
 }
 
 func (s *subscriber) run(sub *hubapi.Subscription) {
@@ -198,17 +221,28 @@ func TestReplicaKilledMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	var attempted atomic.Int64
 	// One envelope first, so that every subscription starts from a cursor
 	// (seq 1) and "what was stored while it was connected" has a start.
 	seed := &poster{hub: hubs[1], dev: dev, server: server, channel: channel, receipts: map[policy.ID]*policy.Receipt{}, timeout: 5 * time.Second}
 	postMessages(seed, 1)
+	attempted.Add(1)
 	if seed.acked() != 1 {
 		t.Fatal("the first envelope was not acknowledged")
 	}
 
-	subs := make([]*subscriber, 4)
+	// Two subscribers on each process, and two more on the victim that
+	// resume at the survivor when it is gone.
+	survivorToken, err := hubs[1].Login(ctx, dev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := make([]*subscriber, 6)
 	for i := range subs {
 		h := hubs[i%2]
+		if i >= 4 {
+			h = hubs[0]
+		}
 		subs[i] = &subscriber{name: fmt.Sprintf("%d@%s", i, []string{"victim", "survivor"}[i%2])}
 		token, err := h.Login(ctx, dev)
 		if err != nil {
@@ -219,6 +253,11 @@ func TestReplicaKilledMidStream(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { sub.Close() })
+		if i >= 4 {
+			subs[i].name = fmt.Sprintf("%d@victim-then-survivor", i)
+			go subs[i].runResuming(sub, hubs[1], survivorToken, server, channel)
+			continue
+		}
 		go subs[i].run(sub)
 	}
 	tailCtx, stopTail := context.WithCancel(ctx)
@@ -241,7 +280,6 @@ func TestReplicaKilledMidStream(t *testing.T) {
 	// Eight posters, four per process; a poster whose process is gone
 	// moves to the other, as behind a load balancer.
 	posters := make([]*poster, 8)
-	var attempted atomic.Int64
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range posters {
@@ -311,10 +349,19 @@ func TestReplicaKilledMidStream(t *testing.T) {
 			connected++
 		}
 		n := s.check(t, stored, 1, upTo)
-		figures += fmt.Sprintf(" %s=%d(%s)", s.name, n, map[bool]string{true: cut, false: "connected"}[cut != ""])
+		state := map[bool]string{true: cut, false: "connected"}[cut != ""]
+		if s.resumed != "" {
+			state = "resumed after " + s.resumed + ", " + state
+		}
+		figures += fmt.Sprintf(" %s=%d(%s)", s.name, n, state)
 	}
-	if connected == 0 {
-		t.Error("every subscriber was cut off: nothing was checked to the end")
+	for _, s := range subs[4:] {
+		if s.resumed == "" {
+			t.Errorf("subscriber %s was never cut off at the victim", s.name)
+		}
+	}
+	if connected < 4 {
+		t.Errorf("%d subscribers followed to the end, want the survivor's two and the two that resumed there", connected)
 	}
 
 	// The tailing client ends holding every receipted envelope, and
