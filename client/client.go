@@ -11,6 +11,7 @@ import (
 
 	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
+	"github.com/guildhall/guildhall/wire"
 )
 
 // Client is one device of one identity, with its local store.
@@ -258,3 +259,31 @@ func (c *Client) PreferHub(ctx context.Context, server policy.ID, url string) er
 
 // Servers lists the servers this client knows.
 func (c *Client) Servers(ctx context.Context) ([]policy.ID, error) { return c.st.servers(ctx) }
+
+// BringHub records a hub for a server and, if the hub does not host the
+// server yet (a member's home node, a hub just granted storage), publishes
+// to it the state log this client holds, so that it admits the server as
+// its admission mode allows and serves it from then on. It reports
+// whether the log was brought. The hub is recorded even when it cannot be
+// reached or refuses: the error says so.
+func (c *Client) BringHub(ctx context.Context, server policy.ID, url string) (brought bool, err error) {
+	if err := c.AddHub(ctx, server, url); err != nil {
+		return false, err
+	}
+	d, err := c.Device()
+	if err != nil {
+		return false, err
+	}
+	h := c.hub(url)
+	token, err := h.Login(ctx, d)
+	if err != nil {
+		return false, err
+	}
+	if _, err = h.Events(ctx, token, server, 0); !IsCode(err, wire.CodeNotHosted) {
+		return false, err
+	}
+	if err := c.publishWithLog(ctx, url, server, nil); err != nil {
+		return false, err
+	}
+	return true, nil
+}

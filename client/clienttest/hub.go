@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/url"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -109,6 +111,27 @@ func NewHub(t *testing.T, profile string) *Hub {
 	return h
 }
 
+// Replica prepares another hub process on h's storage: its database, its
+// bucket and its node key, as replicas behind a load balancer share them
+// (postgres profile only). It has its own data directory and ports, and
+// takes h's Admission and Extra as they are now; call Start after h has
+// started once (the node key exists then). The test stops it.
+func (h *Hub) Replica() *Hub {
+	h.t.Helper()
+	if h.Profile != "postgres" {
+		h.t.Fatal("replicas share PostgreSQL and S3: use the postgres profile")
+	}
+	r := &Hub{t: h.t, Profile: h.Profile, Dir: h.t.TempDir(), DBURL: h.DBURL, Bucket: h.Bucket, Admission: h.Admission, Extra: h.Extra}
+	own := "data_dir: " + h.Dir + "\n"
+	if !strings.HasPrefix(h.base, own) {
+		h.t.Fatal("clienttest: unexpected hub configuration")
+	}
+	r.base = "data_dir: " + r.Dir + "\nnode_key_file: " + filepath.Join(h.Dir, "node.key") + "\n" + strings.TrimPrefix(h.base, own)
+	r.config = filepath.Join(r.Dir, "hub.yaml")
+	h.t.Cleanup(r.Stop)
+	return r
+}
+
 func (h *Hub) writeConfig() {
 	h.t.Helper()
 	cfg := h.base + "admission:\n  mode: " + h.Admission + "\n" + h.Extra
@@ -182,11 +205,17 @@ func (h *Hub) Kill() {
 }
 
 // Stop stops the hub with SIGINT, as an operator would.
-func (h *Hub) Stop() {
+func (h *Hub) Stop() { h.stop(os.Interrupt) }
+
+// Terminate stops the hub with SIGTERM, as a service manager would: it
+// cuts its subscribers with going_away and answers the posts in flight.
+func (h *Hub) Terminate() { h.stop(syscall.SIGTERM) }
+
+func (h *Hub) stop(sig os.Signal) {
 	if h.cmd == nil {
 		return
 	}
-	h.cmd.Process.Signal(os.Interrupt)
+	h.cmd.Process.Signal(sig)
 	done := make(chan struct{})
 	go func() { h.cmd.Wait(); close(done) }()
 	select {
@@ -216,6 +245,19 @@ func createDatabase(t *testing.T, base string) string {
 	}
 	u.Path = "/" + name
 	return u.String()
+}
+
+// FreePort returns a loopback TCP port nothing listens on now, for a
+// listener that must keep its address across restarts (a hub's libp2p
+// address, which its peers are configured with).
+func FreePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
 
 // Profiles are the storage profiles a hub runs on.

@@ -40,7 +40,7 @@ var errUsage = errors.New("usage")
 
 // commands are every noun's commands; usage lists them sorted.
 var commands = slices.Concat(identityCommands, deviceCommands, serverCommands, memberCommands,
-	channelCommands, messageCommands, adminCommands, turnCommands)
+	channelCommands, messageCommands, adminCommands, turnCommands, hubCommands)
 
 func run(ctx context.Context, argv []string, sys system) error {
 	global := flag.NewFlagSet("guild", flag.ContinueOnError)

@@ -34,6 +34,13 @@ func serverCreate(ctx context.Context, e *env, a *args, o *serverCreateOpts) (an
 	if len(o.hubs) == 0 {
 		return nil, fmt.Errorf("%w: at least one --hub", errUsage)
 	}
+	for i, h := range o.hubs {
+		u, err := hubURL(h)
+		if err != nil {
+			return nil, err
+		}
+		o.hubs[i] = u
+	}
 	c, err := e.client()
 	if err != nil {
 		return nil, err
@@ -95,7 +102,10 @@ func storageGrant(ctx context.Context, e *env, a *args, o *storageGrantOpts) (an
 	if err != nil {
 		return nil, err
 	}
-	url := a.word("HUB-URL")
+	url, err := hubURL(a.word("HUB-URL"))
+	if err != nil {
+		return nil, err
+	}
 	return message("granted " + url), a.c.GrantStorage(ctx, a.server, url, ids...)
 }
 
