@@ -111,7 +111,7 @@ func TestCompose(t *testing.T) {
 // A missing secret stops compose with a message naming it.
 func TestComposeRefusesMissingSecrets(t *testing.T) {
 	env := envExample(t)
-	for _, k := range []string{"POSTGRES_PASSWORD", "HUB_ADMIN_TOKEN", "TURN_SECRET", "MINIO_ROOT_PASSWORD", "GRAFANA_ADMIN_PASSWORD", "RELAY_EXTERNAL_IP"} {
+	for _, k := range []string{"POSTGRES_PASSWORD", "HUB_ADMIN_TOKEN", "TURN_SECRET", "MINIO_ROOT_PASSWORD", "RELAY_EXTERNAL_IP"} {
 		e := map[string]string{}
 		for a, b := range env {
 			if a != k {
@@ -121,6 +121,46 @@ func TestComposeRefusesMissingSecrets(t *testing.T) {
 		_, err := loadCompose(t, e)
 		if err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("without %s: %v", k, err)
+		}
+	}
+}
+
+// Grafana's password belongs to the observability profile: compose starts
+// the rest without it, and Grafana itself refuses to start with none
+// (rather than with its default admin password).
+func TestGrafanaPasswordOnlyForObservability(t *testing.T) {
+	env := envExample(t)
+	delete(env, "GRAFANA_ADMIN_PASSWORD")
+	p, err := loadCompose(t, env)
+	if err != nil {
+		t.Fatalf("compose without GRAFANA_ADMIN_PASSWORD: %v", err)
+	}
+	g, err := p.GetService("grafana")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(g.Entrypoint, " ")
+	if !strings.Contains(script, `-z "$GF_SECURITY_ADMIN_PASSWORD"`) || !strings.Contains(script, "exit 1") || !strings.Contains(script, "exec /run.sh") {
+		t.Fatalf("grafana's entrypoint does not refuse an empty password: %q", script)
+	}
+	if pw := g.Environment["GF_SECURITY_ADMIN_PASSWORD"]; pw == nil || *pw != "" {
+		t.Fatalf("grafana's password without GRAFANA_ADMIN_PASSWORD: %v", pw)
+	}
+}
+
+// The build context holds no secrets and no locally built binaries.
+func TestDockerignoreKeepsSecretsOut(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join(root, ".dockerignore"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		lines[strings.TrimSpace(l)] = true
+	}
+	for _, want := range []string{".env", ".env.*", "!.env.example", ".git", "/guild", "/hubload", "/cmd/*/hub", "/cmd/*/guild", "/cmd/*/relay"} {
+		if !lines[want] {
+			t.Errorf(".dockerignore lacks %q", want)
 		}
 	}
 }
