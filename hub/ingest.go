@@ -129,7 +129,8 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	out := make([]Posted, len(raws))
 	now := s.now()
 	var ok []storage.Envelope
-	var cts [][]byte // their ciphertexts, for the key index
+	var cts [][]byte        // their ciphertexts, for the key index
+	var blobs [][]policy.ID // the blobs each names
 	var idx []int
 	// The sender's rate is judged before storing and paid after, only for
 	// envelopes newly stored: a replay of someone's envelopes costs them
@@ -155,7 +156,7 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 			continue
 		}
 		ok = append(ok, storage.Envelope{ID: e.ID, Server: e.Server, Channel: e.Channel, Sender: e.Author, Time: e.Time, Raw: e.Raw})
-		cts = append(cts, e.Ciphertext)
+		cts, blobs = append(cts, e.Ciphertext), append(blobs, e.Blobs)
 		idx = append(idx, i)
 	}
 	if len(ok) == 0 {
@@ -164,7 +165,7 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
 	if err == nil {
 		s.settleEarly(ctx, ok, stored)
-		s.indexKeys(ctx, ok, cts, stored)
+		s.indexStored(ctx, ok, cts, blobs, stored)
 	}
 	var notes []Note
 	for j, i := range idx {

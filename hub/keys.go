@@ -9,6 +9,20 @@ import (
 	"github.com/guildhall/guildhall/storage"
 )
 
+// indexStored records what the hub indexes of envelopes just stored: the
+// blobs each names (so that deleting the last envelope naming a blob
+// releases it) and the entries of key bundles (indexKeys).
+func (s *Service) indexStored(ctx context.Context, envs []storage.Envelope, cts [][]byte, blobs [][]policy.ID, stored []storage.Stored) {
+	for i, e := range envs {
+		if !stored[i].Duplicate && len(blobs[i]) > 0 {
+			if err := s.cfg.Store.AddEnvelopeBlobs(ctx, e.Server, e.ID, blobs[i]); err != nil {
+				s.cfg.Logger.Warn("hub: recording an envelope's blobs", "envelope", e.ID, "err", err)
+			}
+		}
+	}
+	s.indexKeys(ctx, envs, cts, stored)
+}
+
 // indexKeys records, for each key-bundle envelope just stored, where each
 // recipient device's sealed key lies in it (policy.ParseKeyBundle), so that
 // KeysFor serves a device its own entries. A bundle whose header does not

@@ -191,6 +191,7 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 	now := s.now()
 	var ok []storage.Envelope
 	var cts [][]byte
+	var blobs [][]policy.ID
 	for _, raw := range raws {
 		e, err := s.verifier.Envelope(raw)
 		if err != nil || live && policy.CheckFresh(e.Time, now) != nil {
@@ -209,7 +210,7 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 			continue
 		}
 		ok = append(ok, storage.Envelope{ID: e.ID, Server: e.Server, Channel: e.Channel, Sender: e.Author, Time: e.Time, Raw: e.Raw})
-		cts = append(cts, e.Ciphertext)
+		cts, blobs = append(cts, e.Ciphertext), append(blobs, e.Blobs)
 	}
 	if len(ok) == 0 {
 		return 0, nil
@@ -219,7 +220,7 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 		return 0, err
 	}
 	s.settleEarly(ctx, ok, stored)
-	s.indexKeys(ctx, ok, cts, stored)
+	s.indexStored(ctx, ok, cts, blobs, stored)
 	n := 0
 	var notes []Note
 	for i, st := range stored {

@@ -73,8 +73,33 @@ func (s *Service) tombstone(ctx context.Context, raw []byte, from *Peer) error {
 	if err := s.cfg.Store.ApplyTombstone(ctx, t.Target, raw); err != nil {
 		return err
 	}
+	s.releaseBlobs(ctx, t.Server, t.Target)
 	s.notify(ctx, []Note{{Server: t.Server, Channel: t.Channel, ID: t.Target, Deleted: true}})
 	return nil
+}
+
+// releaseBlobs lets go of the blobs a deleted envelope named that no other
+// envelope of its server names: the server's reference and its charge,
+// and the bytes when no server references them any more. The deletion
+// stands whatever fails here; a failure is logged.
+func (s *Service) releaseBlobs(ctx context.Context, server, envelope policy.ID) {
+	orphans, err := s.cfg.Store.DropEnvelopeBlobs(ctx, server, envelope)
+	if err != nil {
+		s.cfg.Logger.Warn("hub: releasing a deleted envelope's blobs", "envelope", envelope, "err", err)
+		return
+	}
+	for _, id := range orphans {
+		still, err := s.cfg.Store.RemoveBlobRef(ctx, server, id)
+		if err != nil {
+			s.cfg.Logger.Warn("hub: releasing a blob", "blob", id, "err", err)
+			continue
+		}
+		if !still && s.cfg.Blobs != nil {
+			if err := s.cfg.Blobs.DeleteBlob(ctx, id); err != nil {
+				s.cfg.Logger.Warn("hub: deleting a released blob", "blob", id, "err", err)
+			}
+		}
+	}
 }
 
 // earlyTombstone keeps a tombstone whose target is not stored here.

@@ -280,6 +280,12 @@ type BlobRefs interface {
 	// HasBlobRef reports whether server references a blob: a blob is
 	// served only under a server that references it.
 	HasBlobRef(ctx context.Context, server, id policy.ID) (bool, error)
+	// AddEnvelopeBlobs records that a stored envelope names blobs (its
+	// attachments); recording it twice is a no-op.
+	AddEnvelopeBlobs(ctx context.Context, server, envelope policy.ID, blobs []policy.ID) error
+	// DropEnvelopeBlobs forgets what a deleted envelope named and returns
+	// the blobs no other envelope of the server names any more.
+	DropEnvelopeBlobs(ctx context.Context, server, envelope policy.ID) (orphans []policy.ID, err error)
 }
 
 // Presigner issues time-limited URLs with which clients move blob bytes

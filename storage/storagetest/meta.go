@@ -28,6 +28,7 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"TombstoneFreesSpace", testTombstone},
 		{"EarlyTombstone", testEarlyTombstone},
 		{"KeyEntries", testKeyEntries},
+		{"EnvelopeBlobs", testEnvelopeBlobs},
 		{"RetentionFreesSpace", testRetention},
 		{"ReconciliationRanges", testRanges},
 		{"StateEvents", testEvents},
