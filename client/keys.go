@@ -68,10 +68,8 @@ func (c *Client) rekey(ctx context.Context, server, channel policy.ID) (epochKey
 	if err != nil {
 		return epochKey{}, err
 	}
-	for _, p := range payloads {
-		if _, err := c.post(ctx, server, channel, k.Epoch, p); err != nil {
-			return epochKey{}, fmt.Errorf("client: posting the new epoch's keys: %w", err)
-		}
+	if err := c.postBundles(ctx, server, channel, k.Epoch, payloads); err != nil {
+		return epochKey{}, fmt.Errorf("client: posting the new epoch's keys: %w", err)
 	}
 	return k, c.st.addKey(ctx, server, channel, k)
 }
@@ -146,10 +144,8 @@ func (c *Client) shareKey(ctx context.Context, server, channel policy.ID, k epoc
 	if err != nil {
 		return 0, err
 	}
-	for _, p := range payloads {
-		if _, err := c.post(ctx, server, channel, k.Epoch, p); err != nil {
-			return 0, fmt.Errorf("client: sealing the channel's key to new readers: %w", err)
-		}
+	if err := c.postBundles(ctx, server, channel, k.Epoch, payloads); err != nil {
+		return 0, fmt.Errorf("client: sealing the channel's key to new readers: %w", err)
 	}
 	return len(add), c.st.addRecipients(ctx, server, channel, k.ID, keys)
 }
