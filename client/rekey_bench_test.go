@@ -146,7 +146,7 @@ func BenchmarkRekeyStore(b *testing.B) {
 
 func benchStore(b *testing.B, profile string, n int, variant string) {
 	ctx := context.Background()
-	hubURL := benchHub(b, profile)
+	hubURL := benchHub(b, profile, false)
 	c, err := Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -276,7 +276,7 @@ var (
 // and per-source rate limits off as in deploy/bench-hub.sh: one identity
 // posts everything from one address. By default a hub admits 50 envelopes
 // per second per sender (burst 200), which alone bounds a re-key's posting.
-func benchHub(b *testing.B, profile string) string {
+func benchHub(b *testing.B, profile string, defaultLimits bool) string {
 	b.Helper()
 	benchHubOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "guildhall-bench-hub")
@@ -295,7 +295,9 @@ func benchHub(b *testing.B, profile string) string {
 	}
 	dir := b.TempDir()
 	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nadmission:\n  mode: open\n", dir)
-	cfg += "limits:\n  post_rate: -1\n  source_rate: -1\n  conns_per_source: -1\n  sockets_per_source: -1\n"
+	if !defaultLimits {
+		cfg += "limits:\n  post_rate: -1\n  source_rate: -1\n  conns_per_source: -1\n  sockets_per_source: -1\n"
+	}
 	if profile == "postgres" {
 		base := os.Getenv("GUILDHALL_TEST_POSTGRES")
 		ctx := context.Background()
@@ -374,4 +376,54 @@ func benchHub(b *testing.B, profile string) string {
 		}
 	}()
 	return hubURL
+}
+
+// BenchmarkRekeyDefaultLimits posts the bundles of one 100,000-device
+// hybrid re-key as rekey does, to a hub with its default limits (50
+// envelopes per second per sender, burst 200), and reports how many the
+// hub stored before the first refusal: rekey gives up at that refusal.
+// Only with -rekey.large.
+func BenchmarkRekeyDefaultLimits(b *testing.B) {
+	if !*rekeyLarge {
+		b.Skip("only with -rekey.large")
+	}
+	ctx := context.Background()
+	hubURL := benchHub(b, "sqlite", true)
+	c, err := Open(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.CreateIdentity(ctx, "bench"); err != nil {
+		b.Fatal(err)
+	}
+	server, err := c.CreateServer(ctx, "bench", []string{hubURL}, ServerOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	channel, err := c.CreateChannel(ctx, server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated})
+	if err != nil {
+		b.Fatal(err)
+	}
+	k := newEpochKey(2)
+	payloads, err := sealBundles(k, server, channel, readerCerts(b, policy.KEMMLKEM768X25519, 100_000))
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	accepted := 0
+	var refused error
+	for _, p := range payloads {
+		if _, err := c.post(ctx, server, channel, k.Epoch, p); err != nil {
+			refused = err
+			break
+		}
+		accepted++
+	}
+	b.StopTimer()
+	if refused != nil {
+		b.Logf("refused after %d of %d envelopes: %v", accepted, len(payloads), refused)
+	}
+	b.ReportMetric(float64(accepted), "accepted")
+	b.ReportMetric(float64(len(payloads)), "envelopes/op")
 }
