@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/guildhall/guildhall/hub"
@@ -124,7 +125,7 @@ type API struct {
 	svc     *hub.Service
 	cfg     Config
 	metrics *Metrics
-	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
+	sources atomic.Pointer[ratelimit.Limiter[netip.Addr]] // nil when unlimited; replaced by SetLimits
 	mux     *http.ServeMux
 	gens    *stateGens // state changes, for subscriptions' read checks
 
@@ -143,7 +144,7 @@ func New(svc *hub.Service, cfg Config) *API {
 		bySource: map[netip.Addr]int{}, gens: newStateGens()}
 	svc.OnStateChange(a.gens.changed)
 	if cfg.SourceRate > 0 {
-		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
+		a.sources.Store(ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16))
 	}
 	a.route("GET /v1/info", a.info)
 	a.route("POST /v1/auth/challenge", a.challenge)
@@ -221,14 +222,15 @@ func writeError(w http.ResponseWriter, status int, we *wire.Error) {
 
 // limitSource spends n tokens of the request's source address.
 func (a *API) limitSource(r *http.Request, n int) error {
-	if a.sources == nil {
+	sources := a.sources.Load()
+	if sources == nil {
 		return nil
 	}
 	src, ok := a.source(r)
 	if !ok {
 		return nil // not an IP transport (tests over pipes)
 	}
-	if !a.sources.AllowN(src, n) {
+	if !sources.AllowN(src, n) {
 		a.metrics.rateLimited.WithLabelValues("source").Inc()
 		return fmt.Errorf("source %s: %w", src, hub.ErrRateLimited)
 	}
