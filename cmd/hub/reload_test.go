@@ -10,7 +10,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -36,15 +35,15 @@ func (b *lockedBuffer) String() string {
 }
 
 // startHubBinary builds cmd/hub and runs it with a config file, returning
-// its API address and its log.
-func startHubBinary(t *testing.T, config string) (*exec.Cmd, string, *lockedBuffer) {
+// its API and admin addresses and its log.
+func startHubBinary(t *testing.T, config string) (cmd *exec.Cmd, api, admin string, logs *lockedBuffer) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "hub")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-config", config)
-	logs := &lockedBuffer{}
+	cmd = exec.Command(bin, "-config", config)
+	logs = &lockedBuffer{}
 	cmd.Stderr = logs
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -54,13 +53,13 @@ func startHubBinary(t *testing.T, config string) (*exec.Cmd, string, *lockedBuff
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	var api string
 	sc := bufio.NewScanner(out)
 	for sc.Scan() {
 		if m := regexp.MustCompile(`^api\s+(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
 			api = m[1]
 		}
-		if strings.HasPrefix(sc.Text(), "admin") {
+		if m := regexp.MustCompile(`^admin\s+(\S+)`).FindStringSubmatch(sc.Text()); m != nil {
+			admin = m[1]
 			break
 		}
 	}
@@ -68,7 +67,7 @@ func startHubBinary(t *testing.T, config string) (*exec.Cmd, string, *lockedBuff
 		t.Fatalf("the hub did not start: %s", logs)
 	}
 	go io.Copy(io.Discard, out)
-	return cmd, api, logs
+	return cmd, api, admin, logs
 }
 
 // waitLog waits for a line of the hub's log to match.
@@ -97,7 +96,7 @@ func TestSIGHUPReloads(t *testing.T) {
 		}
 	}
 	write("log_level: warn\n")
-	cmd, api, logs := startHubBinary(t, path)
+	cmd, api, _, logs := startHubBinary(t, path)
 	// requests sends n requests at once-ish and counts the 429s.
 	limited := func(n int) (refused int) {
 		for range n {

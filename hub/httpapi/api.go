@@ -274,13 +274,22 @@ func (a *API) trusted(addr netip.Addr) bool {
 	return false
 }
 
-// mediaType picks the response encoding: JSON when the request is JSON or
-// asks for it, else CBOR.
+// mediaType picks the response encoding: what Accept names first of JSON
+// and CBOR; without either, CBOR when the request's body is CBOR, else JSON
+// (curl, a browser, a person reading). The reference client sends CBOR
+// bodies (and Content-Type: application/cbor on every request), so it
+// stays on CBOR.
 func mediaType(r *http.Request) string {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), wire.JSON) || strings.Contains(r.Header.Get("Accept"), wire.JSON) {
-		return wire.JSON
+	for _, part := range strings.Split(strings.Join(r.Header.Values("Accept"), ","), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && (mt == wire.JSON || mt == wire.CBOR) {
+			return mt
+		}
 	}
-	return wire.CBOR
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == wire.CBOR {
+		return wire.CBOR
+	}
+	return wire.JSON
 }
 
 func reply(w http.ResponseWriter, r *http.Request, status int, v any) error {
