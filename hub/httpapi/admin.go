@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +58,36 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 			return err
 		}
 		return adminTenant(w, r, svc, in.Server, http.StatusCreated)
+	}))
+	var patching sync.Mutex // a PATCH reads the quota and writes it back: one at a time in this process
+	mux.HandleFunc("PATCH /v1/admin/tenants/{server}", auth(func(w http.ResponseWriter, r *http.Request) error {
+		server, err := pathID(r, "server")
+		if err != nil {
+			return err
+		}
+		var in QuotaUpdate
+		if err := decodeBody(r, 64<<10, &in); err != nil {
+			return err
+		}
+		patching.Lock()
+		defer patching.Unlock()
+		t, err := svc.Tenant(r.Context(), server)
+		if err != nil {
+			return err
+		}
+		q := t.Quota
+		for _, f := range []struct {
+			in  *uint64
+			dst *uint64
+		}{{in.Bytes, &q.Bytes}, {in.Envelopes, &q.Envelopes}, {in.Blobs, &q.Blobs}} {
+			if f.in != nil {
+				*f.dst = *f.in
+			}
+		}
+		if err := svc.PutTenant(r.Context(), server, q); err != nil {
+			return err
+		}
+		return adminTenant(w, r, svc, server, http.StatusOK)
 	}))
 	mux.HandleFunc("GET /v1/admin/tenants/{server}", auth(func(w http.ResponseWriter, r *http.Request) error {
 		server, err := pathID(r, "server")
@@ -109,6 +140,15 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 	}
 	health(mux, svc)
 	return mux
+}
+
+// QuotaUpdate is the body of PATCH /v1/admin/tenants/{server}: it changes
+// only the limits it names. An absent field keeps its value; a present one
+// sets it, 0 meaning no limit.
+type QuotaUpdate struct {
+	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
+	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
+	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
 }
 
 func toWire(t storage.Tenant) wire.Tenant {
