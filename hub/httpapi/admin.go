@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -33,9 +34,8 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 		return func(w http.ResponseWriter, r *http.Request) {
 			err := func() error {
 				if token != "" {
-					got := r.Header.Get("Authorization")
-					if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
-						return fmt.Errorf("%w: admin token required", hub.ErrUnauthenticated)
+					if err := adminAuth(r.Header.Get("Authorization"), token); err != nil {
+						return err
 					}
 				}
 				return h(w, r)
@@ -149,6 +149,22 @@ type QuotaUpdate struct {
 	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
 	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
 	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
+}
+
+// adminAuth checks an admin request's Authorization header against the
+// token, telling an operator who sent none from one whose token is wrong
+// (both unauthenticated).
+func adminAuth(header, token string) error {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	switch {
+	case header == "":
+		return fmt.Errorf("%w: this admin API needs the admin token: send Authorization: Bearer <token> (guild admin --token, or GUILD_ADMIN_TOKEN)", hub.ErrUnauthenticated)
+	case !ok:
+		return fmt.Errorf("%w: the Authorization header must be Bearer <admin token>", hub.ErrUnauthenticated)
+	case subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1:
+		return fmt.Errorf("%w: wrong admin token: this is not the hub's admin.token", hub.ErrUnauthenticated)
+	}
+	return nil
 }
 
 func toWire(t storage.Tenant) wire.Tenant {

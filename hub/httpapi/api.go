@@ -194,9 +194,11 @@ func (a *API) route(pattern string, h handlerFunc) {
 		}
 		status := 200
 		if err != nil {
-			we := wireError(err)
+			we := wireErrorAt(err, r.Host)
 			status = wire.Status(we.Code)
 			switch we.Code {
+			case wire.CodeQuotaExceeded, wire.CodeSuspended: // the member is told in words; the details are here
+				a.cfg.Logger.Info("hub: write refused", "route", name, "code", we.Code, "err", err)
 			case wire.CodeInternal:
 				a.cfg.Logger.Error("hub: request failed", "route", name, "err", err)
 			case wire.CodeUnavailable: // the client is told only to retry: the cause is here
