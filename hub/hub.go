@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/guildhall/guildhall/fanout"
@@ -145,8 +146,9 @@ type Service struct {
 	cfg         Config
 	node        policy.Signer
 	verifier    *policy.Verifier
-	allowed     map[policy.ID]bool
-	senders     *ratelimit.Limiter[policy.PublicKey] // nil when unlimited
+	allowed     atomic.Pointer[map[policy.ID]bool]                  // replaced whole by SetLimits
+	senders     atomic.Pointer[ratelimit.Limiter[policy.PublicKey]] // nil when unlimited
+	quota       atomic.Pointer[storage.Quota]                       // the default quota
 	metrics     *Metrics
 	incarnation string // the store's, read at start
 	macKey      []byte // authenticates challenges and session tokens
@@ -179,7 +181,7 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s := &Service{cfg: cfg, node: policy.IdentitySigner(cfg.NodeKey), verifier: policy.NewVerifier(0),
-		allowed: map[policy.ID]bool{}, logs: map[policy.ID]*serverLog{}, metrics: newMetrics(),
+		logs: map[policy.ID]*serverLog{}, metrics: newMetrics(),
 		spent: newSpentChallenges(), loading: make(chan struct{}, max(1, runtime.GOMAXPROCS(0))), purges: make(chan policy.ID, 256)}
 	s.OnStateChange(func(server policy.ID) {
 		select {
@@ -190,12 +192,7 @@ func New(cfg Config) (*Service, error) {
 	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)
-	if cfg.PostRate > 0 {
-		s.senders = ratelimit.New[policy.PublicKey](cfg.PostRate, cfg.PostBurst, 1<<16)
-	}
-	for _, id := range cfg.Allowed {
-		s.allowed[id] = true
-	}
+	s.SetLimits(Limits{Allowed: cfg.Allowed, DefaultQuota: cfg.DefaultQuota, PostRate: cfg.PostRate, PostBurst: cfg.PostBurst})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inc, err := cfg.Store.Incarnation(ctx)

@@ -96,8 +96,8 @@ func (s *Service) admit(ctx context.Context, genesis *policy.Event, with []*poli
 	case err == nil: // provisioned by the operator: its genesis is welcome
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
-	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && s.allowed[server] || s.cfg.Admission == Home && policy.OwnerActs(s.cfg.NodeCert.Identity, with):
-		if err := s.cfg.Store.PutTenant(ctx, server, s.cfg.DefaultQuota); err != nil {
+	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && (*s.allowed.Load())[server] || s.cfg.Admission == Home && policy.OwnerActs(s.cfg.NodeCert.Identity, with):
+		if err := s.cfg.Store.PutTenant(ctx, server, *s.quota.Load()); err != nil {
 			return nil, err
 		}
 	case s.cfg.Admission == AllowList:
@@ -136,13 +136,14 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	// envelopes newly stored: a replay of someone's envelopes costs them
 	// nothing, so nobody can mute a sender by replaying its posts.
 	pending := map[policy.PublicKey]float64{}
+	senders := s.senders.Load()
 	for i, raw := range raws {
 		e, err := s.verifier.Envelope(raw)
 		if err == nil {
 			err = policy.CheckFresh(e.Time, now)
 		}
-		if err == nil && s.senders != nil {
-			if s.senders.Available(e.Author)-pending[e.Author] < 1 {
+		if err == nil && senders != nil {
+			if senders.Available(e.Author)-pending[e.Author] < 1 {
 				err = fmt.Errorf("hub: sender %s: %w", e.Author, ErrRateLimited)
 			} else {
 				pending[e.Author]++
@@ -176,8 +177,8 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 		e := ok[j]
 		out[i].Receipt = policy.NewReceipt(s.node, policy.ReceiptBody{Envelope: e.ID, Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, StoredAt: stored[j].StoredAt})
 		if !stored[j].Duplicate {
-			if s.senders != nil {
-				s.senders.Charge(e.Sender, 1)
+			if senders != nil {
+				senders.Charge(e.Sender, 1)
 			}
 			s.publish(&fanout.Message{Topic: fanout.Topic{Server: e.Server, Channel: e.Channel}, Seq: stored[j].Seq, Payload: e.Raw})
 			notes = append(notes, Note{Server: e.Server, Channel: e.Channel, Seq: stored[j].Seq, ID: e.ID})

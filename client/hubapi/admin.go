@@ -32,6 +32,28 @@ func (a *Admin) PutTenant(ctx context.Context, server policy.ID, q wire.Quota) (
 	return out, a.hub.call(ctx, "POST", "/v1/admin/tenants", a.token, wire.TenantRequest{Server: server, Quota: q}, &out)
 }
 
+// Tenant returns one tenant, its quota and usage.
+func (a *Admin) Tenant(ctx context.Context, server policy.ID) (wire.Tenant, error) {
+	var out wire.Tenant
+	return out, a.hub.call(ctx, "GET", "/v1/admin/tenants/"+server.String(), a.token, nil, &out)
+}
+
+// QuotaUpdate changes some limits of a tenant's quota: a nil field keeps
+// its value, a set one replaces it (0: no limit). It is the body of PATCH
+// /v1/admin/tenants/{server} (docs/API.md).
+type QuotaUpdate struct {
+	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
+	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
+	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
+}
+
+// UpdateQuota changes the limits u names of an existing tenant and keeps
+// the others (an Error with code not_found when server is no tenant).
+func (a *Admin) UpdateQuota(ctx context.Context, server policy.ID, u QuotaUpdate) (wire.Tenant, error) {
+	var out wire.Tenant
+	return out, a.hub.call(ctx, "PATCH", "/v1/admin/tenants/"+server.String(), a.token, u, &out)
+}
+
 // Suspend suspends (or resumes) a tenant's writes.
 func (a *Admin) Suspend(ctx context.Context, server policy.ID, suspend bool) (wire.Tenant, error) {
 	op := "resume"

@@ -49,29 +49,41 @@ func newService(ctx context.Context, s settings, key ed25519.PrivateKey, stores 
 	return svc, bus, closeService, nil
 }
 
+// listeners are what listen opened: the public listener (under its
+// per-source cap, and TLS when configured) and the admin one.
+type listeners struct {
+	public, admin net.Listener
+	scheme        string
+	refused       prometheus.Counter      // connections over the per-source cap, for registration
+	conns         *daemon.LimitedListener // the per-source cap, changed on reload
+	cert          *daemon.Certificate     // nil without TLS; reloaded on reload
+}
+
 // listen opens the public and admin listeners; the public one caps the
-// connections each source holds (limits.conns_per_source; the counter of
-// refusals is returned for registration) and speaks TLS when a certificate
-// is configured.
-func listen(s settings) (public, admin net.Listener, scheme string, refused prometheus.Counter, err error) {
-	refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "connections_refused_total",
+// connections each source holds (limits.conns_per_source) and speaks TLS
+// when a certificate is configured.
+func listen(s settings) (ls listeners, err error) {
+	ls.refused = prometheus.NewCounter(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "connections_refused_total",
 		Help: "Connections closed on accept because their source held limits.conns_per_source already."})
-	if public, err = net.Listen("tcp", s.Listen); err != nil {
-		return nil, nil, "", nil, err
+	raw, err := net.Listen("tcp", s.Listen)
+	if err != nil {
+		return ls, err
 	}
-	public = daemon.SourceLimit{PerSource: s.Limits.ConnsPerSource, Exempt: s.proxies, Refused: refused}.Listener(public)
-	if admin, err = net.Listen("tcp", s.Admin.Listen); err != nil {
-		public.Close()
-		return nil, nil, "", nil, err
+	ls.conns = daemon.SourceLimit{PerSource: s.Limits.ConnsPerSource, Exempt: s.proxies, Refused: ls.refused}.Limited(raw)
+	ls.public, ls.scheme = ls.conns, "http"
+	if ls.admin, err = net.Listen("tcp", s.Admin.Listen); err != nil {
+		raw.Close()
+		return ls, err
 	}
 	if s.TLS.CertFile == "" {
-		return public, admin, "http", refused, nil
+		return ls, nil
 	}
-	var cert daemon.Certificate
-	if err := cert.Load(s.TLS.CertFile, s.TLS.KeyFile); err != nil {
-		public.Close()
-		admin.Close()
-		return nil, nil, "", nil, err
+	ls.cert = new(daemon.Certificate)
+	if err := ls.cert.Load(s.TLS.CertFile, s.TLS.KeyFile); err != nil {
+		raw.Close()
+		ls.admin.Close()
+		return ls, err
 	}
-	return tls.NewListener(public, cert.TLSConfig()), admin, "https", refused, nil
+	ls.public, ls.scheme = tls.NewListener(ls.conns, ls.cert.TLSConfig()), "https"
+	return ls, nil
 }

@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"strconv"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,9 +34,8 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 		return func(w http.ResponseWriter, r *http.Request) {
 			err := func() error {
 				if token != "" {
-					got := r.Header.Get("Authorization")
-					if subtle.ConstantTimeCompare([]byte(got), []byte("Bearer "+token)) != 1 {
-						return fmt.Errorf("%w: admin token required", hub.ErrUnauthenticated)
+					if err := adminAuth(r.Header.Get("Authorization"), token); err != nil {
+						return err
 					}
 				}
 				return h(w, r)
@@ -57,6 +58,36 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 			return err
 		}
 		return adminTenant(w, r, svc, in.Server, http.StatusCreated)
+	}))
+	var patching sync.Mutex // a PATCH reads the quota and writes it back: one at a time in this process
+	mux.HandleFunc("PATCH /v1/admin/tenants/{server}", auth(func(w http.ResponseWriter, r *http.Request) error {
+		server, err := pathID(r, "server")
+		if err != nil {
+			return err
+		}
+		var in QuotaUpdate
+		if err := decodeBody(r, 64<<10, &in); err != nil {
+			return err
+		}
+		patching.Lock()
+		defer patching.Unlock()
+		t, err := svc.Tenant(r.Context(), server)
+		if err != nil {
+			return err
+		}
+		q := t.Quota
+		for _, f := range []struct {
+			in  *uint64
+			dst *uint64
+		}{{in.Bytes, &q.Bytes}, {in.Envelopes, &q.Envelopes}, {in.Blobs, &q.Blobs}} {
+			if f.in != nil {
+				*f.dst = *f.in
+			}
+		}
+		if err := svc.PutTenant(r.Context(), server, q); err != nil {
+			return err
+		}
+		return adminTenant(w, r, svc, server, http.StatusOK)
 	}))
 	mux.HandleFunc("GET /v1/admin/tenants/{server}", auth(func(w http.ResponseWriter, r *http.Request) error {
 		server, err := pathID(r, "server")
@@ -109,6 +140,31 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 	}
 	health(mux, svc)
 	return mux
+}
+
+// QuotaUpdate is the body of PATCH /v1/admin/tenants/{server}: it changes
+// only the limits it names. An absent field keeps its value; a present one
+// sets it, 0 meaning no limit.
+type QuotaUpdate struct {
+	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
+	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
+	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
+}
+
+// adminAuth checks an admin request's Authorization header against the
+// token, telling an operator who sent none from one whose token is wrong
+// (both unauthenticated).
+func adminAuth(header, token string) error {
+	got, ok := strings.CutPrefix(header, "Bearer ")
+	switch {
+	case header == "":
+		return fmt.Errorf("%w: this admin API needs the admin token: send Authorization: Bearer <token> (guild admin --token, or GUILD_ADMIN_TOKEN)", hub.ErrUnauthenticated)
+	case !ok:
+		return fmt.Errorf("%w: the Authorization header must be Bearer <admin token>", hub.ErrUnauthenticated)
+	case subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1:
+		return fmt.Errorf("%w: wrong admin token: this is not the hub's admin.token", hub.ErrUnauthenticated)
+	}
+	return nil
 }
 
 func toWire(t storage.Tenant) wire.Tenant {

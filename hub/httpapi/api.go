@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/guildhall/guildhall/hub"
@@ -124,7 +125,7 @@ type API struct {
 	svc     *hub.Service
 	cfg     Config
 	metrics *Metrics
-	sources *ratelimit.Limiter[netip.Addr] // nil when unlimited
+	sources atomic.Pointer[ratelimit.Limiter[netip.Addr]] // nil when unlimited; replaced by SetLimits
 	mux     *http.ServeMux
 	gens    *stateGens // state changes, for subscriptions' read checks
 
@@ -143,7 +144,7 @@ func New(svc *hub.Service, cfg Config) *API {
 		bySource: map[netip.Addr]int{}, gens: newStateGens()}
 	svc.OnStateChange(a.gens.changed)
 	if cfg.SourceRate > 0 {
-		a.sources = ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16)
+		a.sources.Store(ratelimit.New[netip.Addr](cfg.SourceRate, cfg.SourceBurst, 1<<16))
 	}
 	a.route("GET /v1/info", a.info)
 	a.route("POST /v1/auth/challenge", a.challenge)
@@ -193,9 +194,11 @@ func (a *API) route(pattern string, h handlerFunc) {
 		}
 		status := 200
 		if err != nil {
-			we := wireError(err)
+			we := wireErrorAt(err, r.Host)
 			status = wire.Status(we.Code)
 			switch we.Code {
+			case wire.CodeQuotaExceeded, wire.CodeSuspended: // the member is told in words; the details are here
+				a.cfg.Logger.Info("hub: write refused", "route", name, "code", we.Code, "err", err)
 			case wire.CodeInternal:
 				a.cfg.Logger.Error("hub: request failed", "route", name, "err", err)
 			case wire.CodeUnavailable: // the client is told only to retry: the cause is here
@@ -221,14 +224,15 @@ func writeError(w http.ResponseWriter, status int, we *wire.Error) {
 
 // limitSource spends n tokens of the request's source address.
 func (a *API) limitSource(r *http.Request, n int) error {
-	if a.sources == nil {
+	sources := a.sources.Load()
+	if sources == nil {
 		return nil
 	}
 	src, ok := a.source(r)
 	if !ok {
 		return nil // not an IP transport (tests over pipes)
 	}
-	if !a.sources.AllowN(src, n) {
+	if !sources.AllowN(src, n) {
 		a.metrics.rateLimited.WithLabelValues("source").Inc()
 		return fmt.Errorf("source %s: %w", src, hub.ErrRateLimited)
 	}
@@ -272,13 +276,22 @@ func (a *API) trusted(addr netip.Addr) bool {
 	return false
 }
 
-// mediaType picks the response encoding: JSON when the request is JSON or
-// asks for it, else CBOR.
+// mediaType picks the response encoding: what Accept names first of JSON
+// and CBOR; without either, CBOR when the request's body is CBOR, else JSON
+// (curl, a browser, a person reading). The reference client sends CBOR
+// bodies (and Content-Type: application/cbor on every request), so it
+// stays on CBOR.
 func mediaType(r *http.Request) string {
-	if strings.HasPrefix(r.Header.Get("Content-Type"), wire.JSON) || strings.Contains(r.Header.Get("Accept"), wire.JSON) {
-		return wire.JSON
+	for _, part := range strings.Split(strings.Join(r.Header.Values("Accept"), ","), ",") {
+		mt, _, err := mime.ParseMediaType(strings.TrimSpace(part))
+		if err == nil && (mt == wire.JSON || mt == wire.CBOR) {
+			return mt
+		}
 	}
-	return wire.CBOR
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err == nil && mt == wire.CBOR {
+		return wire.CBOR
+	}
+	return wire.JSON
 }
 
 func reply(w http.ResponseWriter, r *http.Request, status int, v any) error {

@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"github.com/guildhall/guildhall/hub"
 	"github.com/guildhall/guildhall/policy"
@@ -46,10 +48,29 @@ func Code(err error) string {
 // wireError converts an error for the wire; internal details stay in logs.
 // A backend's own words (its name, its addresses, its paths) never reach a
 // client: the codes that come from storage get a message of their own.
-func wireError(err error) *wire.Error {
+func wireError(err error) *wire.Error { return wireErrorAt(err, "") }
+
+// wireErrorAt is wireError for a request that reached the hub as host (its
+// Host header, how the member names this hub; "" when unknown): a member
+// over quota or suspended is told so in words, naming the hub, never with
+// the backend's.
+func wireErrorAt(err error, host string) *wire.Error {
 	c := Code(err)
 	msg := err.Error()
+	hubName := "this hub"
+	if validHost(host) {
+		hubName = "hub " + host
+	}
+	var qe *storage.QuotaError
 	switch c {
+	case wire.CodeQuotaExceeded:
+		msg = "this server's storage on " + hubName + " is full; ask the hub's operator for more room, or delete old messages"
+		if errors.As(err, &qe) {
+			msg = fmt.Sprintf("this server's storage on %s is full (%s: limit %d, used %d, this needs %d more); ask the hub's operator for more room, or delete old messages",
+				hubName, qe.Resource, qe.Limit, qe.Used, qe.Want)
+		}
+	case wire.CodeSuspended:
+		msg = "the operator of " + hubName + " suspended this server's hosting: it can still be read, but nothing new is stored"
 	case wire.CodeInternal:
 		msg = "internal error"
 	case wire.CodeUnavailable:
@@ -58,4 +79,18 @@ func wireError(err error) *wire.Error {
 		msg = "not found"
 	}
 	return &wire.Error{Code: c, Message: msg}
+}
+
+// validHost reports whether a Host header is a plain host name or address
+// with an optional port, fit to appear in a message.
+func validHost(h string) bool {
+	if h == "" || len(h) > 255 {
+		return false
+	}
+	for _, r := range h {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune(".-:[]", r)) {
+			return false
+		}
+	}
+	return true
 }

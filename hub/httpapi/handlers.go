@@ -62,7 +62,7 @@ func (a *API) publishEvents(w http.ResponseWriter, r *http.Request) error {
 	for i, e := range res {
 		out.Results[i] = wire.EventResult{ID: e.ID, Folded: e.Folded}
 		if e.Reason != nil {
-			out.Results[i].Reason = a.itemError(e.Reason)
+			out.Results[i].Reason = a.itemError(e.Reason, r.Host)
 		}
 	}
 	return reply(w, r, 200, out)
@@ -93,23 +93,28 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	return reply(w, r, 200, out)
 }
 
-// itemError converts one object's error for the wire; an internal one is
-// logged, as a failed request is, since its details stay off the wire.
-func (a *API) itemError(err error) *wire.Error {
-	we := wireError(err)
-	if we.Code == wire.CodeInternal {
+// itemError converts one object's error for the wire, for a request that
+// reached the hub as host; an internal one is logged, as a failed request
+// is, since its details stay off the wire, and so are the details of a
+// quota or suspension refusal.
+func (a *API) itemError(err error, host string) *wire.Error {
+	we := wireErrorAt(err, host)
+	switch we.Code {
+	case wire.CodeInternal:
 		a.cfg.Logger.Error("hub: object failed", "err", err)
+	case wire.CodeQuotaExceeded, wire.CodeSuspended:
+		a.cfg.Logger.Info("hub: object refused", "code", we.Code, "err", err)
 	}
 	return we
 }
 
 // results answers posted envelopes, and counts them.
-func (a *API) results(posted []hub.Posted) wire.Results {
+func (a *API) results(posted []hub.Posted, host string) wire.Results {
 	a.metrics.countPosts(posted)
 	out := wire.Results{Results: make([]wire.Result, len(posted))}
 	for i, p := range posted {
 		if p.Err != nil {
-			out.Results[i].Error = a.itemError(p.Err)
+			out.Results[i].Error = a.itemError(p.Err, host)
 		} else if p.Receipt != nil {
 			out.Results[i].Receipt = p.Receipt.Raw
 		}
@@ -122,7 +127,7 @@ func (a *API) postEnvelopes(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return reply(w, r, 200, a.results(a.svc.Post(r.Context(), raws)))
+	return reply(w, r, 200, a.results(a.svc.Post(r.Context(), raws), r.Host))
 }
 
 func (a *API) tombstones(w http.ResponseWriter, r *http.Request) error {
@@ -130,14 +135,14 @@ func (a *API) tombstones(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return reply(w, r, 200, a.tombResults(a.svc.Tombstone(r.Context(), raws)))
+	return reply(w, r, 200, a.tombResults(a.svc.Tombstone(r.Context(), raws), r.Host))
 }
 
-func (a *API) tombResults(errs []error) wire.Results {
+func (a *API) tombResults(errs []error, host string) wire.Results {
 	out := wire.Results{Results: make([]wire.Result, len(errs))}
 	for i, err := range errs {
 		if err != nil {
-			out.Results[i].Error = a.itemError(err)
+			out.Results[i].Error = a.itemError(err, host)
 		}
 	}
 	return out

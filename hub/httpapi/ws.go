@@ -38,6 +38,7 @@ type socket struct {
 	conn *websocket.Conn
 	rd   hub.Caller
 	mt   string // encoding of the hub's messages: CBOR, or JSON with ?encoding=json
+	host string // the upgrade request's Host, naming the hub in messages
 
 	out    chan *wire.Frame // answers and errors for the writer
 	ctl    chan wire.Frame  // sub and unsub for the writer
@@ -88,7 +89,7 @@ func (a *API) websocket(w http.ResponseWriter, r *http.Request) error {
 	if r.URL.Query().Get("encoding") == "json" {
 		mt = wire.JSON
 	}
-	s := &socket{a: a, ctx: context.WithoutCancel(r.Context()), conn: conn, rd: rd, mt: mt, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
+	s := &socket{a: a, ctx: context.WithoutCancel(r.Context()), conn: conn, rd: rd, mt: mt, host: r.Host, out: make(chan *wire.Frame, outQueue), ctl: make(chan wire.Frame),
 		drain: make(chan struct{}), quiet: make(chan struct{}), finish: make(chan struct{}), slots: make(chan struct{}, a.cfg.MaxInflight),
 		idle: make(chan struct{}), topics: map[fanout.Topic]uint64{},
 		poke: make(chan struct{}, 1), seen: map[policy.ID]uint64{}, revoked: map[fanout.Topic]revocation{}}
@@ -227,9 +228,9 @@ func (s *socket) handle(f wire.Frame) {
 			defer cancel()
 			ack := wire.Frame{Op: wire.OpAck, ID: f.ID}
 			if f.Op == wire.OpPost {
-				ack.Results = s.a.results(s.a.svc.Post(ctx, f.Objects)).Results
+				ack.Results = s.a.results(s.a.svc.Post(ctx, f.Objects), s.host).Results
 			} else {
-				ack.Results = s.a.tombResults(s.a.svc.Tombstone(ctx, f.Objects)).Results
+				ack.Results = s.a.tombResults(s.a.svc.Tombstone(ctx, f.Objects), s.host).Results
 			}
 			s.send(ack)
 		}()

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -24,17 +25,31 @@ func (sl SourceLimit) Listener(l net.Listener) net.Listener {
 	if sl.PerSource <= 0 {
 		return l
 	}
-	return &limitedListener{Listener: l, limit: sl, open: map[netip.Addr]int{}}
+	return sl.Limited(l)
 }
 
-type limitedListener struct {
+// Limited wraps l with the limit, even one of none, so that the cap can be
+// changed later (SetPerSource) while l accepts.
+func (sl SourceLimit) Limited(l net.Listener) *LimitedListener {
+	ll := &LimitedListener{Listener: l, limit: sl, open: map[netip.Addr]int{}}
+	ll.perSource.Store(int64(sl.PerSource))
+	return ll
+}
+
+// LimitedListener is a listener under a SourceLimit whose cap can change.
+type LimitedListener struct {
 	net.Listener
-	limit SourceLimit
-	mu    sync.Mutex
-	open  map[netip.Addr]int // guarded by mu; connections held per source
+	limit     SourceLimit
+	perSource atomic.Int64
+	mu        sync.Mutex
+	open      map[netip.Addr]int // guarded by mu; connections held per source
 }
 
-func (l *limitedListener) Accept() (net.Conn, error) {
+// SetPerSource changes the cap (<= 0: none) for connections accepted from
+// now on; connections open already stay.
+func (l *LimitedListener) SetPerSource(n int) { l.perSource.Store(int64(n)) }
+
+func (l *LimitedListener) Accept() (net.Conn, error) {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
@@ -45,7 +60,8 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		l.mu.Lock()
-		full := l.open[src] >= l.limit.PerSource
+		limit := l.perSource.Load()
+		full := limit > 0 && int64(l.open[src]) >= limit
 		if !full {
 			l.open[src]++
 		}
@@ -61,7 +77,7 @@ func (l *limitedListener) Accept() (net.Conn, error) {
 	}
 }
 
-func (l *limitedListener) release(src netip.Addr) {
+func (l *LimitedListener) release(src netip.Addr) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.open[src]--; l.open[src] <= 0 {
@@ -69,7 +85,7 @@ func (l *limitedListener) release(src netip.Addr) {
 	}
 }
 
-func (l *limitedListener) exempt(a netip.Addr) bool {
+func (l *LimitedListener) exempt(a netip.Addr) bool {
 	for _, p := range l.limit.Exempt {
 		if p.Contains(a) {
 			return true

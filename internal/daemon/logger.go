@@ -30,11 +30,17 @@ type LogConfig struct {
 	Level slog.Level
 	// JSON selects one JSON object a line; default logfmt-style text.
 	JSON bool
+	// Var, when set, is the level the logger reads instead of Level, so
+	// that it can change while the binary runs (a reload).
+	Var *slog.LevelVar
 }
 
 // NewLogger returns a logger writing to w.
 func NewLogger(w io.Writer, c LogConfig) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: c.Level}
+	if c.Var != nil {
+		opts.Level = c.Var
+	}
 	if c.JSON {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
