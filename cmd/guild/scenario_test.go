@@ -233,6 +233,11 @@ func threePeople(t *testing.T, profile string) {
 		t.FailNow()
 	}
 
+	// Everyone reads what was said while all were online: the community
+	// hub pushes to the home nodes after it answers, so a message receipted
+	// a moment before the hub goes away may otherwise be only on it.
+	converge(t, people, "paper", "general", l.snapshot(), 30*time.Second)
+
 	// The community hub goes away; Alice is offline (her only hub is it).
 	hub.Terminate()
 	if _, err := alice.try("send", "paper", "general", "anyone there?"); err == nil {
