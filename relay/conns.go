@@ -11,35 +11,48 @@ import (
 	"github.com/pion/turn/v5"
 )
 
-// listenConn wraps a UDP listening socket: requests are observed as they
-// are read (to pick the REST secret), and 401 challenges beyond the
-// per-source rate are dropped instead of sent, so the relay is no
-// reflection amplifier for spoofed sources.
+// listenConn is the UDP listening sockets of one address, as pion reads
+// them: requests are observed as they are read (to pick the REST secret),
+// and 401 challenges beyond the per-source rate are dropped instead of
+// sent, so the relay is no reflection amplifier for spoofed sources.
 type listenConn struct {
 	net.PacketConn
 	s *Server
 }
 
+func (s *Server) newListenConn(socks []net.PacketConn) *listenConn {
+	return &listenConn{PacketConn: newFanIn(socks, 16, s.acceptDatagram), s: s}
+}
+
+// ReadFrom observes requests in pion's read loop, right before pion
+// authenticates them, so that the secret chosen is this request's.
 func (c *listenConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || n < 20 || b[0]&0xc0 != 0 { // not a STUN message (ChannelData)
-			return n, addr, err
-		}
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if err == nil && n >= 20 && b[0]&0xc0 == 0 {
 		if creds := c.s.creds.Load(); len(creds.secrets) > 1 {
 			c.s.chooser.observe(creds, addr.String(), b[:n])
 		}
-		reply := c.s.inspect(b[:n], addr, false)
-		if reply == nil {
-			return n, addr, nil
-		}
-		// Answered here: as unauthenticated answers, within the per-source rate.
-		if ap, err := netip.ParseAddrPort(addr.String()); err == nil && c.s.challenges.Allow(ap.Addr().Unmap()) {
-			c.PacketConn.WriteTo(reply, addr)
-		} else {
-			c.s.metrics.challengesDropped.Inc()
-		}
 	}
+	return n, addr, err
+}
+
+// acceptDatagram runs in each socket's read loop: false when the datagram
+// was answered there (or dropped) instead of passed on to pion.
+func (s *Server) acceptDatagram(b []byte, addr net.Addr, sock net.PacketConn) bool {
+	if len(b) < 20 || b[0]&0xc0 != 0 { // not a STUN message (ChannelData)
+		return true
+	}
+	reply := s.inspect(b, addr, false)
+	if reply == nil {
+		return true
+	}
+	// Answered here: as unauthenticated answers, within the per-source rate.
+	if ap, err := netip.ParseAddrPort(addr.String()); err == nil && s.challenges.Allow(ap.Addr().Unmap()) {
+		sock.WriteTo(reply, addr)
+	} else {
+		s.metrics.challengesDropped.Inc()
+	}
+	return false
 }
 
 func (c *listenConn) WriteTo(b []byte, addr net.Addr) (int, error) {

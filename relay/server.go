@@ -217,8 +217,10 @@ func New(cfg Config) (*Server, error) {
 			MinPort: cfg.PortMin, MaxPort: cfg.PortMax, MaxRetries: 20}}
 	}
 	var tc turn.ServerConfig
-	for _, pc := range cfg.UDP {
-		tc.PacketConnConfigs = append(tc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: newBatchReader(pc, 32, 1600), s: s},
+	// One pion PacketConn, so one allocation state, per listening address
+	// whatever the number of sockets bound to it.
+	for _, socks := range groupByAddress(cfg.UDP) {
+		tc.PacketConnConfigs = append(tc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: s.newListenConn(socks),
 			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
 	}
 	for _, l := range append(append([]net.Listener{}, cfg.TCP...), cfg.TLS...) {
