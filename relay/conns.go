@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/turn/v5"
@@ -57,6 +59,9 @@ func (s *Server) acceptDatagram(b []byte, addr net.Addr, sock net.PacketConn) bo
 
 func (c *listenConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n := len(b)
+	if b = expandBig(b); b == nil {
+		return n, nil
+	}
 	if r := rewriteResponse(b); r != nil {
 		b = r
 	}
@@ -110,8 +115,15 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	if err != nil {
 		return nil, nil, err
 	}
-	return &relayConn{PacketConn: newBatchReader(pc, 4, 1600), s: g.s, up: g.s.newBucket(), down: g.s.newBucket(),
-		toPeer: g.s.metrics.counters("udp", "to_peer"), toClient: g.s.metrics.counters("udp", "to_client")}, addr, nil
+	c := &relayConn{PacketConn: pc, s: g.s, up: g.s.newBucket(), down: g.s.newBucket(),
+		toPeer: g.s.metrics.counters("udp", "to_peer"), toClient: g.s.metrics.counters("udp", "to_client")}
+	if sc, ok := pc.(syscall.Conn); ok {
+		if c.raw, err = sc.SyscallConn(); err != nil {
+			pc.Close()
+			return nil, nil, err
+		}
+	}
+	return c, addr, nil
 }
 
 func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -147,6 +159,8 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 // datagrams are dropped, as a congested path would.
 type relayConn struct {
 	net.PacketConn
+	raw              syscall.RawConn // reads datagrams whole (see readWhole)
+	pending          atomic.Uint64   // the datagram set aside for the listening socket, if any
 	s                *Server
 	up, down         *bucket
 	toPeer, toClient counters
@@ -165,17 +179,42 @@ func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(b, addr)
 }
 
+// ReadFrom is called by pion's one read loop of the allocation.
 func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || c.down.take(n) {
-			if err == nil {
-				c.toClient.add(n)
-			}
+		var n int
+		var addr net.Addr
+		var big []byte
+		var err error
+		if c.raw != nil && len(b) >= bigToken {
+			n, addr, big, err = readWhole(c.raw, b)
+		} else {
+			n, addr, err = c.PacketConn.ReadFrom(b)
+		}
+		if err != nil {
 			return n, addr, err
 		}
-		c.s.metrics.capDropped.Inc()
+		size := n
+		if big != nil {
+			size = len(big)
+		}
+		if !c.down.take(size) {
+			c.s.metrics.capDropped.Inc()
+			continue
+		}
+		c.toClient.add(size)
+		if big != nil {
+			n = c.keepBig(b, big)
+		}
+		return n, addr, nil
 	}
+}
+
+func (c *relayConn) Close() error {
+	if id := c.pending.Swap(0); id != 0 {
+		bigPending.Delete(id)
+	}
+	return c.PacketConn.Close()
 }
 
 type relayListener struct {

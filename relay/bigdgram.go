@@ -1,0 +1,161 @@
+package relay
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// pion/turn reads each relay socket into a 1,600-byte buffer, so a larger
+// datagram from a peer would reach the client truncated. The relay socket
+// therefore reads whole datagrams itself: what fits pion's buffer lands
+// there, the rest in a pooled buffer held only during the system call.
+// A datagram larger than pion's buffer is kept aside, and pion given a
+// 16-byte token instead (a random per-process prefix and a sequence
+// number, which no peer can forge); the listening socket, which pion then
+// asks to send the ChannelData or Data indication carrying the token,
+// puts the datagram in its place.
+
+var (
+	bigPrefix  [8]byte
+	bigSeq     atomic.Uint64
+	bigPending sync.Map // sequence number -> datagram; at most one per relay socket
+	overflow   = sync.Pool{New: func() any { b := make([]byte, maxDatagram); return &b }}
+)
+
+const bigToken = 16
+
+func init() {
+	if _, err := rand.Read(bigPrefix[:]); err != nil {
+		panic(err)
+	}
+}
+
+// readWhole reads one datagram into b and, when it is larger than b,
+// returns it whole as big.
+func readWhole(rc syscall.RawConn, b []byte) (n int, from net.Addr, big []byte, err error) {
+	var sa unix.Sockaddr
+	var rerr error
+	err = rc.Read(func(fd uintptr) bool {
+		ov := overflow.Get().(*[]byte)
+		defer overflow.Put(ov)
+		n, _, _, sa, rerr = unix.RecvmsgBuffers(int(fd), [][]byte{b, *ov}, nil, unix.MSG_DONTWAIT)
+		if errors.Is(rerr, unix.EAGAIN) {
+			return false
+		}
+		if rerr == nil && n > len(b) {
+			big = make([]byte, n)
+			copy(big, b)
+			copy(big[len(b):], (*ov)[:n-len(b)])
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	if err != nil {
+		return 0, nil, nil, err
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		from = &net.UDPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
+	case *unix.SockaddrInet6:
+		ua := &net.UDPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
+		if a.ZoneId != 0 {
+			if ifc, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+				ua.Zone = ifc.Name
+			}
+		}
+		from = ua
+	default:
+		return 0, nil, nil, errors.New("relay: datagram from an unknown address family")
+	}
+	if big != nil {
+		n = len(b)
+	}
+	return n, from, big, nil
+}
+
+// keepBig sets big aside for the listening socket, replacing the relay
+// socket's previous one (pion sent or dropped it), and writes its token to b.
+func (c *relayConn) keepBig(b, big []byte) int {
+	id := bigSeq.Add(1)
+	bigPending.Store(id, big)
+	if old := c.pending.Swap(id); old != 0 {
+		bigPending.Delete(old)
+	}
+	copy(b, bigPrefix[:])
+	binary.BigEndian.PutUint64(b[8:bigToken], id)
+	return bigToken
+}
+
+// takeBig returns the datagram of a token.
+func takeBig(token []byte) ([]byte, bool) {
+	if len(token) != bigToken || [8]byte(token[:8]) != bigPrefix {
+		return nil, false
+	}
+	v, ok := bigPending.LoadAndDelete(binary.BigEndian.Uint64(token[8:]))
+	if !ok {
+		return nil, true // a token, but its datagram is gone: never send the token itself
+	}
+	return v.([]byte), true
+}
+
+// expandBig returns the ChannelData message or Data indication b with the
+// datagram its token stands for, or b itself when it carries no token; nil
+// when it carries a token whose datagram is gone.
+func expandBig(b []byte) []byte {
+	switch {
+	case len(b) == 4+bigToken && b[0]&0xc0 == 0x40: // ChannelData
+		if binary.BigEndian.Uint16(b[2:]) != bigToken {
+			return b
+		}
+		data, ok := takeBig(b[4:])
+		if !ok {
+			return b
+		}
+		if data == nil {
+			return nil
+		}
+		out := make([]byte, 4+len(data))
+		copy(out, b[:2])
+		binary.BigEndian.PutUint16(out[2:], uint16(len(data)))
+		copy(out[4:], data)
+		return out
+	case len(b) >= 20+4+bigToken && b[0] == 0x00 && b[1] == 0x17: // Data indication
+		for off := 20; off+4 <= len(b); {
+			typ, l := binary.BigEndian.Uint16(b[off:]), int(binary.BigEndian.Uint16(b[off+2:]))
+			end := off + 4 + (l+3)&^3
+			if end > len(b) {
+				return b
+			}
+			if typ != 0x0013 { // DATA
+				off = end
+				continue
+			}
+			data, ok := takeBig(b[off+4 : off+4+l])
+			if !ok {
+				return b
+			}
+			if data == nil {
+				return nil
+			}
+			out := make([]byte, 0, len(b)+len(data)+3)
+			out = append(out, b[:off]...)
+			out = binary.BigEndian.AppendUint16(out, 0x0013)
+			out = binary.BigEndian.AppendUint16(out, uint16(len(data)))
+			out = append(out, data...)
+			out = append(out, make([]byte, (4-len(data)%4)%4)...)
+			out = append(out, b[end:]...)
+			binary.BigEndian.PutUint16(out[2:], uint16(len(out)-20))
+			return out
+		}
+	}
+	return b
+}
