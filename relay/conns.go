@@ -23,7 +23,7 @@ type listenConn struct {
 }
 
 func (s *Server) newListenConn(socks []net.PacketConn) *listenConn {
-	return &listenConn{PacketConn: newFanIn(socks, 16, s.acceptDatagram), s: s}
+	return &listenConn{PacketConn: newFanIn(socks, 16, s.acceptDatagram, s.metrics.udpDrops), s: s}
 }
 
 // ReadFrom observes requests in pion's read loop, right before pion

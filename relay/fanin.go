@@ -1,12 +1,16 @@
 package relay
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/net/ipv4"
+	"golang.org/x/sys/unix"
 )
 
 // maxDatagram holds any UDP datagram (IPv4's 65,507-byte payload, IPv6's
@@ -27,6 +31,7 @@ type fanIn struct {
 	done   chan struct{}
 	once   sync.Once
 	accept func(b []byte, from net.Addr, sock net.PacketConn) bool // false: answered or dropped by the reader
+	drops  prometheus.Counter                                      // the kernel's receive drops, from SO_RXQ_OVFL
 }
 
 type datagram struct {
@@ -38,9 +43,14 @@ type datagram struct {
 // ones are allocated at their size.
 var smallBufs = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
 
-func newFanIn(socks []net.PacketConn, batch int, accept func([]byte, net.Addr, net.PacketConn) bool) *fanIn {
-	f := &fanIn{socks: socks, in: make(chan datagram, 128), done: make(chan struct{}), accept: accept}
+func newFanIn(socks []net.PacketConn, batch int, accept func([]byte, net.Addr, net.PacketConn) bool, drops prometheus.Counter) *fanIn {
+	f := &fanIn{socks: socks, in: make(chan datagram, 128), done: make(chan struct{}), accept: accept, drops: drops}
 	for _, s := range socks {
+		if sc, ok := s.(syscall.Conn); ok { // count the kernel's drops: each datagram read after one carries the socket's total
+			if rc, err := sc.SyscallConn(); err == nil {
+				rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1) })
+			}
+		}
 		go f.readLoop(s, batch)
 	}
 	return f
@@ -64,13 +74,24 @@ func (f *fanIn) readLoop(sock net.PacketConn, batch int) {
 	msgs := make([]ipv4.Message, batch)
 	for i := range msgs {
 		msgs[i].Buffers = [][]byte{make([]byte, maxDatagram)}
+		msgs[i].OOB = make([]byte, unix.CmsgSpace(4))
 	}
+	var dropped uint32 // the socket's drop count last seen
 	for {
+		for i := range msgs {
+			msgs[i].OOB = msgs[i].OOB[:cap(msgs[i].OOB)]
+		}
 		n, err := pc.ReadBatch(msgs, 0)
 		if err != nil {
 			return
 		}
 		for _, m := range msgs[:n] {
+			if m.NN > 0 {
+				if total, ok := rxqOverflow(m.OOB[:m.NN]); ok && total != dropped {
+					f.drops.Add(float64(total - dropped))
+					dropped = total
+				}
+			}
 			if !f.deliver(m.Buffers[0][:m.N], m.Addr, sock) {
 				return
 			}
@@ -140,6 +161,20 @@ var errNoDeadlines = errors.New("relay: the listening sockets take no deadlines"
 func (f *fanIn) SetDeadline(time.Time) error      { return errNoDeadlines }
 func (f *fanIn) SetReadDeadline(time.Time) error  { return errNoDeadlines }
 func (f *fanIn) SetWriteDeadline(time.Time) error { return errNoDeadlines }
+
+// rxqOverflow returns the drop count of a SO_RXQ_OVFL control message.
+func rxqOverflow(oob []byte) (uint32, bool) {
+	cms, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, false
+	}
+	for _, cm := range cms {
+		if cm.Header.Level == unix.SOL_SOCKET && cm.Header.Type == unix.SO_RXQ_OVFL && len(cm.Data) >= 4 {
+			return binary.NativeEndian.Uint32(cm.Data), true
+		}
+	}
+	return 0, false
+}
 
 // groupByAddress groups sockets by the local address they are bound to.
 func groupByAddress(socks []net.PacketConn) [][]net.PacketConn {

@@ -57,8 +57,13 @@ type P2PConfig struct {
 type ListenConfig struct {
 	UDP        string `yaml:"udp"`
 	UDPSockets int    `yaml:"udp_sockets"`
-	TCP        string `yaml:"tcp"`
-	TLS        string `yaml:"tls"`
+	// Socket buffers of each UDP listening socket, bytes (SO_RCVBUF and
+	// SO_SNDBUF, forced past the system maximum where permitted); 0: the
+	// default (defaultUDPBuffer), -1: the kernel's.
+	UDPReadBuffer  int    `yaml:"udp_read_buffer"`
+	UDPWriteBuffer int    `yaml:"udp_write_buffer"`
+	TCP            string `yaml:"tcp"`
+	TLS            string `yaml:"tls"`
 }
 
 type TLSConfig struct {
@@ -90,6 +95,11 @@ type LimitsConfig struct {
 	ChallengeRate      float64       `yaml:"challenge_rate"`
 	ChallengeBurst     int           `yaml:"challenge_burst"`
 }
+
+// defaultUDPBuffer is the default receive and send buffer of each UDP
+// listening socket: the kernel's default (about 200 KiB) overflows with a
+// few dozen busy allocations.
+const defaultUDPBuffer = 4 << 20
 
 // load reads the configuration file strictly (an unknown key is an error)
 // and adds the secret from the environment (a container's .env) first, as
@@ -132,6 +142,11 @@ func (c Config) resolve() (settings, error) {
 	if c.Metrics.Listen == "" {
 		c.Metrics.Listen = "127.0.0.1:9641"
 	}
+	for _, b := range []*int{&c.Listen.UDPReadBuffer, &c.Listen.UDPWriteBuffer} {
+		if *b == 0 {
+			*b = defaultUDPBuffer
+		}
+	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = time.Minute
 	}
@@ -141,6 +156,9 @@ func (c Config) resolve() (settings, error) {
 		if err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.Listen.UDPReadBuffer < -1 || c.Listen.UDPWriteBuffer < -1 {
+		errs = append(errs, errors.New("listen.udp_read_buffer and udp_write_buffer: bytes, 0 for the default or -1 for the kernel's"))
 	}
 	ext := net.ParseIP(c.ExternalIP)
 	if ext == nil {
