@@ -94,6 +94,11 @@ type LimitsConfig struct {
 	ChannelLifetime    time.Duration `yaml:"channel_lifetime"`
 	ChallengeRate      float64       `yaml:"challenge_rate"`
 	ChallengeBurst     int           `yaml:"challenge_burst"`
+	AuthFailureRate    float64       `yaml:"auth_failure_rate"`
+	AuthFailureBurst   int           `yaml:"auth_failure_burst"`
+	ConnsPerSource     int           `yaml:"conns_per_source"`
+	HandshakeTimeout   time.Duration `yaml:"handshake_timeout"`
+	AuthTimeout        time.Duration `yaml:"auth_timeout"`
 }
 
 // defaultUDPBuffer is the default receive and send buffer of each UDP
@@ -241,7 +246,18 @@ func (c *Config) secrets() ([]string, error) {
 func (c *Config) limits() (relay.Limits, error) {
 	l := relay.Limits{UserQuota: c.Limits.UserQuota, TotalQuota: c.Limits.TotalQuota, Bandwidth: c.Limits.Bandwidth,
 		AllocationLifetime: c.Limits.AllocationLifetime, PermissionLifetime: c.Limits.PermissionLifetime, ChannelLifetime: c.Limits.ChannelLifetime,
-		ChallengeRate: c.Limits.ChallengeRate, ChallengeBurst: c.Limits.ChallengeBurst}
+		ChallengeRate: c.Limits.ChallengeRate, ChallengeBurst: c.Limits.ChallengeBurst,
+		AuthFailureRate: c.Limits.AuthFailureRate, AuthFailureBurst: c.Limits.AuthFailureBurst, ConnsPerSource: c.Limits.ConnsPerSource,
+		HandshakeTimeout: c.Limits.HandshakeTimeout, AuthTimeout: c.Limits.AuthTimeout}
+	// Zero takes the relay's default; these have no "off" but conns_per_source.
+	switch {
+	case c.Limits.AuthFailureRate < 0 || c.Limits.AuthFailureBurst < 0:
+		return l, errors.New("limits.auth_failure_rate and auth_failure_burst may not be negative")
+	case c.Limits.ConnsPerSource < -1:
+		return l, errors.New("limits.conns_per_source: a number of connections, or -1 for no limit")
+	case c.Limits.HandshakeTimeout < 0 || c.Limits.AuthTimeout < 0:
+		return l, errors.New("limits.handshake_timeout and auth_timeout may not be negative")
+	}
 	for _, a := range c.Limits.Allow {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {

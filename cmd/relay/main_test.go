@@ -24,8 +24,47 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Limits.UserQuota != 32 || s.Relay.PortMin != 49152 || s.Metrics.Listen != "127.0.0.1:9641" {
+	if s.Limits.UserQuota != 32 || s.Relay.PortMin != 49152 || s.Metrics.Listen != "127.0.0.1:9641" || s.limits.ConnsPerSource != 64 || s.limits.AuthTimeout != 30*time.Second ||
+		s.Listen.UDPReadBuffer != 4<<20 {
 		t.Fatalf("loaded %+v", s)
+	}
+}
+
+// The limit keys of the file reach the relay's limits.
+func TestLimitKeysLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	os.WriteFile(path, []byte(`external_ip: 192.0.2.1
+auth: {secrets: [s]}
+limits:
+  auth_failure_rate: 0.5
+  auth_failure_burst: 3
+  conns_per_source: 7
+  handshake_timeout: 4s
+  auth_timeout: 9s
+`), 0o600)
+	c, err := load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.limits
+	if l.AuthFailureRate != 0.5 || l.AuthFailureBurst != 3 || l.ConnsPerSource != 7 || l.HandshakeTimeout != 4*time.Second || l.AuthTimeout != 9*time.Second {
+		t.Fatalf("limits %+v", l)
+	}
+	for name, lc := range map[string]LimitsConfig{
+		"negative auth_failure_rate":  {AuthFailureRate: -1},
+		"negative auth_failure_burst": {AuthFailureBurst: -1},
+		"conns_per_source below -1":   {ConnsPerSource: -2},
+		"negative handshake_timeout":  {HandshakeTimeout: -time.Second},
+		"negative auth_timeout":       {AuthTimeout: -time.Second},
+	} {
+		c := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: lc}
+		if _, err := c.resolve(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
 	}
 }
 
