@@ -168,6 +168,8 @@ func (c Config) resolve() (settings, error) {
 	ext := net.ParseIP(c.ExternalIP)
 	if ext == nil {
 		errs = append(errs, fmt.Errorf("external_ip %q: the relay's public address is required (clients are given it)", c.ExternalIP))
+	} else if !ext.IsGlobalUnicast() && !ext.IsLoopback() && !ext.IsLinkLocalUnicast() {
+		errs = append(errs, fmt.Errorf("external_ip %s: not a unicast address (clients are given it as their relayed address)", c.ExternalIP))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") || (c.Listen.TLS != "") != (c.TLS.CertFile != "") {
 		errs = append(errs, errors.New("tls: listen.tls needs tls.cert_file and tls.key_file, and they need listen.tls"))
@@ -175,8 +177,9 @@ func (c Config) resolve() (settings, error) {
 	// The metrics listener is never on a relay address.
 	if host, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("metrics.listen: %w", err))
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.Equal(ext) {
-		errs = append(errs, fmt.Errorf("metrics.listen %s: must be a specific address other than the relay's (loopback or a private interface)", c.Metrics.Listen))
+	} else if ip := net.ParseIP(host); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) || ip.Equal(ext) {
+		// /metrics and /debug/pprof are for the operator: never public.
+		errs = append(errs, fmt.Errorf("metrics.listen %s: must be a specific loopback or private address other than the relay's", c.Metrics.Listen))
 	}
 	for _, l := range []string{c.Listen.UDP, c.Listen.TCP, c.Listen.TLS} {
 		if l != "" && l == c.Metrics.Listen && !strings.HasSuffix(l, ":0") {
@@ -188,6 +191,12 @@ func (c Config) resolve() (settings, error) {
 	check(err)
 	s.secrets, err = c.secrets()
 	check(err)
+	for _, k := range s.secrets {
+		if strings.TrimSpace(k) == "" { // anyone could sign REST credentials with the empty key
+			errs = append(errs, errors.New("auth.secrets: an empty secret would let anyone sign credentials"))
+			break
+		}
+	}
 	s.limits, err = c.limits()
 	check(err)
 	s.log.Level, err = daemon.ParseLevel(c.LogLevel)

@@ -68,6 +68,53 @@ limits:
 	}
 }
 
+// Settings that would open the relay are refused, naming their key.
+func TestOpeningSettingsRefused(t *testing.T) {
+	metrics := func(l string) struct {
+		Listen string `yaml:"listen"`
+	} {
+		return struct {
+			Listen string `yaml:"listen"`
+		}{l}
+	}
+	ok := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}}
+	if _, err := ok.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, key string
+		edit      func(*Config)
+	}{
+		{"an empty secret", "auth.secrets", func(c *Config) { c.Auth.Secrets = []string{"s", ""} }},
+		{"a blank secret", "auth.secrets", func(c *Config) { c.Auth.Secrets = []string{" "} }},
+		{"external_ip 0.0.0.0", "external_ip", func(c *Config) { c.ExternalIP = "0.0.0.0" }},
+		{"external_ip ::", "external_ip", func(c *Config) { c.ExternalIP = "::" }},
+		{"external_ip multicast", "external_ip", func(c *Config) { c.ExternalIP = "224.0.0.1" }},
+		{"external_ip broadcast", "external_ip", func(c *Config) { c.ExternalIP = "255.255.255.255" }},
+		{"metrics on a public address", "metrics.listen", func(c *Config) { c.Metrics = metrics("198.51.100.9:9641") }},
+		{"metrics on a public IPv6 address", "metrics.listen", func(c *Config) { c.Metrics = metrics("[2001:db8::1]:9641") }},
+		{"metrics on ::", "metrics.listen", func(c *Config) { c.Metrics = metrics("[::]:9641") }},
+		{"metrics on a host name", "metrics.listen", func(c *Config) { c.Metrics = metrics("example.com:9641") }},
+	} {
+		cfg := ok
+		cfg.Auth.Secrets = append([]string(nil), ok.Auth.Secrets...)
+		c.edit(&cfg)
+		_, err := cfg.resolve()
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+		} else if !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: the error does not name %s: %v", c.name, c.key, err)
+		}
+	}
+	for _, l := range []string{"10.0.0.5:9641", "192.168.1.2:9641", "[fd00::1]:9641", "[::1]:9641", "127.0.0.2:0"} {
+		cfg := ok
+		cfg.Metrics = metrics(l)
+		if _, err := cfg.resolve(); err != nil {
+			t.Errorf("metrics.listen %s refused: %v", l, err)
+		}
+	}
+}
+
 func TestConfigRefusals(t *testing.T) {
 	dir := t.TempDir()
 	secrets := filepath.Join(dir, "secrets")
