@@ -27,7 +27,8 @@ const maxDatagram = 1 << 16
 // through any of the sockets: they share the local address.
 type fanIn struct {
 	socks  []net.PacketConn
-	in     chan datagram
+	in     chan []datagram // a read's worth at a time: one hand-over per batch
+	cur    []datagram      // the batch ReadFrom is handing out (pion reads from one goroutine)
 	done   chan struct{}
 	once   sync.Once
 	accept func(b []byte, from net.Addr, sock net.PacketConn) bool // false: answered or dropped by the reader
@@ -44,7 +45,7 @@ type datagram struct {
 var smallBufs = sync.Pool{New: func() any { b := make([]byte, 2048); return &b }}
 
 func newFanIn(socks []net.PacketConn, batch int, accept func([]byte, net.Addr, net.PacketConn) bool, drops prometheus.Counter) *fanIn {
-	f := &fanIn{socks: socks, in: make(chan datagram, 128), done: make(chan struct{}), accept: accept, drops: drops}
+	f := &fanIn{socks: socks, in: make(chan []datagram, 16), done: make(chan struct{}), accept: accept, drops: drops}
 	for _, s := range socks {
 		if sc, ok := s.(syscall.Conn); ok { // count the kernel's drops: each datagram read after one carries the socket's total
 			if rc, err := sc.SyscallConn(); err == nil {
@@ -65,7 +66,7 @@ func (f *fanIn) readLoop(sock net.PacketConn, batch int) {
 			if err != nil {
 				return
 			}
-			if !f.deliver(buf[:n], addr, sock) {
+			if !f.send(f.keep(nil, buf[:n], addr, sock)) {
 				return
 			}
 		}
@@ -85,6 +86,7 @@ func (f *fanIn) readLoop(sock net.PacketConn, batch int) {
 		if err != nil {
 			return
 		}
+		var out []datagram
 		for _, m := range msgs[:n] {
 			if m.NN > 0 {
 				if total, ok := rxqOverflow(m.OOB[:m.NN]); ok && total != dropped {
@@ -92,17 +94,18 @@ func (f *fanIn) readLoop(sock net.PacketConn, batch int) {
 					dropped = total
 				}
 			}
-			if !f.deliver(m.Buffers[0][:m.N], m.Addr, sock) {
-				return
-			}
+			out = f.keep(out, m.Buffers[0][:m.N], m.Addr, sock)
+		}
+		if !f.send(out) {
+			return
 		}
 	}
 }
 
-// deliver queues a datagram for pion; false once the fan-in is closed.
-func (f *fanIn) deliver(b []byte, addr net.Addr, sock net.PacketConn) bool {
+// keep appends a copy of a datagram to out unless accept answered it.
+func (f *fanIn) keep(out []datagram, b []byte, addr net.Addr, sock net.PacketConn) []datagram {
 	if f.accept != nil && !f.accept(b, addr, sock) {
-		return true
+		return out
 	}
 	var buf []byte
 	if len(b) <= 2048 {
@@ -111,8 +114,16 @@ func (f *fanIn) deliver(b []byte, addr net.Addr, sock net.PacketConn) bool {
 		buf = make([]byte, len(b))
 	}
 	copy(buf, b)
+	return append(out, datagram{buf: buf, addr: addr})
+}
+
+// send queues datagrams for pion; false once the fan-in is closed.
+func (f *fanIn) send(ds []datagram) bool {
+	if len(ds) == 0 {
+		return true
+	}
 	select {
-	case f.in <- datagram{buf: buf, addr: addr}:
+	case f.in <- ds:
 		return true
 	case <-f.done:
 		return false
@@ -120,17 +131,22 @@ func (f *fanIn) deliver(b []byte, addr net.Addr, sock net.PacketConn) bool {
 }
 
 func (f *fanIn) ReadFrom(p []byte) (int, net.Addr, error) {
-	select {
-	case d := <-f.in:
-		n := copy(p, d.buf)
-		if cap(d.buf) == 2048 {
-			b := d.buf[:2048]
-			smallBufs.Put(&b)
+	for len(f.cur) == 0 {
+		select {
+		case f.cur = <-f.in:
+		case <-f.done:
+			return 0, nil, net.ErrClosed
 		}
-		return n, d.addr, nil
-	case <-f.done:
-		return 0, nil, net.ErrClosed
 	}
+	d := f.cur[0]
+	f.cur[0] = datagram{}
+	f.cur = f.cur[1:]
+	n := copy(p, d.buf)
+	if cap(d.buf) == 2048 {
+		b := d.buf[:2048]
+		smallBufs.Put(&b)
+	}
+	return n, d.addr, nil
 }
 
 // WriteTo sends through the socket the kernel would pick for the peer's
