@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -37,47 +38,79 @@ func init() {
 	}
 }
 
-// readWhole reads one datagram into b and, when it is larger than b,
-// returns it whole as big.
-func readWhole(rc syscall.RawConn, b []byte) (n int, from net.Addr, big []byte, err error) {
-	var sa unix.Sockaddr
-	var rerr error
-	err = rc.Read(func(fd uintptr) bool {
-		ov := overflow.Get().(*[]byte)
-		defer overflow.Put(ov)
-		n, _, _, sa, rerr = unix.RecvmsgBuffers(int(fd), [][]byte{b, *ov}, nil, unix.MSG_DONTWAIT)
-		if errors.Is(rerr, unix.EAGAIN) {
-			return false
-		}
-		if rerr == nil && n > len(b) {
-			big = make([]byte, n)
-			copy(big, b)
-			copy(big[len(b):], (*ov)[:n-len(b)])
-		}
-		return true
-	})
-	if err == nil {
-		err = rerr
+// wholeReader reads a relay socket's datagrams whole (see above), for the
+// one goroutine that reads the socket: its state is reused from read to
+// read, so a read allocates no more than the runtime's own ReadFrom.
+type wholeReader struct {
+	rc  syscall.RawConn
+	b   []byte  // the caller's buffer
+	ov  *[]byte // the overflow buffer, from the pool while a read is under way
+	n   int
+	err error
+	rsa unix.RawSockaddrAny
+	iov [2]unix.Iovec
+	msg unix.Msghdr
+	fn  func(uintptr) bool // try, bound once
+}
+
+func newWholeReader(rc syscall.RawConn) *wholeReader {
+	w := &wholeReader{rc: rc}
+	w.fn = w.try
+	return w
+}
+
+func (w *wholeReader) try(fd uintptr) bool {
+	w.iov[0].Base, w.iov[1].Base = &w.b[0], &(*w.ov)[0]
+	w.iov[0].SetLen(len(w.b))
+	w.iov[1].SetLen(len(*w.ov))
+	w.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.rsa)), Namelen: uint32(unsafe.Sizeof(w.rsa)), Iov: &w.iov[0]}
+	w.msg.SetIovlen(2)
+	r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&w.msg)), unix.MSG_DONTWAIT)
+	if e == unix.EAGAIN {
+		return false
 	}
-	if err != nil {
+	w.n, w.err = int(r), nil
+	if e != 0 {
+		w.err = e
+	}
+	return true
+}
+
+// read reads one datagram into b (at least 1 byte) and, when it is larger
+// than b, returns it whole as big.
+func (w *wholeReader) read(b []byte) (n int, from net.Addr, big []byte, err error) {
+	w.b, w.ov = b, overflow.Get().(*[]byte)
+	defer func() { overflow.Put(w.ov); w.b, w.ov = nil, nil }()
+	if err := w.rc.Read(w.fn); err != nil {
 		return 0, nil, nil, err
 	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		from = &net.UDPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-	case *unix.SockaddrInet6:
-		ua := &net.UDPAddr{IP: net.IP(append([]byte(nil), a.Addr[:]...)), Port: a.Port}
-		if a.ZoneId != 0 {
-			if ifc, err := net.InterfaceByIndex(int(a.ZoneId)); err == nil {
+	if w.err != nil {
+		return 0, nil, nil, w.err
+	}
+	n = w.n
+	if n > len(b) {
+		big = make([]byte, n)
+		copy(big, b)
+		copy(big[len(b):], (*w.ov)[:n-len(b)])
+		n = len(b)
+	}
+	switch w.rsa.Addr.Family {
+	case unix.AF_INET:
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&w.rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		from = &net.UDPAddr{IP: net.IP(append(make([]byte, 0, 4), sa.Addr[:]...)), Port: int(p[0])<<8 | int(p[1])}
+	case unix.AF_INET6:
+		sa := (*unix.RawSockaddrInet6)(unsafe.Pointer(&w.rsa))
+		p := (*[2]byte)(unsafe.Pointer(&sa.Port))
+		ua := &net.UDPAddr{IP: net.IP(append(make([]byte, 0, 16), sa.Addr[:]...)), Port: int(p[0])<<8 | int(p[1])}
+		if sa.Scope_id != 0 {
+			if ifc, err := net.InterfaceByIndex(int(sa.Scope_id)); err == nil {
 				ua.Zone = ifc.Name
 			}
 		}
 		from = ua
 	default:
 		return 0, nil, nil, errors.New("relay: datagram from an unknown address family")
-	}
-	if big != nil {
-		n = len(b)
 	}
 	return n, from, big, nil
 }

@@ -118,10 +118,12 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	c := &relayConn{PacketConn: pc, s: g.s, up: g.s.newBucket(), down: g.s.newBucket(),
 		toPeer: g.s.metrics.counters("udp", "to_peer"), toClient: g.s.metrics.counters("udp", "to_client")}
 	if sc, ok := pc.(syscall.Conn); ok {
-		if c.raw, err = sc.SyscallConn(); err != nil {
+		rc, err := sc.SyscallConn()
+		if err != nil {
 			pc.Close()
 			return nil, nil, err
 		}
+		c.whole = newWholeReader(rc)
 	}
 	return c, addr, nil
 }
@@ -159,8 +161,8 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 // datagrams are dropped, as a congested path would.
 type relayConn struct {
 	net.PacketConn
-	raw              syscall.RawConn // reads datagrams whole (see readWhole)
-	pending          atomic.Uint64   // the datagram set aside for the listening socket, if any
+	whole            *wholeReader  // reads datagrams whole
+	pending          atomic.Uint64 // the datagram set aside for the listening socket, if any
 	s                *Server
 	up, down         *bucket
 	toPeer, toClient counters
@@ -186,8 +188,8 @@ func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		var addr net.Addr
 		var big []byte
 		var err error
-		if c.raw != nil && len(b) >= bigToken {
-			n, addr, big, err = readWhole(c.raw, b)
+		if c.whole != nil && len(b) >= bigToken {
+			n, addr, big, err = c.whole.read(b)
 		} else {
 			n, addr, err = c.PacketConn.ReadFrom(b)
 		}
