@@ -95,6 +95,18 @@ p2p:
 	b.ReportMetric(float64(after-before)/float64(b.N)/1024, "KiB/reservation")
 }
 
+// cpuOf returns a process's user and system CPU time (clock ticks of 10 ms).
+func cpuOf(pid int) time.Duration {
+	s, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f := strings.Fields(string(s[strings.LastIndexByte(string(s), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	k, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+k) * 10 * time.Millisecond
+}
+
 func rssOf(pid int) int64 {
 	s, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	for _, l := range strings.Split(string(s), "\n") {
@@ -130,7 +142,8 @@ metrics: {listen: 127.0.0.2:0}
 p2p: {enabled: false}
 `), 0o600)
 	cmd := exec.Command(filepath.Join(dir, "relay"), "-config", cfg)
-	cmd.Stderr = os.Stderr
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -149,16 +162,21 @@ p2p: {enabled: false}
 		}
 	}()
 	b.ResetTimer()
-	var total float64
+	var total, trips float64
+	cpu0 := cpuOf(cmd.Process.Pid)
 	for range b.N {
 		res, err := exec.Command(filepath.Join(dir, "turnload"), "-server", addr, "-user", "bench", "-pass", "bench", "-allocs", "16",
 			"-window", "8", "-size", "160", "-duration", "3s").CombinedOutput()
 		m := regexp.MustCompile(`([0-9]+) round trips/s`).FindSubmatch(res)
 		if err != nil || m == nil {
-			b.Fatalf("turnload: %v\n%s", err, res)
+			b.Fatalf("turnload: %v\n%s\nrelay: %s", err, res, stderr.String())
 		}
 		rt, _ := strconv.ParseFloat(string(m[1]), 64)
 		total += rt
+		trips += rt * 3
 	}
 	b.ReportMetric(total/float64(b.N), "roundtrips/s")
+	// The relay's CPU time per round trip depends less than throughput on
+	// what else the machine runs.
+	b.ReportMetric((cpuOf(cmd.Process.Pid)-cpu0).Seconds()*1e6/trips, "relay-CPU-µs/roundtrip")
 }
