@@ -6,44 +6,62 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/pion/turn/v5"
 )
 
-// listenConn wraps a UDP listening socket: requests are observed as they
-// are read (to pick the REST secret), and 401 challenges beyond the
-// per-source rate are dropped instead of sent, so the relay is no
-// reflection amplifier for spoofed sources.
+// listenConn is the UDP listening sockets of one address, as pion reads
+// them: requests are observed as they are read (to pick the REST secret),
+// and 401 challenges beyond the per-source rate are dropped instead of
+// sent, so the relay is no reflection amplifier for spoofed sources.
 type listenConn struct {
 	net.PacketConn
 	s *Server
 }
 
+func (s *Server) newListenConn(socks []net.PacketConn) *listenConn {
+	return &listenConn{PacketConn: newFanIn(socks, 16, s.acceptDatagram, s.metrics.udpDrops), s: s}
+}
+
+// ReadFrom observes requests in pion's read loop, right before pion
+// authenticates them, so that the secret chosen is this request's.
 func (c *listenConn) ReadFrom(b []byte) (int, net.Addr, error) {
-	for {
-		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || n < 20 || b[0]&0xc0 != 0 { // not a STUN message (ChannelData)
-			return n, addr, err
-		}
+	n, addr, err := c.PacketConn.ReadFrom(b)
+	if err == nil && n >= 20 && b[0]&0xc0 == 0 {
 		if creds := c.s.creds.Load(); len(creds.secrets) > 1 {
 			c.s.chooser.observe(creds, addr.String(), b[:n])
 		}
-		reply := c.s.inspect(b[:n], addr, false)
-		if reply == nil {
-			return n, addr, nil
-		}
-		// Answered here: as unauthenticated answers, within the per-source rate.
-		if ap, err := netip.ParseAddrPort(addr.String()); err == nil && c.s.challenges.Allow(ap.Addr().Unmap()) {
-			c.PacketConn.WriteTo(reply, addr)
-		} else {
-			c.s.metrics.challengesDropped.Inc()
-		}
 	}
+	return n, addr, err
+}
+
+// acceptDatagram runs in each socket's read loop: false when the datagram
+// was answered there (or dropped) instead of passed on to pion.
+func (s *Server) acceptDatagram(b []byte, addr net.Addr, sock net.PacketConn) bool {
+	if len(b) < 20 || b[0]&0xc0 != 0 { // not a STUN message (ChannelData)
+		return true
+	}
+	reply := s.inspect(b, addr, false)
+	if reply == nil {
+		return true
+	}
+	// Answered here: as unauthenticated answers, within the per-source rate.
+	if ap, err := netip.ParseAddrPort(addr.String()); err == nil && s.challenges.Allow(ap.Addr().Unmap()) {
+		sock.WriteTo(reply, addr)
+	} else {
+		s.metrics.challengesDropped.Inc()
+	}
+	return false
 }
 
 func (c *listenConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n := len(b)
+	if b = expandBig(b); b == nil {
+		return n, nil
+	}
 	if r := rewriteResponse(b); r != nil {
 		b = r
 	}
@@ -97,8 +115,17 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 	if err != nil {
 		return nil, nil, err
 	}
-	return &relayConn{PacketConn: newBatchReader(pc, 4, 1600), s: g.s, up: g.s.newBucket(), down: g.s.newBucket(),
-		toPeer: g.s.metrics.counters("udp", "to_peer"), toClient: g.s.metrics.counters("udp", "to_client")}, addr, nil
+	c := &relayConn{PacketConn: pc, s: g.s, up: g.s.newBucket(), down: g.s.newBucket(),
+		toPeer: g.s.metrics.counters("udp", "to_peer"), toClient: g.s.metrics.counters("udp", "to_client")}
+	if sc, ok := pc.(syscall.Conn); ok {
+		rc, err := sc.SyscallConn()
+		if err != nil {
+			pc.Close()
+			return nil, nil, err
+		}
+		c.whole = newWholeReader(rc)
+	}
+	return c, addr, nil
 }
 
 func (g *relayGen) AllocateListener(conf turn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
@@ -134,6 +161,8 @@ func (g *relayGen) AllocateConn(conf turn.AllocateConnConfig) (net.Conn, error) 
 // datagrams are dropped, as a congested path would.
 type relayConn struct {
 	net.PacketConn
+	whole            *wholeReader  // reads datagrams whole
+	pending          atomic.Uint64 // the datagram set aside for the listening socket, if any
 	s                *Server
 	up, down         *bucket
 	toPeer, toClient counters
@@ -152,17 +181,42 @@ func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(b, addr)
 }
 
+// ReadFrom is called by pion's one read loop of the allocation.
 func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(b)
-		if err != nil || c.down.take(n) {
-			if err == nil {
-				c.toClient.add(n)
-			}
+		var n int
+		var addr net.Addr
+		var big []byte
+		var err error
+		if c.whole != nil && len(b) >= bigToken {
+			n, addr, big, err = c.whole.read(b)
+		} else {
+			n, addr, err = c.PacketConn.ReadFrom(b)
+		}
+		if err != nil {
 			return n, addr, err
 		}
-		c.s.metrics.capDropped.Inc()
+		size := n
+		if big != nil {
+			size = len(big)
+		}
+		if !c.down.take(size) {
+			c.s.metrics.capDropped.Inc()
+			continue
+		}
+		c.toClient.add(size)
+		if big != nil {
+			n = c.keepBig(b, big)
+		}
+		return n, addr, nil
 	}
+}
+
+func (c *relayConn) Close() error {
+	if id := c.pending.Swap(0); id != 0 {
+		bigPending.Delete(id)
+	}
+	return c.PacketConn.Close()
 }
 
 type relayListener struct {

@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"errors"
 	"fmt"
 	"math/big"
 	"net"
@@ -20,35 +21,57 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/guildhall/guildhall/storage/storagetest"
 )
 
 // testRelay is a relay on loopback: UDP and TCP on one port, TLS on another.
+// UDP has two sockets on the port (SO_REUSEPORT), as the binary opens one
+// per core.
 type testRelay struct {
 	*Server
 	port, tlsPort int
 }
 
+// reusePort binds several sockets to one address, as cmd/relay does.
+var reusePort = net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) { serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) })
+	return errors.Join(err, serr)
+}}
+
 func startRelay(t *testing.T, configure func(*Config)) *testRelay {
 	t.Helper()
-	var udp net.PacketConn
+	var udp []net.PacketConn
 	var tcp net.Listener
 	for range 20 { // UDP and TCP on the same port number, as clients expect
-		pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		l, err := net.Listen("tcp4", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := net.Listen("tcp4", pc.LocalAddr().String())
-		if err == nil {
-			udp, tcp = pc, l
+		udp = nil
+		for range 2 {
+			pc, err := reusePort.ListenPacket(context.Background(), "udp4", l.Addr().String())
+			if err != nil {
+				break
+			}
+			udp = append(udp, pc)
+		}
+		if len(udp) == 2 {
+			tcp = l
 			break
 		}
-		pc.Close()
+		for _, pc := range udp {
+			pc.Close()
+		}
+		l.Close()
 	}
-	if udp == nil {
+	if tcp == nil {
 		t.Fatal("no port free for UDP and TCP")
 	}
 	tl, err := net.Listen("tcp4", "127.0.0.1:0")
@@ -56,7 +79,7 @@ func startRelay(t *testing.T, configure func(*Config)) *testRelay {
 		t.Fatal(err)
 	}
 	cfg := Config{Realm: "guildhall", Users: map[string]string{"alice": "wonderland", "mallory": "evil"}, Secrets: []string{"new-secret", "old-secret"},
-		UDP: []net.PacketConn{udp}, TCP: []net.Listener{tcp}, TLS: []net.Listener{tls.NewListener(tl, selfSigned(t))},
+		UDP: udp, TCP: []net.Listener{tcp}, TLS: []net.Listener{tls.NewListener(tl, selfSigned(t))},
 		RelayIP: net.ParseIP("127.0.0.1"), RelayBind: "127.0.0.1", PortMin: 40000, PortMax: 49999,
 		Limits: Limits{Allow: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}}}
 	if configure != nil {
@@ -67,7 +90,7 @@ func startRelay(t *testing.T, configure func(*Config)) *testRelay {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close(); tl.Close() })
-	return &testRelay{Server: s, port: udp.LocalAddr().(*net.UDPAddr).Port, tlsPort: tl.Addr().(*net.TCPAddr).Port}
+	return &testRelay{Server: s, port: udp[0].LocalAddr().(*net.UDPAddr).Port, tlsPort: tl.Addr().(*net.TCPAddr).Port}
 }
 
 func selfSigned(t *testing.T) *tls.Config {

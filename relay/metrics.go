@@ -19,6 +19,7 @@ type Metrics struct {
 	streamsRefused    prometheus.Counter     // streams closed at accept: their source was at its cap
 	streamsClosedIdle *prometheus.CounterVec // by reason: handshake (TLS not done in time), auth (nothing authenticated in time)
 	acceptErrors      prometheus.Counter     // TCP/TLS accept errors (EMFILE...), each followed by a back-off
+	udpDrops          prometheus.Counter     // datagrams the kernel dropped on the listening sockets (SO_RXQ_OVFL)
 
 	hot map[[2]string]counters // resolved bytes and packets children, read-only
 }
@@ -48,7 +49,9 @@ func newMetrics() *Metrics {
 		streamsClosedIdle: prometheus.NewCounterVec(prometheus.CounterOpts(ns("streams_closed_idle_total",
 			"TCP and TLS connections closed unauthenticated, by reason: handshake (TLS not done in time), auth (no request authenticated in time).")), []string{"reason"}),
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts(ns("accept_errors_total", "TCP and TLS accept errors (descriptor exhaustion...), each followed by a back-off."))),
-		hot:          map[[2]string]counters{},
+		udpDrops: prometheus.NewCounter(prometheus.CounterOpts(ns("udp_receive_drops_total",
+			"Datagrams the kernel dropped on the UDP listening sockets, their receive buffer full (see listen.udp_read_buffer)."))),
+		hot: map[[2]string]counters{},
 	}
 	for _, r := range []string{"user", "total", "draining"} {
 		m.quotaRejections.WithLabelValues(r)
@@ -84,7 +87,8 @@ func (m *Metrics) relayed(transport, direction string, n int) {
 
 func (m *Metrics) all() []prometheus.Collector {
 	return []prometheus.Collector{m.active, m.allocations, m.bytes, m.packets, m.authFailures, m.deniedPeers, m.quotaRejections, m.challengesDropped, m.capDropped,
-		m.authThrottled, m.familyRefused, m.lifetimesAdjusted, m.streamsOpen, m.streamsRefused, m.streamsClosedIdle, m.acceptErrors}
+		m.authThrottled, m.familyRefused, m.lifetimesAdjusted, m.streamsOpen, m.streamsRefused, m.streamsClosedIdle, m.acceptErrors,
+		m.udpDrops}
 }
 
 // Describe implements prometheus.Collector.

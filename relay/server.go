@@ -145,7 +145,7 @@ type limits struct {
 // Server is a running TURN server.
 type Server struct {
 	cfg        Config
-	turn       *turn.Server
+	turn       []*turn.Server // UDP, streams (TCP and TLS)
 	creds      atomic.Pointer[credentials]
 	limits     atomic.Pointer[limits]
 	chooser    keyChooser
@@ -217,14 +217,6 @@ func New(cfg Config) (*Server, error) {
 			MinPort: cfg.PortMin, MaxPort: cfg.PortMax, MaxRetries: 20}}
 	}
 	var tc turn.ServerConfig
-	for _, pc := range cfg.UDP {
-		tc.PacketConnConfigs = append(tc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: &listenConn{PacketConn: newBatchReader(pc, 32, 1600), s: s},
-			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
-	}
-	for _, l := range append(append([]net.Listener{}, cfg.TCP...), cfg.TLS...) {
-		tc.ListenerConfigs = append(tc.ListenerConfigs, turn.ListenerConfig{Listener: &listener{Listener: l, s: s},
-			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
-	}
 	tc.Realm = cfg.Realm
 	tc.AuthHandler = s.authenticate
 	tc.QuotaHandler = s.quota
@@ -238,11 +230,32 @@ func New(cfg Config) (*Server, error) {
 	tc.ChannelBindTimeout = cfg.Limits.ChannelLifetime
 	tc.LoggerFactory = logging.NewDefaultLoggerFactory()
 	tc.LoggerFactory.(*logging.DefaultLoggerFactory).DefaultLogLevel = logging.LogLevelError
-	ts, err := turn.NewServer(tc)
-	if err != nil {
-		return nil, fmt.Errorf("relay: %w", err)
+	// UDP and streams are two pion servers: pion reads every connection
+	// into a buffer of InboundMTU bytes, which for UDP must hold any
+	// datagram, and would cost 64 KiB for each TCP connection.
+	udp, streams := tc, tc
+	// One pion PacketConn, so one allocation state, per listening address
+	// whatever the number of sockets bound to it.
+	for _, socks := range groupByAddress(cfg.UDP) {
+		udp.PacketConnConfigs = append(udp.PacketConnConfigs, turn.PacketConnConfig{PacketConn: s.newListenConn(socks),
+			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
 	}
-	s.turn = ts
+	udp.InboundMTU = maxDatagram
+	for _, l := range append(append([]net.Listener{}, cfg.TCP...), cfg.TLS...) {
+		streams.ListenerConfigs = append(streams.ListenerConfigs, turn.ListenerConfig{Listener: &listener{Listener: l, s: s},
+			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
+	}
+	for _, c := range []turn.ServerConfig{udp, streams} {
+		if len(c.PacketConnConfigs)+len(c.ListenerConfigs) == 0 {
+			continue
+		}
+		ts, err := turn.NewServer(c)
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("relay: %w", err)
+		}
+		s.turn = append(s.turn, ts)
+	}
 	return s, nil
 }
 
@@ -291,14 +304,26 @@ func (s *Server) permit(_ net.Addr, peer net.IP) bool {
 func (s *Server) Protect(addrs ...net.Addr) { s.own.Store(s.own.Load().with(addrs...)) }
 
 // Allocations returns how many allocations are live.
-func (s *Server) Allocations() int { return s.turn.AllocationCount() }
+func (s *Server) Allocations() int {
+	n := 0
+	for _, t := range s.turn {
+		n += t.AllocationCount()
+	}
+	return n
+}
 
 // Drain refuses new allocations; existing ones continue until they end or
 // the server is closed.
 func (s *Server) Drain() { s.draining.Store(true) }
 
 // Close stops the server and ends every allocation.
-func (s *Server) Close() error { return s.turn.Close() }
+func (s *Server) Close() error {
+	var errs []error
+	for _, t := range s.turn {
+		errs = append(errs, t.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // Metrics returns the server's collectors, for the binary to register.
 func (s *Server) Metrics() *Metrics { return s.metrics }

@@ -57,8 +57,13 @@ type P2PConfig struct {
 type ListenConfig struct {
 	UDP        string `yaml:"udp"`
 	UDPSockets int    `yaml:"udp_sockets"`
-	TCP        string `yaml:"tcp"`
-	TLS        string `yaml:"tls"`
+	// Socket buffers of each UDP listening socket, bytes (SO_RCVBUF and
+	// SO_SNDBUF, forced past the system maximum where permitted); 0: the
+	// default (defaultUDPBuffer), -1: the kernel's.
+	UDPReadBuffer  int    `yaml:"udp_read_buffer"`
+	UDPWriteBuffer int    `yaml:"udp_write_buffer"`
+	TCP            string `yaml:"tcp"`
+	TLS            string `yaml:"tls"`
 }
 
 type TLSConfig struct {
@@ -89,7 +94,17 @@ type LimitsConfig struct {
 	ChannelLifetime    time.Duration `yaml:"channel_lifetime"`
 	ChallengeRate      float64       `yaml:"challenge_rate"`
 	ChallengeBurst     int           `yaml:"challenge_burst"`
+	AuthFailureRate    float64       `yaml:"auth_failure_rate"`
+	AuthFailureBurst   int           `yaml:"auth_failure_burst"`
+	ConnsPerSource     int           `yaml:"conns_per_source"`
+	HandshakeTimeout   time.Duration `yaml:"handshake_timeout"`
+	AuthTimeout        time.Duration `yaml:"auth_timeout"`
 }
+
+// defaultUDPBuffer is the default receive and send buffer of each UDP
+// listening socket: the kernel's default (about 200 KiB) overflows with a
+// few dozen busy allocations.
+const defaultUDPBuffer = 4 << 20
 
 // load reads the configuration file strictly (an unknown key is an error)
 // and adds the secret from the environment (a container's .env) first, as
@@ -132,6 +147,11 @@ func (c Config) resolve() (settings, error) {
 	if c.Metrics.Listen == "" {
 		c.Metrics.Listen = "127.0.0.1:9641"
 	}
+	for _, b := range []*int{&c.Listen.UDPReadBuffer, &c.Listen.UDPWriteBuffer} {
+		if *b == 0 {
+			*b = defaultUDPBuffer
+		}
+	}
 	if c.DrainTimeout == 0 {
 		c.DrainTimeout = time.Minute
 	}
@@ -142,9 +162,14 @@ func (c Config) resolve() (settings, error) {
 			errs = append(errs, err)
 		}
 	}
+	if c.Listen.UDPReadBuffer < -1 || c.Listen.UDPWriteBuffer < -1 {
+		errs = append(errs, errors.New("listen.udp_read_buffer and udp_write_buffer: bytes, 0 for the default or -1 for the kernel's"))
+	}
 	ext := net.ParseIP(c.ExternalIP)
 	if ext == nil {
 		errs = append(errs, fmt.Errorf("external_ip %q: the relay's public address is required (clients are given it)", c.ExternalIP))
+	} else if !ext.IsGlobalUnicast() && !ext.IsLoopback() && !ext.IsLinkLocalUnicast() {
+		errs = append(errs, fmt.Errorf("external_ip %s: not a unicast address (clients are given it as their relayed address)", c.ExternalIP))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") || (c.Listen.TLS != "") != (c.TLS.CertFile != "") {
 		errs = append(errs, errors.New("tls: listen.tls needs tls.cert_file and tls.key_file, and they need listen.tls"))
@@ -152,8 +177,9 @@ func (c Config) resolve() (settings, error) {
 	// The metrics listener is never on a relay address.
 	if host, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
 		errs = append(errs, fmt.Errorf("metrics.listen: %w", err))
-	} else if ip := net.ParseIP(host); ip == nil || ip.IsUnspecified() || ip.Equal(ext) {
-		errs = append(errs, fmt.Errorf("metrics.listen %s: must be a specific address other than the relay's (loopback or a private interface)", c.Metrics.Listen))
+	} else if ip := net.ParseIP(host); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) || ip.Equal(ext) {
+		// /metrics and /debug/pprof are for the operator: never public.
+		errs = append(errs, fmt.Errorf("metrics.listen %s: must be a specific loopback or private address other than the relay's", c.Metrics.Listen))
 	}
 	for _, l := range []string{c.Listen.UDP, c.Listen.TCP, c.Listen.TLS} {
 		if l != "" && l == c.Metrics.Listen && !strings.HasSuffix(l, ":0") {
@@ -165,6 +191,12 @@ func (c Config) resolve() (settings, error) {
 	check(err)
 	s.secrets, err = c.secrets()
 	check(err)
+	for _, k := range s.secrets {
+		if strings.TrimSpace(k) == "" { // anyone could sign REST credentials with the empty key
+			errs = append(errs, errors.New("auth.secrets: an empty secret would let anyone sign credentials"))
+			break
+		}
+	}
 	s.limits, err = c.limits()
 	check(err)
 	s.log.Level, err = daemon.ParseLevel(c.LogLevel)
@@ -223,7 +255,18 @@ func (c *Config) secrets() ([]string, error) {
 func (c *Config) limits() (relay.Limits, error) {
 	l := relay.Limits{UserQuota: c.Limits.UserQuota, TotalQuota: c.Limits.TotalQuota, Bandwidth: c.Limits.Bandwidth,
 		AllocationLifetime: c.Limits.AllocationLifetime, PermissionLifetime: c.Limits.PermissionLifetime, ChannelLifetime: c.Limits.ChannelLifetime,
-		ChallengeRate: c.Limits.ChallengeRate, ChallengeBurst: c.Limits.ChallengeBurst}
+		ChallengeRate: c.Limits.ChallengeRate, ChallengeBurst: c.Limits.ChallengeBurst,
+		AuthFailureRate: c.Limits.AuthFailureRate, AuthFailureBurst: c.Limits.AuthFailureBurst, ConnsPerSource: c.Limits.ConnsPerSource,
+		HandshakeTimeout: c.Limits.HandshakeTimeout, AuthTimeout: c.Limits.AuthTimeout}
+	// Zero takes the relay's default; these have no "off" but conns_per_source.
+	switch {
+	case c.Limits.AuthFailureRate < 0 || c.Limits.AuthFailureBurst < 0:
+		return l, errors.New("limits.auth_failure_rate and auth_failure_burst may not be negative")
+	case c.Limits.ConnsPerSource < -1:
+		return l, errors.New("limits.conns_per_source: a number of connections, or -1 for no limit")
+	case c.Limits.HandshakeTimeout < 0 || c.Limits.AuthTimeout < 0:
+		return l, errors.New("limits.handshake_timeout and auth_timeout may not be negative")
+	}
 	for _, a := range c.Limits.Allow {
 		p, err := netip.ParsePrefix(a)
 		if err != nil {

@@ -70,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	rc := relay.Config{Realm: s.Realm, Users: s.users, Secrets: s.secrets, RelayIP: net.ParseIP(s.ExternalIP), RelayBind: s.Relay.Bind,
 		PortMin: s.Relay.PortMin, PortMax: s.Relay.PortMax, Limits: s.limits, Logger: log}
-	closers, err := listen(ctx, &s, &rc, &cert)
+	closers, err := listen(ctx, &s, &rc, &cert, log)
 	defer closeAll(closers)
 	if err != nil {
 		return err

@@ -24,8 +24,94 @@ func TestExampleConfigLoads(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.Limits.UserQuota != 32 || s.Relay.PortMin != 49152 || s.Metrics.Listen != "127.0.0.1:9641" {
+	if s.Limits.UserQuota != 32 || s.Relay.PortMin != 49152 || s.Metrics.Listen != "127.0.0.1:9641" || s.limits.ConnsPerSource != 64 || s.limits.AuthTimeout != 30*time.Second ||
+		s.Listen.UDPReadBuffer != 4<<20 {
 		t.Fatalf("loaded %+v", s)
+	}
+}
+
+// The limit keys of the file reach the relay's limits.
+func TestLimitKeysLoad(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "relay.yaml")
+	os.WriteFile(path, []byte(`external_ip: 192.0.2.1
+auth: {secrets: [s]}
+limits:
+  auth_failure_rate: 0.5
+  auth_failure_burst: 3
+  conns_per_source: 7
+  handshake_timeout: 4s
+  auth_timeout: 9s
+`), 0o600)
+	c, err := load(path, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := s.limits
+	if l.AuthFailureRate != 0.5 || l.AuthFailureBurst != 3 || l.ConnsPerSource != 7 || l.HandshakeTimeout != 4*time.Second || l.AuthTimeout != 9*time.Second {
+		t.Fatalf("limits %+v", l)
+	}
+	for name, lc := range map[string]LimitsConfig{
+		"negative auth_failure_rate":  {AuthFailureRate: -1},
+		"negative auth_failure_burst": {AuthFailureBurst: -1},
+		"conns_per_source below -1":   {ConnsPerSource: -2},
+		"negative handshake_timeout":  {HandshakeTimeout: -time.Second},
+		"negative auth_timeout":       {AuthTimeout: -time.Second},
+	} {
+		c := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: lc}
+		if _, err := c.resolve(); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+// Settings that would open the relay are refused, naming their key.
+func TestOpeningSettingsRefused(t *testing.T) {
+	metrics := func(l string) struct {
+		Listen string `yaml:"listen"`
+	} {
+		return struct {
+			Listen string `yaml:"listen"`
+		}{l}
+	}
+	ok := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}}
+	if _, err := ok.resolve(); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, key string
+		edit      func(*Config)
+	}{
+		{"an empty secret", "auth.secrets", func(c *Config) { c.Auth.Secrets = []string{"s", ""} }},
+		{"a blank secret", "auth.secrets", func(c *Config) { c.Auth.Secrets = []string{" "} }},
+		{"external_ip 0.0.0.0", "external_ip", func(c *Config) { c.ExternalIP = "0.0.0.0" }},
+		{"external_ip ::", "external_ip", func(c *Config) { c.ExternalIP = "::" }},
+		{"external_ip multicast", "external_ip", func(c *Config) { c.ExternalIP = "224.0.0.1" }},
+		{"external_ip broadcast", "external_ip", func(c *Config) { c.ExternalIP = "255.255.255.255" }},
+		{"metrics on a public address", "metrics.listen", func(c *Config) { c.Metrics = metrics("198.51.100.9:9641") }},
+		{"metrics on a public IPv6 address", "metrics.listen", func(c *Config) { c.Metrics = metrics("[2001:db8::1]:9641") }},
+		{"metrics on ::", "metrics.listen", func(c *Config) { c.Metrics = metrics("[::]:9641") }},
+		{"metrics on a host name", "metrics.listen", func(c *Config) { c.Metrics = metrics("example.com:9641") }},
+	} {
+		cfg := ok
+		cfg.Auth.Secrets = append([]string(nil), ok.Auth.Secrets...)
+		c.edit(&cfg)
+		_, err := cfg.resolve()
+		if err == nil {
+			t.Errorf("%s: accepted", c.name)
+		} else if !strings.Contains(err.Error(), c.key) {
+			t.Errorf("%s: the error does not name %s: %v", c.name, c.key, err)
+		}
+	}
+	for _, l := range []string{"10.0.0.5:9641", "192.168.1.2:9641", "[fd00::1]:9641", "[::1]:9641", "127.0.0.2:0"} {
+		cfg := ok
+		cfg.Metrics = metrics(l)
+		if _, err := cfg.resolve(); err != nil {
+			t.Errorf("metrics.listen %s refused: %v", l, err)
+		}
 	}
 }
 
