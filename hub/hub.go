@@ -83,9 +83,13 @@ type Config struct {
 	// Store holds tenants, state logs and envelopes.
 	Store Store
 	// Admission, Allowed and DefaultQuota govern which servers are hosted.
-	Admission    Admission
-	Allowed      []policy.ID
-	DefaultQuota storage.Quota
+	Admission Admission
+	Allowed   []policy.ID
+	// AllowedCreators pre-admits, on an allow-list hub, every server whose
+	// genesis is signed by one of these identities: an operator lists the
+	// community admin's key before the server exists.
+	AllowedCreators []policy.PublicKey
+	DefaultQuota    storage.Quota
 	// Blobs stores attachments; nil disables the blob endpoints.
 	Blobs storage.BlobStore
 	// MaxBlob bounds one blob; default 64 MiB.
@@ -147,6 +151,7 @@ type Service struct {
 	node        policy.Signer
 	verifier    *policy.Verifier
 	allowed     atomic.Pointer[map[policy.ID]bool]                  // replaced whole by SetLimits
+	creators    atomic.Pointer[map[policy.PublicKey]bool]           // likewise
 	senders     atomic.Pointer[ratelimit.Limiter[policy.PublicKey]] // nil when unlimited
 	quota       atomic.Pointer[storage.Quota]                       // the default quota
 	metrics     *Metrics
@@ -192,7 +197,7 @@ func New(cfg Config) (*Service, error) {
 	m := hmac.New(sha256.New, cfg.NodeKey.Seed())
 	m.Write([]byte(macDomain))
 	s.macKey = m.Sum(nil)
-	s.SetLimits(Limits{Allowed: cfg.Allowed, DefaultQuota: cfg.DefaultQuota, PostRate: cfg.PostRate, PostBurst: cfg.PostBurst})
+	s.SetLimits(Limits{Allowed: cfg.Allowed, AllowedCreators: cfg.AllowedCreators, DefaultQuota: cfg.DefaultQuota, PostRate: cfg.PostRate, PostBurst: cfg.PostBurst})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	inc, err := cfg.Store.Incarnation(ctx)

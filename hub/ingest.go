@@ -96,12 +96,13 @@ func (s *Service) admit(ctx context.Context, genesis *policy.Event, with []*poli
 	case err == nil: // provisioned by the operator: its genesis is welcome
 	case !errors.Is(err, storage.ErrNotFound):
 		return nil, err
-	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && (*s.allowed.Load())[server] || s.cfg.Admission == Home && policy.OwnerActs(s.cfg.NodeCert.Identity, with):
+	case s.cfg.Admission == Open || s.cfg.Admission == AllowList && ((*s.allowed.Load())[server] || (*s.creators.Load())[genesis.Author]) ||
+		s.cfg.Admission == Home && policy.OwnerActs(s.cfg.NodeCert.Identity, with):
 		if err := s.cfg.Store.PutTenant(ctx, server, *s.quota.Load()); err != nil {
 			return nil, err
 		}
 	case s.cfg.Admission == AllowList:
-		return nil, fmt.Errorf("hub: server %s is not on this hub's allow-list: %w", server, storage.ErrNotHosted)
+		return nil, fmt.Errorf("hub: server %s, created by %s, is not on this hub's allow-list (the operator lists the server's ID or its creator's identity key): %w", server, genesis.Author, storage.ErrNotHosted)
 	case s.cfg.Admission == Home:
 		return nil, fmt.Errorf("hub: this home node hosts only its owner's servers, and %s brings no event of the owner: %w", server, storage.ErrNotHosted)
 	default:

@@ -10,8 +10,9 @@ import (
 // runs (a configuration reload): the allow-list, the default quota of
 // servers admitted from now on, and the rate of envelopes per sender.
 type Limits struct {
-	Allowed      []policy.ID
-	DefaultQuota storage.Quota
+	Allowed         []policy.ID
+	AllowedCreators []policy.PublicKey
+	DefaultQuota    storage.Quota
 	// PostRate and PostBurst as in Config (0: the defaults, a negative
 	// PostRate: no limit). A changed rate starts every sender afresh.
 	PostRate  float64
@@ -26,6 +27,11 @@ func (s *Service) SetLimits(l Limits) {
 		allowed[id] = true
 	}
 	s.allowed.Store(&allowed)
+	creators := make(map[policy.PublicKey]bool, len(l.AllowedCreators))
+	for _, k := range l.AllowedCreators {
+		creators[k] = true
+	}
+	s.creators.Store(&creators)
 	q := l.DefaultQuota
 	s.quota.Store(&q)
 	if l.PostRate == 0 {

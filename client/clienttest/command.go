@@ -2,6 +2,7 @@ package clienttest
 
 import (
 	"os/exec"
+	"syscall"
 )
 
 // Command runs a one-shot hub command ("hub COMMAND", e.g. mark-restored)
@@ -15,4 +16,17 @@ func (h *Hub) Command(args ...string) string {
 		h.t.Fatalf("hub %v: %v\n%s", args, err, out)
 	}
 	return string(out)
+}
+
+// Reload writes the hub's configuration again (Admission, Extra) and sends
+// the running hub SIGHUP, as "systemctl reload" does.
+func (h *Hub) Reload() {
+	h.t.Helper()
+	h.writeConfig()
+	if h.cmd == nil {
+		h.t.Fatal("reload: the hub is not running")
+	}
+	if err := h.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		h.t.Fatal(err)
+	}
 }

@@ -245,6 +245,7 @@ type settings struct {
 	admission   hub.Admission
 	ownerCert   *policy.DeviceCert // home.owner_cert, if set
 	allowed     []policy.ID
+	creators    []policy.PublicKey // admission.allow entries that are identity keys
 	bootstrap   []peer.AddrInfo
 	peers       []peer.AddrInfo
 	stores      profile.Config
@@ -346,9 +347,13 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 		s.proxies = append(s.proxies, pfx)
 	}
 	for _, a := range c.Admission.Allow {
-		id, err := policy.ParseID(a)
-		fail(err, "admission.allow %q", a)
-		s.allowed = append(s.allowed, id)
+		if id, err := policy.ParseID(a); err == nil {
+			s.allowed = append(s.allowed, id)
+		} else if key, kerr := policy.ParsePublicKey(a); kerr == nil {
+			s.creators = append(s.creators, key)
+		} else {
+			fail(fmt.Errorf("neither a server ID (bafkrei…) nor an identity key (b5ua…)"), "admission.allow %q", a)
+		}
 	}
 	if !loopback(c.Admin.Listen) && c.Admin.Token == "" {
 		errs = append(errs, fmt.Errorf("admin.listen %s is not a loopback address: set admin.token (or token_file)", c.Admin.Listen))

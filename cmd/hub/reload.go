@@ -48,7 +48,9 @@ type setting struct {
 
 var settingsCompared = []setting{
 	{"log_level", func(s *settings) any { return s.log.Level }, func(c, n *settings) { c.LogLevel, c.log.Level = n.LogLevel, n.log.Level }},
-	{"admission.allow", func(s *settings) any { return s.allowed }, func(c, n *settings) { c.Admission.Allow, c.allowed = n.Admission.Allow, n.allowed }},
+	{"admission.allow", func(s *settings) any { return s.Admission.Allow }, func(c, n *settings) {
+		c.Admission.Allow, c.allowed, c.creators = n.Admission.Allow, n.allowed, n.creators
+	}},
 	{"admission.default_quota", func(s *settings) any { return s.Admission.DefaultQuota }, func(c, n *settings) { c.Admission.DefaultQuota = n.Admission.DefaultQuota }},
 	{"limits.source_rate", func(s *settings) any { return s.Limits.SourceRate }, func(c, n *settings) { c.Limits.SourceRate = n.Limits.SourceRate }},
 	{"limits.source_burst", func(s *settings) any { return s.Limits.SourceBurst }, func(c, n *settings) { c.Limits.SourceBurst = n.Limits.SourceBurst }},
@@ -118,7 +120,7 @@ func (l *live) reload() {
 	}
 	l.cur = cur
 	l.level.Set(cur.log.Level)
-	l.svc.SetLimits(hub.Limits{Allowed: cur.allowed, DefaultQuota: storage.Quota(cur.Admission.DefaultQuota),
+	l.svc.SetLimits(hub.Limits{Allowed: cur.allowed, AllowedCreators: cur.creators, DefaultQuota: storage.Quota(cur.Admission.DefaultQuota),
 		PostRate: cur.Limits.PostRate, PostBurst: cur.Limits.PostBurst})
 	l.api.SetLimits(httpapi.Limits{SourceRate: cur.Limits.SourceRate, SourceBurst: cur.Limits.SourceBurst,
 		MaxSockets: cur.Limits.MaxSockets, SocketsPerSource: cur.Limits.SocketsPerSource})

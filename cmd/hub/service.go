@@ -22,7 +22,7 @@ import (
 func newService(ctx context.Context, s settings, key ed25519.PrivateKey, stores *profile.Stores, log *slog.Logger) (
 	svc *hub.Service, bus *pgnotify.Bus, closeService func(), err error) {
 	hcfg := hub.Config{NodeKey: key, NodeCert: s.ownerCert, Store: stores.Meta, Blobs: stores.Blobs, Logger: log,
-		Broker: fanout.New(fanout.Config{QueueLen: s.Limits.QueueLen}), Admission: s.admission, Allowed: s.allowed,
+		Broker: fanout.New(fanout.Config{QueueLen: s.Limits.QueueLen}), Admission: s.admission, Allowed: s.allowed, AllowedCreators: s.creators,
 		DefaultQuota: storage.Quota(s.Admission.DefaultQuota), MaxBlob: s.Limits.MaxBlob, MaxServers: s.Limits.MaxServers,
 		PostRate: s.Limits.PostRate, PostBurst: s.Limits.PostBurst}
 	closeService = func() {}
