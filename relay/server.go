@@ -316,6 +316,9 @@ func (s *Server) Allocations() int {
 // the server is closed.
 func (s *Server) Drain() { s.draining.Store(true) }
 
+// Draining reports whether Drain was called.
+func (s *Server) Draining() bool { return s.draining.Load() }
+
 // Close stops the server and ends every allocation.
 func (s *Server) Close() error {
 	var errs []error

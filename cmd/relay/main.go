@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	// The metrics listener is never a peer, whatever limits.allow says.
 	srv.Protect(ml.Addr())
-	hs := &http.Server{Handler: daemon.AdminMux(reg), ReadHeaderTimeout: 10 * time.Second} // the listener is never public (see resolve)
+	hs := &http.Server{Handler: daemon.AdminMux(reg, srv.Draining), ReadHeaderTimeout: 10 * time.Second} // the listener is never public (see resolve)
 	go hs.Serve(ml)
 	defer hs.Close()
 

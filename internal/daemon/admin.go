@@ -21,13 +21,21 @@ func Registry(cs ...prometheus.Collector) *prometheus.Registry {
 
 // AdminMux returns the routes of an admin listener: GET /metrics (the
 // gatherer's metrics, Prometheus text format), GET /healthz ("ok": the
-// process runs) and the CPU profile and index under GET /debug/pprof/.
+// process runs and takes new work; 503 "draining" once draining reports
+// true, so load balancers stop sending) and the CPU profile and index
+// under GET /debug/pprof/. draining may be nil.
 // Profiles reveal a lot about a process: serve the mux only on a listener
 // that is never public (loopback or a private interface).
-func AdminMux(g prometheus.Gatherer) *http.ServeMux {
+func AdminMux(g prometheus.Gatherer, draining func() bool) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		if draining != nil && draining() {
+			http.Error(w, "draining", http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ok\n"))
+	})
 	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
 	return mux

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -147,8 +148,21 @@ func TestNewLogger(t *testing.T) {
 func TestAdminMux(t *testing.T) {
 	c := prometheus.NewCounter(prometheus.CounterOpts{Name: "guildhall_test_total", Help: "a test counter"})
 	c.Add(3)
-	srv := httptest.NewServer(AdminMux(Registry(c)))
+	var draining atomic.Bool
+	srv := httptest.NewServer(AdminMux(Registry(c), draining.Load))
 	defer srv.Close()
+	defer func() {
+		draining.Store(true)
+		resp, err := http.Get(srv.URL + "/healthz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "draining") {
+			t.Fatalf("healthz while draining: %d %q, want 503 draining", resp.StatusCode, b)
+		}
+	}()
 	for _, tc := range []struct {
 		method, path string
 		status       int
