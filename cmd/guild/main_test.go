@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -174,8 +176,20 @@ func TestWalkthrough(t *testing.T) {
 	if got := alice.run("admin", "usage", "--admin", hub.Admin); !strings.Contains(got, server.ID) {
 		t.Fatalf("usage: %s", got)
 	}
-	if got := alice.run("turn", "credentials", "--secret", "s3cret", "--user", "alice"); !strings.Contains(got, ":alice") {
-		t.Fatalf("turn: %s", got)
+	secretFile := filepath.Join(t.TempDir(), "turn-secret")
+	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
+	var ice struct {
+		URLs       []string `json:"urls"`
+		Username   string   `json:"username"`
+		Credential string   `json:"credential"`
+		TTL        int64    `json:"ttl"`
+	}
+	alice.json(&ice, "turn", "credentials", "--secret-file", secretFile, "--user", "alice", "--url", "turn:relay.example.org:3478?transport=udp", "--ttl", "1h")
+	if !strings.HasSuffix(ice.Username, ":alice") || ice.TTL != 3600 || len(ice.URLs) != 1 || ice.Credential == "" {
+		t.Fatalf("turn credentials: %+v", ice)
+	}
+	if exp, user, err := parseREST(ice.Username); err != nil || user != "alice" || time.Until(exp) > time.Hour+time.Minute {
+		t.Fatalf("turn credentials username %q: %v %v", ice.Username, exp, err)
 	}
 }
 
@@ -193,8 +207,11 @@ func TestCLIErrors(t *testing.T) {
 	if _, err := u.try("identity", "phrase"); err == nil {
 		t.Fatal("a phrase without an identity")
 	}
-	if _, err := u.try("turn", "credentials", "--secret", ""); err == nil {
-		t.Fatal("TURN credentials without a secret")
+	if _, err := u.try("turn", "credentials"); !errors.Is(err, errUsage) {
+		t.Fatalf("TURN credentials without a secret: %v", err)
+	}
+	if _, err := u.try("turn", "credentials", "--secret", "on-the-command-line"); !errors.Is(err, errUsage) {
+		t.Fatalf("a secret on the command line: %v, want a usage error", err)
 	}
 	// Export and re-import an identity under a password.
 	u.run("identity", "create")
@@ -262,4 +279,14 @@ func TestCLIJoinErrors(t *testing.T) {
 			t.Errorf("%s invite: %v, want it to say %q", name, err, tc.want)
 		}
 	}
+}
+
+// parseREST splits a TURN REST username "expiry:user".
+func parseREST(u string) (time.Time, string, error) {
+	ts, user, ok := strings.Cut(u, ":")
+	n, err := strconv.ParseInt(ts, 10, 64)
+	if !ok || err != nil {
+		return time.Time{}, "", fmt.Errorf("not expiry:user: %q", u)
+	}
+	return time.Unix(n, 0), user, nil
 }

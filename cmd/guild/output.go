@@ -246,12 +246,20 @@ func limit(v uint64) string {
 	return fmt.Sprint(v)
 }
 
+// turnOut is an RTCIceServer (as WebRTC's RTCPeerConnection takes it),
+// with the TTL and expiry of the TURN REST API's answer.
 type turnOut struct {
-	Username string    `json:"username"`
-	Password string    `json:"password"`
-	Expires  time.Time `json:"expires"`
+	URLs       []string  `json:"urls"`
+	Username   string    `json:"username"`
+	Credential string    `json:"credential"`
+	TTL        int64     `json:"ttl"` // seconds
+	Expires    time.Time `json:"expires"`
 }
 
 func (o turnOut) Human() string {
-	return fmt.Sprintf("username %s\npassword %s\nvalid until %s", o.Username, o.Password, o.Expires.Format(time.RFC3339))
+	s := fmt.Sprintf("username %s\ncredential %s\nvalid until %s (ttl %ds)", o.Username, o.Credential, o.Expires.Format(time.RFC3339), o.TTL)
+	for _, u := range o.URLs {
+		s += "\nurl " + u
+	}
+	return s
 }
