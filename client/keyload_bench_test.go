@@ -16,9 +16,11 @@ package client
 // commands and figures. Sizes come from the environment:
 // GUILDHALL_KEYLOAD_PROFILES (sqlite,postgres), GUILDHALL_KEYLOAD_DEVICES
 // (10000,100000), GUILDHALL_KEYLOAD_MEMBERS (1000),
-// GUILDHALL_KEYLOAD_REF_MEMBERS (members reading the old way; all by
-// default), GUILDHALL_KEYLOAD_SYNC_INTERVAL (250ms) and
-// GUILDHALL_KEYLOAD_TRIALS (20).
+// GUILDHALL_KEYLOAD_REF_MEMBERS (how many of the members read the old
+// way, one value per device count, the last repeated; all by default),
+// GUILDHALL_KEYLOAD_SYNC_INTERVAL (250ms), GUILDHALL_KEYLOAD_TRIALS (20)
+// and GUILDHALL_KEYLOAD_CHANNEL_ONLY (1: the online reader's loop syncs
+// the channel alone, not the state log).
 
 import (
 	"bufio"
@@ -316,12 +318,16 @@ func BenchmarkKeyFetchAfterRekey(b *testing.B) {
 			}
 			start := time.Now()
 			mem := make([]*keyMember, members)
+			var joined atomic.Int64
 			if err := parallel(members, 4, func(i int) error {
 				c := benchClient(b, fmt.Sprintf("m%d", i))
 				if _, err := c.Join(ctx, invite); err != nil {
 					return fmt.Errorf("member %d joining: %w", i, err)
 				}
 				mem[i] = &keyMember{c: c}
+				if j := joined.Add(1); j%100 == 0 {
+					fmt.Printf("%s: %d members joined (%v)\n", profile, j, time.Since(start).Round(time.Millisecond))
+				}
 				return nil
 			}); err != nil {
 				b.Fatal(err)
@@ -367,7 +373,8 @@ func BenchmarkKeyFetchAfterRekey(b *testing.B) {
 				b.Fatal(err)
 			}
 			encKey := priv.PublicKey().Bytes()
-			for _, n := range loadEnvInts("GUILDHALL_KEYLOAD_DEVICES", []int{10000, 100000}) {
+			refs := loadEnvInts("GUILDHALL_KEYLOAD_REF_MEMBERS", nil)
+			for di, n := range loadEnvInts("GUILDHALL_KEYLOAD_DEVICES", []int{10000, 100000}) {
 				if n < members {
 					continue
 				}
@@ -379,20 +386,20 @@ func BenchmarkKeyFetchAfterRekey(b *testing.B) {
 				// The members' devices spread among the others.
 				devices := append(slices.Clone(real), fake...)
 				rand.Shuffle(len(devices), func(i, j int) { devices[i], devices[j] = devices[j], devices[i] })
+				refMembers := members
+				if len(refs) > 0 {
+					refMembers = min(members, refs[min(di, len(refs)-1)])
+				}
 				b.Run(fmt.Sprintf("devices=%d/members=%d", n, members), func(b *testing.B) {
-					benchRekeyFetch(b, h, alice, aliceAPI, aliceToken, server, channel, mem, devices)
+					benchRekeyFetch(b, h, alice, aliceAPI, aliceToken, server, channel, mem, devices, refMembers)
 				})
 			}
 		})
 	}
 }
 
-func benchRekeyFetch(b *testing.B, h *benchHub, alice *Client, aliceAPI *hubapi.Client, aliceToken string, server, channel policy.ID, mem []*keyMember, devices []*policy.DeviceCert) {
+func benchRekeyFetch(b *testing.B, h *benchHub, alice *Client, aliceAPI *hubapi.Client, aliceToken string, server, channel policy.ID, mem []*keyMember, devices []*policy.DeviceCert, refMembers int) {
 	ctx := context.Background()
-	refMembers := len(mem)
-	if v := loadEnvInts("GUILDHALL_KEYLOAD_REF_MEMBERS", nil); len(v) > 0 {
-		refMembers = min(v[0], len(mem))
-	}
 	var lat, latFromPost []time.Duration
 	var bytesKeys, bytesRef, refMax int64
 	var cpuKeys, cpuRef, posting, refWall, keysWall time.Duration
@@ -542,6 +549,9 @@ func BenchmarkNewReaderObtainsKey(b *testing.B) {
 		interval = d
 	}
 	trials := loadEnvInts("GUILDHALL_KEYLOAD_TRIALS", []int{20})[0]
+	// GUILDHALL_KEYLOAD_CHANNEL_ONLY=1: the online reader syncs the channel
+	// alone, not the state log, in its loop.
+	channelOnly := os.Getenv("GUILDHALL_KEYLOAD_CHANNEL_ONLY") == "1"
 	for _, profile := range loadEnvList("GUILDHALL_KEYLOAD_PROFILES", []string{"sqlite", "postgres"}) {
 		b.Run(profile, func(b *testing.B) {
 			ctx := context.Background()
@@ -593,8 +603,10 @@ func BenchmarkNewReaderObtainsKey(b *testing.B) {
 			go func() {
 				defer close(loopDone)
 				for loopCtx.Err() == nil {
-					if _, err := bob.SyncState(loopCtx, server); err != nil && loopCtx.Err() == nil {
-						loopErr.Store(err)
+					if !channelOnly {
+						if _, err := bob.SyncState(loopCtx, server); err != nil && loopCtx.Err() == nil {
+							loopErr.Store(err)
+						}
 					}
 					if _, err := bob.Sync(loopCtx, server, channel, nil); err != nil && loopCtx.Err() == nil {
 						loopErr.Store(err)
