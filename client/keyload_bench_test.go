@@ -74,37 +74,37 @@ func loadEnvList(name string, def []string) []string {
 	return def
 }
 
-// benchHub is a hub process for benchmarks (clienttest.Hub wants a
+// loadHub is a hub process for benchmarks (clienttest.Hub wants a
 // *testing.T): the embedded profile, or its own PostgreSQL database and
 // MinIO bucket. Per-source and per-sender limits are off: every member
 // here comes from one address.
-type benchHub struct {
+type loadHub struct {
 	URL string
 	cmd *exec.Cmd
 }
 
 var (
-	benchHubOnce sync.Once
-	benchHubBin  string
-	benchHubErr  error
+	loadHubOnce sync.Once
+	loadHubBin  string
+	loadHubErr  error
 )
 
-func startBenchHub(b *testing.B, profile string) *benchHub {
+func startBenchHub(b *testing.B, profile string) *loadHub {
 	b.Helper()
-	benchHubOnce.Do(func() {
+	loadHubOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "guildhall-bench-hub")
 		if err != nil {
-			benchHubErr = err
+			loadHubErr = err
 			return
 		}
-		benchHubBin = filepath.Join(dir, "hub")
-		out, err := exec.Command("go", "build", "-o", benchHubBin, "../cmd/hub").CombinedOutput()
+		loadHubBin = filepath.Join(dir, "hub")
+		out, err := exec.Command("go", "build", "-o", loadHubBin, "../cmd/hub").CombinedOutput()
 		if err != nil {
-			benchHubErr = fmt.Errorf("building the hub: %v\n%s", err, out)
+			loadHubErr = fmt.Errorf("building the hub: %v\n%s", err, out)
 		}
 	})
-	if benchHubErr != nil {
-		b.Fatal(benchHubErr)
+	if loadHubErr != nil {
+		b.Fatal(loadHubErr)
 	}
 	dir := b.TempDir()
 	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nadmission:\n  mode: open\n", dir)
@@ -140,7 +140,7 @@ func startBenchHub(b *testing.B, profile string) *benchHub {
 	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	cmd := exec.Command(benchHubBin, "-config", config)
+	cmd := exec.Command(loadHubBin, "-config", config)
 	cmd.Env = append(os.Environ(), "GUILDHALL_HUB_POST_RATE=-1", "GUILDHALL_HUB_SOURCE_RATE=-1",
 		"GUILDHALL_HUB_CONNS_PER_SOURCE=-1", "GUILDHALL_HUB_SOCKETS_PER_SOURCE=-1", "GUILDHALL_HUB_LOG_LEVEL=error")
 	out, err := cmd.StdoutPipe()
@@ -151,7 +151,7 @@ func startBenchHub(b *testing.B, profile string) *benchHub {
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}
-	h := &benchHub{cmd: cmd}
+	h := &loadHub{cmd: cmd}
 	b.Cleanup(func() {
 		cmd.Process.Signal(os.Interrupt)
 		done := make(chan struct{})
@@ -184,7 +184,7 @@ func startBenchHub(b *testing.B, profile string) *benchHub {
 }
 
 // CPU returns the CPU time (user and system) the hub process has used.
-func (h *benchHub) CPU(b *testing.B) time.Duration {
+func (h *loadHub) CPU(b *testing.B) time.Duration {
 	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
 	if err != nil {
 		b.Fatal(err)
@@ -398,7 +398,7 @@ func BenchmarkKeyFetchAfterRekey(b *testing.B) {
 	}
 }
 
-func benchRekeyFetch(b *testing.B, h *benchHub, alice *Client, aliceAPI *hubapi.Client, aliceToken string, server, channel policy.ID, mem []*keyMember, devices []*policy.DeviceCert, refMembers int) {
+func benchRekeyFetch(b *testing.B, h *loadHub, alice *Client, aliceAPI *hubapi.Client, aliceToken string, server, channel policy.ID, mem []*keyMember, devices []*policy.DeviceCert, refMembers int) {
 	ctx := context.Background()
 	var lat, latFromPost []time.Duration
 	var bytesKeys, bytesRef, refMax int64
