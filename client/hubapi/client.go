@@ -84,6 +84,7 @@ func (h *Client) call(ctx context.Context, method, path, token string, in, out a
 		return err
 	}
 	req.Header.Set("Content-Type", wire.CBOR)
+	req.Header.Set("Accept", wire.CBOR) // answers in CBOR, which the hub gives only to those who ask
 	if token != "" {
 		req.Header.Set("Authorization", authorization(token))
 	}
