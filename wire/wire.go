@@ -243,6 +243,15 @@ type Quota struct {
 	Blobs     uint64 `cbor:"3,keyasint" json:"blobs"`
 }
 
+// QuotaUpdate is the body of PATCH /v1/admin/tenants/{server}: it changes
+// only the limits it names. An absent field keeps its value; a present one
+// sets it, 0 meaning no limit.
+type QuotaUpdate struct {
+	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
+	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
+	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
+}
+
 // Usage is what a tenant stores now.
 type Usage struct {
 	Bytes     uint64 `cbor:"1,keyasint" json:"bytes"`

@@ -39,13 +39,8 @@ func (a *Admin) Tenant(ctx context.Context, server policy.ID) (wire.Tenant, erro
 }
 
 // QuotaUpdate changes some limits of a tenant's quota: a nil field keeps
-// its value, a set one replaces it (0: no limit). It is the body of PATCH
-// /v1/admin/tenants/{server} (docs/API.md).
-type QuotaUpdate struct {
-	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
-	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
-	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
-}
+// its value, a set one replaces it (0: no limit).
+type QuotaUpdate = wire.QuotaUpdate
 
 // UpdateQuota changes the limits u names of an existing tenant and keeps
 // the others (an Error with code not_found when server is no tenant).

@@ -65,7 +65,7 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 		if err != nil {
 			return err
 		}
-		var in QuotaUpdate
+		var in wire.QuotaUpdate
 		if err := decodeBody(r, 64<<10, &in); err != nil {
 			return err
 		}
@@ -140,15 +140,6 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 	}
 	health(mux, svc)
 	return mux
-}
-
-// QuotaUpdate is the body of PATCH /v1/admin/tenants/{server}: it changes
-// only the limits it names. An absent field keeps its value; a present one
-// sets it, 0 meaning no limit.
-type QuotaUpdate struct {
-	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
-	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
-	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
 }
 
 // adminAuth checks an admin request's Authorization header against the
