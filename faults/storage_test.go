@@ -23,9 +23,22 @@ type env struct {
 
 func ownEnv(t *testing.T) *env {
 	t.Helper()
-	out, err := exec.Command("../deploy/testenv.sh", "up").Output()
-	if err != nil {
-		t.Fatalf("testenv up: %v", err)
+	// Starting the components is not what these tests check: on a busy
+	// machine a port picked free can be taken before the server binds it,
+	// so a failed start is tried again (twice) before the test fails.
+	var out []byte
+	for attempt := 1; ; attempt++ {
+		var stderr strings.Builder
+		cmd := exec.Command("../deploy/testenv.sh", "up")
+		cmd.Stderr = &stderr
+		var err error
+		if out, err = cmd.Output(); err == nil {
+			break
+		}
+		if attempt == 3 {
+			t.Fatalf("testenv up: %v\n%s", err, stderr.String())
+		}
+		t.Logf("testenv up failed (attempt %d), trying again: %v\n%s", attempt, err, stderr.String())
 	}
 	e := &env{t: t}
 	for _, line := range strings.Split(string(out), "\n") {
