@@ -486,6 +486,15 @@ func (s *store) profileBodies(ctx context.Context, server policy.ID) ([]profileB
 	}, "SELECT sender, body FROM messages WHERE server = ? AND kind = 1 AND body IS NOT NULL AND deleted = 0 ORDER BY time, id", server[:])
 }
 
+// messageIDs returns the IDs of a server's stored envelopes.
+func (s *store) messageIDs(ctx context.Context, server policy.ID) ([]policy.ID, error) {
+	return queryAll(ctx, s.db, "message ids", func(rows *sql.Rows) (policy.ID, error) {
+		var id []byte
+		err := rows.Scan(&id)
+		return policy.ID(id), err
+	}, "SELECT id FROM messages WHERE server = ? AND kind = 1", server[:])
+}
+
 // messageRaw returns a stored, undeleted envelope's signed bytes, or nil.
 func (s *store) messageRaw(ctx context.Context, id policy.ID) ([]byte, error) {
 	var raw []byte

@@ -54,7 +54,7 @@ var (
 	pRole      = param{"ROLE", kindRole}
 	pMember    = param{"MEMBER", kindMember}
 	pDevice    = param{"DEVICE", kindDevice}
-	pMessageID = param{"MESSAGE-ID", kindMessage}
+	pMessageID = param{"MESSAGE-ID", kindMessage} // or a unique prefix, as history shows
 )
 
 // word declares an argument taken as written.
@@ -112,7 +112,11 @@ func (cmd *command) resolve(ctx context.Context, e *env, raw []string) (*args, e
 		case kindDevice:
 			a.device, err = policy.ParsePublicKey(v)
 		case kindMessage:
-			a.message, err = policy.ParseID(v)
+			if a.c != nil {
+				a.message, err = a.c.ResolveMessage(ctx, a.server, v)
+			} else {
+				a.message, err = policy.ParseID(v)
+			}
 		}
 		if err != nil {
 			return nil, err
