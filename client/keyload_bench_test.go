@@ -23,8 +23,6 @@ package client
 // the channel alone, not the state log).
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/hpke"
@@ -32,11 +30,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -45,8 +39,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/guildhall/guildhall/client/clienttest"
 	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/policy"
 )
@@ -72,133 +65,6 @@ func loadEnvList(name string, def []string) []string {
 		return strings.Split(v, ",")
 	}
 	return def
-}
-
-// loadHub is a hub process for benchmarks (clienttest.Hub wants a
-// *testing.T): the embedded profile, or its own PostgreSQL database and
-// MinIO bucket. Per-source and per-sender limits are off: every member
-// here comes from one address.
-type loadHub struct {
-	URL string
-	cmd *exec.Cmd
-}
-
-var (
-	loadHubOnce sync.Once
-	loadHubBin  string
-	loadHubErr  error
-)
-
-func startBenchHub(b *testing.B, profile string) *loadHub {
-	b.Helper()
-	loadHubOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "guildhall-bench-hub")
-		if err != nil {
-			loadHubErr = err
-			return
-		}
-		loadHubBin = filepath.Join(dir, "hub")
-		out, err := exec.Command("go", "build", "-o", loadHubBin, "../cmd/hub").CombinedOutput()
-		if err != nil {
-			loadHubErr = fmt.Errorf("building the hub: %v\n%s", err, out)
-		}
-	})
-	if loadHubErr != nil {
-		b.Fatal(loadHubErr)
-	}
-	dir := b.TempDir()
-	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nadmission:\n  mode: open\n", dir)
-	if profile == "postgres" {
-		base, s3 := os.Getenv("GUILDHALL_TEST_POSTGRES"), os.Getenv("GUILDHALL_TEST_S3")
-		if base == "" || s3 == "" {
-			b.Skip("GUILDHALL_TEST_POSTGRES and GUILDHALL_TEST_S3 are not set (deploy/testenv.sh)")
-		}
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		name := fmt.Sprintf("keyload_%x", rand.Uint64())
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+name)
-		conn.Close(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		u, err := url.Parse(base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		u.Path = "/" + name
-		su, err := url.Parse(s3)
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg += fmt.Sprintf("storage:\n  postgres_url: %q\n  s3:\n    endpoint: %s\n    bucket: keyload-%x\n    access_key: %s\n    secret_key: %s\n    secure: false\n    create_bucket: true\n",
-			u.String(), su.Host, rand.Uint64(), os.Getenv("GUILDHALL_TEST_S3_ACCESS_KEY"), os.Getenv("GUILDHALL_TEST_S3_SECRET_KEY"))
-	}
-	config := filepath.Join(dir, "hub.yaml")
-	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(loadHubBin, "-config", config)
-	cmd.Env = append(os.Environ(), "GUILDHALL_HUB_POST_RATE=-1", "GUILDHALL_HUB_SOURCE_RATE=-1",
-		"GUILDHALL_HUB_CONNS_PER_SOURCE=-1", "GUILDHALL_HUB_SOCKETS_PER_SOURCE=-1", "GUILDHALL_HUB_LOG_LEVEL=error")
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	h := &loadHub{cmd: cmd}
-	b.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	sc := bufio.NewScanner(out)
-	api, admin := regexp.MustCompile(`^api\s+(\S+)`), regexp.MustCompile(`^admin\s+(\S+)`)
-	for sc.Scan() {
-		if m := api.FindStringSubmatch(sc.Text()); m != nil {
-			h.URL = m[1]
-		}
-		if admin.MatchString(sc.Text()) {
-			break
-		}
-	}
-	if h.URL == "" {
-		b.Fatal("the hub did not start")
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	return h
-}
-
-// CPU returns the CPU time (user and system) the hub process has used.
-func (h *loadHub) CPU(b *testing.B) time.Duration {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", h.cmd.Process.Pid))
-	if err != nil {
-		b.Fatal(err)
-	}
-	fields := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+1:]))
-	var ticks int64
-	for _, f := range fields[11:13] {
-		n, err := strconv.ParseInt(f, 10, 64)
-		if err != nil {
-			b.Fatal(err)
-		}
-		ticks += n
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // countingConn counts the bytes a member receives from the hub: HTTP
@@ -302,7 +168,7 @@ func BenchmarkKeyFetchAfterRekey(b *testing.B) {
 			// One hub and one set of members per profile: the joins are
 			// the slow part of the setup.
 			ctx := context.Background()
-			h := startBenchHub(b, profile)
+			h := benchHub(b, profile, false)
 			alice := benchClient(b, "alice")
 			server, err := alice.CreateServer(ctx, "load", []string{h.URL}, ServerOptions{})
 			if err != nil {
@@ -398,7 +264,7 @@ func BenchmarkKeyFetchAfterRekey(b *testing.B) {
 	}
 }
 
-func benchRekeyFetch(b *testing.B, h *loadHub, alice *Client, aliceAPI *hubapi.Client, aliceToken string, server, channel policy.ID, mem []*keyMember, devices []*policy.DeviceCert, refMembers int) {
+func benchRekeyFetch(b *testing.B, h *clienttest.Hub, alice *Client, aliceAPI *hubapi.Client, aliceToken string, server, channel policy.ID, mem []*keyMember, devices []*policy.DeviceCert, refMembers int) {
 	ctx := context.Background()
 	var lat, latFromPost []time.Duration
 	var bytesKeys, bytesRef, refMax int64
@@ -452,7 +318,7 @@ func benchRekeyFetch(b *testing.B, h *loadHub, alice *Client, aliceAPI *hubapi.C
 		posting += posted.Sub(t0)
 
 		// Every member fetches its new key at once.
-		cpu0 := h.CPU(b)
+		cpu0 := h.CPU()
 		done := make([]time.Duration, len(mem))
 		var wg sync.WaitGroup
 		errs := make(chan error, len(mem))
@@ -474,7 +340,7 @@ func benchRekeyFetch(b *testing.B, h *loadHub, alice *Client, aliceAPI *hubapi.C
 		}
 		wg.Wait()
 		keysWall += time.Since(posted)
-		cpuKeys += h.CPU(b) - cpu0
+		cpuKeys += h.CPU() - cpu0
 		close(errs)
 		for err := range errs {
 			failed++
@@ -491,7 +357,7 @@ func benchRekeyFetch(b *testing.B, h *loadHub, alice *Client, aliceAPI *hubapi.C
 
 		// The reference, in the same run: the old way, every bundle
 		// envelope of the re-key read by cursor.
-		cpu0 = h.CPU(b)
+		cpu0 = h.CPU()
 		r0 := time.Now()
 		var rwg sync.WaitGroup
 		rerrs := make(chan error, refMembers)
@@ -515,7 +381,7 @@ func benchRekeyFetch(b *testing.B, h *loadHub, alice *Client, aliceAPI *hubapi.C
 		}
 		rwg.Wait()
 		refWall += time.Since(r0)
-		cpuRef += h.CPU(b) - cpu0
+		cpuRef += h.CPU() - cpu0
 		close(rerrs)
 		for err := range rerrs {
 			refFailed++
@@ -564,7 +430,7 @@ func BenchmarkNewReaderObtainsKey(b *testing.B) {
 	for _, profile := range loadEnvList("GUILDHALL_KEYLOAD_PROFILES", []string{"sqlite", "postgres"}) {
 		b.Run(profile, func(b *testing.B) {
 			ctx := context.Background()
-			h := startBenchHub(b, profile)
+			h := benchHub(b, profile, false)
 			alice := benchClient(b, "alice")
 			server, err := alice.CreateServer(ctx, "load", []string{h.URL}, ServerOptions{})
 			if err != nil {

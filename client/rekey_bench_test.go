@@ -9,26 +9,18 @@ package client
 // and gigabytes of key material); without -bench none of these run at all.
 
 import (
-	"bufio"
 	"context"
 	"crypto/ecdh"
 	"crypto/hpke"
 	"crypto/rand"
 	"flag"
 	"fmt"
-	mrand "math/rand/v2"
-	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
+	"github.com/guildhall/guildhall/client/clienttest"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -146,7 +138,7 @@ func BenchmarkRekeyStore(b *testing.B) {
 
 func benchStore(b *testing.B, profile string, n int, variant string) {
 	ctx := context.Background()
-	hubURL := benchHub(b, profile, false)
+	hubURL := benchHub(b, profile, false).URL
 	c, err := Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)
@@ -273,117 +265,19 @@ func readChannel(b *testing.B, c *Client, hubURL, token string, server, channel 
 	}
 }
 
-var (
-	benchHubOnce sync.Once
-	benchHubBin  string
-	benchHubErr  error
-)
-
-// benchHub starts a cmd/hub process for a benchmark (clienttest.StartHub
-// takes a *testing.T) with the same storage configuration, its per-sender
-// and per-source rate limits off as in deploy/bench-hub.sh: one identity
-// posts everything from one address. By default a hub admits 50 envelopes
-// per second per sender (burst 200), which alone bounds a re-key's posting.
-func benchHub(b *testing.B, profile string, defaultLimits bool) string {
+// benchHub starts a hub process for a benchmark with the suite's storage
+// configuration (clienttest), its per-sender and per-source rate limits off
+// unless defaultLimits, as in deploy/bench-hub.sh: one identity posts
+// everything from one address. By default a hub admits 50 envelopes per
+// second per sender (burst 200), which alone bounds a re-key's posting.
+func benchHub(b *testing.B, profile string, defaultLimits bool) *clienttest.Hub {
 	b.Helper()
-	benchHubOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "guildhall-bench-hub")
-		if err != nil {
-			benchHubErr = err
-			return
-		}
-		benchHubBin = filepath.Join(dir, "hub")
-		out, err := exec.Command("go", "build", "-o", benchHubBin, "../cmd/hub").CombinedOutput()
-		if err != nil {
-			benchHubErr = fmt.Errorf("building the hub: %v\n%s", err, out)
-		}
-	})
-	if benchHubErr != nil {
-		b.Fatal(benchHubErr)
-	}
-	dir := b.TempDir()
-	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\nadmission:\n  mode: open\n", dir)
+	h := clienttest.NewHub(b, profile)
 	if !defaultLimits {
-		cfg += "limits:\n  post_rate: -1\n  source_rate: -1\n  conns_per_source: -1\n  sockets_per_source: -1\n"
+		h.Extra = "limits:\n  post_rate: -1\n  source_rate: -1\n  conns_per_source: -1\n  sockets_per_source: -1\n"
 	}
-	if profile == "postgres" {
-		base := os.Getenv("GUILDHALL_TEST_POSTGRES")
-		ctx := context.Background()
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		name := fmt.Sprintf("bench_%x", mrand.Uint64())
-		_, err = conn.Exec(ctx, "CREATE DATABASE "+name)
-		conn.Close(ctx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		u, err := url.Parse(base)
-		if err != nil {
-			b.Fatal(err)
-		}
-		u.Path = "/" + name
-		s3, err := url.Parse(os.Getenv("GUILDHALL_TEST_S3"))
-		if err != nil {
-			b.Fatal(err)
-		}
-		cfg += fmt.Sprintf("storage:\n  postgres_url: %q\n  s3:\n    endpoint: %s\n    bucket: %s\n    access_key: %s\n    secret_key: %s\n    secure: false\n    create_bucket: true\n",
-			u.String(), s3.Host, strings.ReplaceAll(name, "_", "-"), os.Getenv("GUILDHALL_TEST_S3_ACCESS_KEY"), os.Getenv("GUILDHALL_TEST_S3_SECRET_KEY"))
-	}
-	config := filepath.Join(dir, "hub.yaml")
-	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
-		b.Fatal(err)
-	}
-	cmd := exec.Command(benchHubBin, "-config", config)
-	logf, err := os.Create(filepath.Join(dir, "hub.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer logf.Close()
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			cmd.Process.Kill()
-			<-done
-		}
-	})
-	sc := bufio.NewScanner(out)
-	api, admin := regexp.MustCompile(`^api\s+(\S+)`), regexp.MustCompile(`^admin\s+(\S+)`)
-	deadline := time.AfterFunc(30*time.Second, func() { cmd.Process.Kill() })
-	defer deadline.Stop()
-	var hubURL string
-	started := false
-	for sc.Scan() {
-		if m := api.FindStringSubmatch(sc.Text()); m != nil {
-			hubURL = m[1]
-		}
-		if admin.MatchString(sc.Text()) {
-			started = true
-			break
-		}
-	}
-	if !started || hubURL == "" {
-		log, _ := os.ReadFile(logf.Name())
-		b.Fatalf("the hub did not start:\n%s", log)
-	}
-	go func() {
-		for sc.Scan() {
-		}
-	}()
-	return hubURL
+	h.Start()
+	return h
 }
 
 // BenchmarkRekeyDefaultLimits posts the bundles of one 100,000-device
@@ -396,7 +290,7 @@ func BenchmarkRekeyDefaultLimits(b *testing.B) {
 		b.Skip("only with -rekey.large")
 	}
 	ctx := context.Background()
-	hubURL := benchHub(b, "sqlite", true)
+	hubURL := benchHub(b, "sqlite", true).URL
 	c, err := Open(b.TempDir())
 	if err != nil {
 		b.Fatal(err)

@@ -35,7 +35,7 @@ var (
 
 // buildHub builds cmd/hub once per test binary. The module root is found
 // from the working directory, so tests of any package can use it.
-func buildHub(t *testing.T) string {
+func buildHub(t testing.TB) string {
 	t.Helper()
 	hubBinOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "guildhall-hub-bin")
@@ -62,7 +62,7 @@ func buildHub(t *testing.T) string {
 
 // Hub is a running hub process.
 type Hub struct {
-	t       *testing.T
+	t       testing.TB
 	Profile string
 	URL     string // public API
 	Admin   string // admin API
@@ -81,7 +81,7 @@ type Hub struct {
 // StartHub starts a hub on a storage profile: "sqlite" (embedded) or
 // "postgres" (its own database of GUILDHALL_TEST_POSTGRES, blobs in its own
 // bucket of GUILDHALL_TEST_S3). It admits any server; the test stops it.
-func StartHub(t *testing.T, profile string) *Hub {
+func StartHub(t testing.TB, profile string) *Hub {
 	t.Helper()
 	h := NewHub(t, profile)
 	h.Start()
@@ -90,7 +90,7 @@ func StartHub(t *testing.T, profile string) *Hub {
 
 // NewHub prepares a hub without starting it: set Admission and Extra, run
 // LinkRequest if it is to be a home node, then Start.
-func NewHub(t *testing.T, profile string) *Hub {
+func NewHub(t testing.TB, profile string) *Hub {
 	t.Helper()
 	h := &Hub{t: t, Profile: profile, Dir: t.TempDir(), Admission: "open"}
 	cfg := fmt.Sprintf("data_dir: %s\nlisten: 127.0.0.1:0\nadmin:\n  listen: 127.0.0.1:0\n", h.Dir)
@@ -227,7 +227,7 @@ func (h *Hub) stop(sig os.Signal) {
 	h.cmd = nil
 }
 
-func createDatabase(t *testing.T, base string) string {
+func createDatabase(t testing.TB, base string) string {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, base)
@@ -250,7 +250,7 @@ func createDatabase(t *testing.T, base string) string {
 // FreePort returns a loopback TCP port nothing listens on now, for a
 // listener that must keep its address across restarts (a hub's libp2p
 // address, which its peers are configured with).
-func FreePort(t *testing.T) int {
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
