@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sys/unix"
 )
 
@@ -22,6 +23,13 @@ import (
 // number, which no peer can forge); the listening socket, which pion then
 // asks to send the ChannelData or Data indication carrying the token,
 // puts the datagram in its place.
+//
+// The same holds the other way for clients on TCP and TLS: pion reads a
+// stream's frames into a buffer of streamMTU bytes, so a ChannelData
+// message or Send indication as large as that is handed to pion with the
+// token in place of its data (shrinkBig), and the relay socket pion then
+// asks to send the token sends the datagram. A token never leaves the
+// process: one whose datagram is gone is dropped, not sent.
 
 var (
 	bigPrefix  [8]byte
@@ -31,6 +39,10 @@ var (
 )
 
 const bigToken = 16
+
+// streamMTU is the buffer pion reads each client stream's frames into; it
+// drops a frame that fills it.
+const streamMTU = 1600
 
 func init() {
 	if _, err := rand.Read(bigPrefix[:]); err != nil {
@@ -51,11 +63,20 @@ type wholeReader struct {
 	iov [2]unix.Iovec
 	msg unix.Msghdr
 	fn  func(uintptr) bool // try, bound once
+
+	// The kernel's drop count on the socket (SO_RXQ_OVFL), which comes
+	// with a datagram only once there have been drops.
+	oob     [4]uint64 // a control message buffer, aligned
+	dropped uint32
+	drops   prometheus.Counter
 }
 
-func newWholeReader(rc syscall.RawConn) *wholeReader {
-	w := &wholeReader{rc: rc}
+// newWholeReader reads the socket of rc whole and counts its receive
+// drops in drops.
+func newWholeReader(rc syscall.RawConn, drops prometheus.Counter) *wholeReader {
+	w := &wholeReader{rc: rc, drops: drops}
 	w.fn = w.try
+	rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RXQ_OVFL, 1) })
 	return w
 }
 
@@ -63,8 +84,10 @@ func (w *wholeReader) try(fd uintptr) bool {
 	w.iov[0].Base, w.iov[1].Base = &w.b[0], &(*w.ov)[0]
 	w.iov[0].SetLen(len(w.b))
 	w.iov[1].SetLen(len(*w.ov))
-	w.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.rsa)), Namelen: uint32(unsafe.Sizeof(w.rsa)), Iov: &w.iov[0]}
+	w.msg = unix.Msghdr{Name: (*byte)(unsafe.Pointer(&w.rsa)), Namelen: uint32(unsafe.Sizeof(w.rsa)), Iov: &w.iov[0],
+		Control: (*byte)(unsafe.Pointer(&w.oob[0]))}
 	w.msg.SetIovlen(2)
+	w.msg.SetControllen(int(unsafe.Sizeof(w.oob)))
 	r, _, e := unix.Syscall(unix.SYS_RECVMSG, fd, uintptr(unsafe.Pointer(&w.msg)), unix.MSG_DONTWAIT)
 	if e == unix.EAGAIN {
 		return false
@@ -86,6 +109,13 @@ func (w *wholeReader) read(b []byte) (n int, from net.Addr, big []byte, err erro
 	}
 	if w.err != nil {
 		return 0, nil, nil, w.err
+	}
+	if w.msg.Controllen > 0 {
+		oob := unsafe.Slice((*byte)(unsafe.Pointer(&w.oob[0])), min(int(w.msg.Controllen), int(unsafe.Sizeof(w.oob))))
+		if total, ok := rxqOverflow(oob); ok && total != w.dropped {
+			w.drops.Add(float64(total - w.dropped))
+			w.dropped = total
+		}
 	}
 	n = w.n
 	if n > len(b) {
@@ -115,17 +145,77 @@ func (w *wholeReader) read(b []byte) (n int, from net.Addr, big []byte, err erro
 	return n, from, big, nil
 }
 
-// keepBig sets big aside for the listening socket, replacing the relay
-// socket's previous one (pion sent or dropped it), and writes its token to b.
-func (c *relayConn) keepBig(b, big []byte) int {
+// keepBig sets big aside, replacing the one slot held before (pion sent or
+// dropped it: it handles one datagram of a socket or stream at a time),
+// and writes its token to b.
+func keepBig(slot *atomic.Uint64, b, big []byte) int {
 	id := bigSeq.Add(1)
 	bigPending.Store(id, big)
-	if old := c.pending.Swap(id); old != 0 {
+	if old := slot.Swap(id); old != 0 {
 		bigPending.Delete(old)
 	}
 	copy(b, bigPrefix[:])
 	binary.BigEndian.PutUint64(b[8:bigToken], id)
 	return bigToken
+}
+
+// dropBig forgets the datagram slot holds, if any.
+func dropBig(slot *atomic.Uint64) {
+	if id := slot.Swap(0); id != 0 {
+		bigPending.Delete(id)
+	}
+}
+
+// shrinkBig returns frame, a ChannelData message or Send indication a
+// client sent over a stream, as pion can read it: when it is streamMTU
+// bytes or more, with its data set aside in slot and a token in its place
+// (a Send indication loses its FINGERPRINT, which pion does not check).
+// Any other frame is returned as it is.
+func shrinkBig(slot *atomic.Uint64, frame []byte) []byte {
+	if len(frame) < streamMTU {
+		return frame
+	}
+	if frame[0]&0xc0 == 0x40 { // ChannelData
+		l := int(binary.BigEndian.Uint16(frame[2:]))
+		if 4+l > len(frame) || l <= bigToken {
+			return frame
+		}
+		out := make([]byte, 4+bigToken)
+		copy(out, frame[:2])
+		binary.BigEndian.PutUint16(out[2:], bigToken)
+		keepBig(slot, out[4:], append([]byte(nil), frame[4:4+l]...))
+		return out
+	}
+	if frame[0] != 0x00 || frame[1] != 0x16 { // not a Send indication
+		return frame
+	}
+	out := append(make([]byte, 0, 128), frame[:20]...)
+	found := false
+	for off := 20; off+4 <= len(frame); {
+		typ, l := binary.BigEndian.Uint16(frame[off:]), int(binary.BigEndian.Uint16(frame[off+2:]))
+		end := off + 4 + (l+3)&^3
+		if end > len(frame) {
+			return frame
+		}
+		switch {
+		case typ == 0x0013 && !found && l > bigToken: // DATA
+			found = true
+			out = binary.BigEndian.AppendUint16(out, 0x0013)
+			out = binary.BigEndian.AppendUint16(out, bigToken)
+			token := make([]byte, bigToken)
+			keepBig(slot, token, append([]byte(nil), frame[off+4:off+4+l]...))
+			out = append(out, token...)
+		case typ == 0x8028: // FINGERPRINT: no longer true
+		default:
+			out = append(out, frame[off:end]...)
+		}
+		off = end
+	}
+	if !found {
+		return frame
+	}
+	binary.BigEndian.PutUint16(out[2:], uint16(len(out)-20))
+	return out
 }
 
 // takeBig returns the datagram of a token.
@@ -142,8 +232,9 @@ func takeBig(token []byte) ([]byte, bool) {
 
 // expandBig returns the ChannelData message or Data indication b with the
 // datagram its token stands for, or b itself when it carries no token; nil
-// when it carries a token whose datagram is gone.
-func expandBig(b []byte) []byte {
+// when it carries a token whose datagram is gone. ChannelData for a stream
+// is padded to four bytes (RFC 5766 §11.5).
+func expandBig(b []byte, stream bool) []byte {
 	switch {
 	case len(b) == 4+bigToken && b[0]&0xc0 == 0x40: // ChannelData
 		if binary.BigEndian.Uint16(b[2:]) != bigToken {
@@ -156,7 +247,11 @@ func expandBig(b []byte) []byte {
 		if data == nil {
 			return nil
 		}
-		out := make([]byte, 4+len(data))
+		size := 4 + len(data)
+		if stream {
+			size = 4 + (len(data)+3)&^3
+		}
+		out := make([]byte, size)
 		copy(out, b[:2])
 		binary.BigEndian.PutUint16(out[2:], uint16(len(data)))
 		copy(out[4:], data)

@@ -59,7 +59,7 @@ func (s *Server) acceptDatagram(b []byte, addr net.Addr, sock net.PacketConn) bo
 
 func (c *listenConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	n := len(b)
-	if b = expandBig(b); b == nil {
+	if b = expandBig(b, false); b == nil {
 		return n, nil
 	}
 	if r := rewriteResponse(b); r != nil {
@@ -104,14 +104,14 @@ func (s *Server) initOwn() {
 // relayGen makes the relay sockets of allocations, within the configured
 // port range, wrapped to count and cap what they carry.
 type relayGen struct {
-	inner turn.RelayAddressGenerator
+	inner *turn.RelayAddressGeneratorPortRange
 	s     *Server
 }
 
 func (g *relayGen) Validate() error { return g.inner.Validate() }
 
 func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
-	pc, addr, err := g.inner.AllocatePacketConn(conf)
+	pc, addr, err := g.udpSocket(conf)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -123,7 +123,7 @@ func (g *relayGen) AllocatePacketConn(conf turn.AllocateListenerConfig) (net.Pac
 			pc.Close()
 			return nil, nil, err
 		}
-		c.whole = newWholeReader(rc)
+		c.whole = newWholeReader(rc, g.s.metrics.relayedDrops)
 	}
 	return c, addr, nil
 }
@@ -168,17 +168,29 @@ type relayConn struct {
 	toPeer, toClient counters
 }
 
+// WriteTo sends b to a peer, or the datagram b is the token of (see
+// shrinkBig); it reports len(b) written, as pion checks.
 func (c *relayConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	n := len(b)
+	if data, token := takeBig(b); token {
+		if data == nil {
+			return n, nil
+		}
+		b = data
+	}
 	if c.s.own.Load().holds(addr) {
 		c.s.metrics.deniedPeers.Inc()
-		return len(b), nil // dropped, as for a peer without permission
+		return n, nil // dropped, as for a peer without permission
 	}
 	if !c.up.take(len(b)) {
 		c.s.metrics.capDropped.Inc()
-		return len(b), nil
+		return n, nil
 	}
 	c.toPeer.add(len(b))
-	return c.PacketConn.WriteTo(b, addr)
+	if _, err := c.PacketConn.WriteTo(b, addr); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // ReadFrom is called by pion's one read loop of the allocation.
@@ -206,16 +218,14 @@ func (c *relayConn) ReadFrom(b []byte) (int, net.Addr, error) {
 		}
 		c.toClient.add(size)
 		if big != nil {
-			n = c.keepBig(b, big)
+			n = keepBig(&c.pending, b, big)
 		}
 		return n, addr, nil
 	}
 }
 
 func (c *relayConn) Close() error {
-	if id := c.pending.Swap(0); id != 0 {
-		bigPending.Delete(id)
-	}
+	dropBig(&c.pending)
 	return c.PacketConn.Close()
 }
 

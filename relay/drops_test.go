@@ -67,3 +67,41 @@ func TestReceiveDropsCounted(t *testing.T) {
 		t.Fatalf("no drop metric among %v", names)
 	}
 }
+
+// Datagrams the kernel drops on an allocation's relay socket, its buffer
+// full, are counted as the relay reads the socket.
+func TestRelayedDropsCounted(t *testing.T) {
+	pc, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	rc, _ := pc.(*net.UDPConn).SyscallConn()
+	drops := prometheus.NewCounter(prometheus.CounterOpts{Name: "drops"})
+	w := newWholeReader(rc, drops)
+	rc.Control(func(fd uintptr) { unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 1) })
+	peer, err := net.Dial("udp4", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	for range 200 {
+		peer.Write(make([]byte, 1000))
+	}
+	b := make([]byte, 1600)
+	pc.SetReadDeadline(time.Now().Add(2 * time.Second))
+	for range 20 {
+		if _, _, _, err := w.read(b); err != nil {
+			t.Fatal(err)
+		}
+		if testutilCount(drops) > 0 {
+			break
+		}
+		peer.Write(make([]byte, 100)) // queued after the drops: it carries their count
+	}
+	if n := testutilCount(drops); n == 0 {
+		t.Fatal("no drops counted")
+	} else {
+		t.Logf("%v drops counted", n)
+	}
+}

@@ -20,6 +20,7 @@ type Metrics struct {
 	streamsClosedIdle *prometheus.CounterVec // by reason: handshake (TLS not done in time), auth (nothing authenticated in time)
 	acceptErrors      prometheus.Counter     // TCP/TLS accept errors (EMFILE...), each followed by a back-off
 	udpDrops          prometheus.Counter     // datagrams the kernel dropped on the listening sockets (SO_RXQ_OVFL)
+	relayedDrops      prometheus.Counter     // datagrams the kernel dropped on allocations' relay sockets
 
 	hot map[[2]string]counters // resolved bytes and packets children, read-only
 }
@@ -51,6 +52,8 @@ func newMetrics() *Metrics {
 		acceptErrors: prometheus.NewCounter(prometheus.CounterOpts(ns("accept_errors_total", "TCP and TLS accept errors (descriptor exhaustion...), each followed by a back-off."))),
 		udpDrops: prometheus.NewCounter(prometheus.CounterOpts(ns("udp_receive_drops_total",
 			"Datagrams the kernel dropped on the UDP listening sockets, their receive buffer full (see listen.udp_read_buffer)."))),
+		relayedDrops: prometheus.NewCounter(prometheus.CounterOpts(ns("relayed_receive_drops_total",
+			"Datagrams from peers the kernel dropped on allocations' relay sockets, their receive buffer full."))),
 		hot: map[[2]string]counters{},
 	}
 	for _, r := range []string{"user", "total", "draining"} {
@@ -88,7 +91,7 @@ func (m *Metrics) relayed(transport, direction string, n int) {
 func (m *Metrics) all() []prometheus.Collector {
 	return []prometheus.Collector{m.active, m.allocations, m.bytes, m.packets, m.authFailures, m.deniedPeers, m.quotaRejections, m.challengesDropped, m.capDropped,
 		m.authThrottled, m.familyRefused, m.lifetimesAdjusted, m.streamsOpen, m.streamsRefused, m.streamsClosedIdle, m.acceptErrors,
-		m.udpDrops}
+		m.udpDrops, m.relayedDrops}
 }
 
 // Describe implements prometheus.Collector.

@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"crypto/tls"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -12,7 +13,7 @@ import (
 	"github.com/pion/stun/v3"
 )
 
-// rawClient speaks TURN by hand over UDP or TCP, for requests pion's client
+// rawClient speaks TURN by hand over UDP, TCP or TLS, for requests pion's client
 // does not make (address families, lifetimes, bogus nonces).
 type rawClient struct {
 	t                 *testing.T
@@ -23,7 +24,7 @@ type rawClient struct {
 }
 
 // dialRaw connects from local (a loopback address, "" for any) to r over
-// UDP or TCP.
+// UDP, TCP or TLS.
 func dialRaw(t *testing.T, r *testRelay, network, local, user, pass string) *rawClient {
 	t.Helper()
 	d := net.Dialer{}
@@ -34,12 +35,18 @@ func dialRaw(t *testing.T, r *testRelay, network, local, user, pass string) *raw
 			d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(local)}
 		}
 	}
-	c, err := d.Dial(network+"4", "127.0.0.1:"+strconv.Itoa(r.port))
+	var c net.Conn
+	var err error
+	if network == "tls" {
+		c, err = tls.DialWithDialer(&d, "tcp4", "127.0.0.1:"+strconv.Itoa(r.tlsPort), &tls.Config{InsecureSkipVerify: true})
+	} else {
+		c, err = d.Dial(network+"4", "127.0.0.1:"+strconv.Itoa(r.port))
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &rawClient{t: t, conn: c, stream: network == "tcp", user: user, pass: pass, realm: "guildhall"}
+	return &rawClient{t: t, conn: c, stream: network != "udp", user: user, pass: pass, realm: "guildhall"}
 }
 
 func (c *rawClient) send(m *stun.Message) {
@@ -47,6 +54,34 @@ func (c *rawClient) send(m *stun.Message) {
 	if _, err := c.conn.Write(m.Raw); err != nil {
 		c.t.Fatal(err)
 	}
+}
+
+// frame returns the next STUN message or ChannelData message as it came
+// (over a stream: one frame, its padding included), or nil after the timeout.
+func (c *rawClient) frame(timeout time.Duration) []byte {
+	c.t.Helper()
+	c.conn.SetReadDeadline(time.Now().Add(timeout))
+	buf := make([]byte, 1<<17)
+	if !c.stream {
+		n, err := c.conn.Read(buf)
+		if err != nil {
+			return nil
+		}
+		return buf[:n]
+	}
+	if _, err := io.ReadFull(c.conn, buf[:4]); err != nil {
+		return nil
+	}
+	n := int(binary.BigEndian.Uint16(buf[2:4]))
+	if buf[0]&0xc0 == 0 { // STUN: a 20-byte header
+		n += 16
+	} else { // ChannelData: padded to four bytes over a stream
+		n = (n + 3) &^ 3
+	}
+	if _, err := io.ReadFull(c.conn, buf[4:4+n]); err != nil {
+		return nil
+	}
+	return buf[:4+n]
 }
 
 // read returns the next message, or nil after the timeout.

@@ -159,6 +159,7 @@ type Server struct {
 	sources    sourceCounts                 // TCP and TLS streams open per source
 	streams    sync.Map                     // TCP client address -> *streamConn
 	authFails  *ratelimit.Limiter[netip.Prefix]
+	holds      portHolds // ports reserved by EVEN-PORT, held bound
 
 	mu      sync.Mutex           // guards perUser, total and pending
 	perUser map[string]int       // live and admitted allocations per user ID
@@ -212,7 +213,7 @@ func New(cfg Config) (*Server, error) {
 	s.initOwn()
 	s.authFails = ratelimit.New[netip.Prefix](cfg.Limits.AuthFailureRate, cfg.Limits.AuthFailureBurst, 1<<16)
 
-	gen := func() turn.RelayAddressGenerator {
+	gen := func() *relayGen {
 		return &relayGen{s: s, inner: &turn.RelayAddressGeneratorPortRange{RelayAddress: cfg.RelayIP, Address: cfg.RelayBind,
 			MinPort: cfg.PortMin, MaxPort: cfg.PortMax, MaxRetries: 20}}
 	}
@@ -241,6 +242,7 @@ func New(cfg Config) (*Server, error) {
 			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
 	}
 	udp.InboundMTU = maxDatagram
+	streams.InboundMTU = streamMTU
 	for _, l := range append(append([]net.Listener{}, cfg.TCP...), cfg.TLS...) {
 		streams.ListenerConfigs = append(streams.ListenerConfigs, turn.ListenerConfig{Listener: &listener{Listener: l, s: s},
 			RelayAddressGenerator: gen(), PermissionHandler: s.permit})
@@ -325,6 +327,7 @@ func (s *Server) Close() error {
 	for _, t := range s.turn {
 		errs = append(errs, t.Close())
 	}
+	s.holds.closeAll()
 	return errors.Join(errs...)
 }
 

@@ -180,6 +180,7 @@ type streamConn struct {
 	handshaken atomic.Bool                // its TLS handshake (if any) is done
 	counted    atomic.Bool                // its idle close was counted
 	raw        atomic.Bool                // after ConnectionBind the stream carries peer data, not STUN
+	pending    atomic.Uint64              // the large datagram set aside for the relay socket (shrinkBig)
 	closed     sync.Once
 
 	mu  sync.Mutex // guards in and out; pion may read a bound data connection from two goroutines
@@ -251,7 +252,7 @@ func (c *streamConn) Read(b []byte) (int, error) {
 				}
 				continue
 			}
-			c.out = frame
+			c.out = shrinkBig(&c.pending, frame)
 			continue
 		}
 		buf := make([]byte, 4096)
@@ -319,15 +320,20 @@ func (c *streamConn) Write(b []byte) (int, error) {
 			}
 		}
 	}
-	if !c.raw.Load() {
-		if r := rewriteResponse(b); r != nil {
-			if _, err := c.Conn.Write(r); err != nil {
-				return 0, err
-			}
-			return len(b), nil
-		}
+	if c.raw.Load() {
+		return c.Conn.Write(b)
 	}
-	return c.Conn.Write(b)
+	n := len(b)
+	if b = expandBig(b, true); b == nil {
+		return n, nil
+	}
+	if r := rewriteResponse(b); r != nil {
+		b = r
+	}
+	if _, err := c.Conn.Write(b); err != nil {
+		return 0, err
+	}
+	return n, nil
 }
 
 // connectionBindSuccess is the message type of a ConnectionBind success
@@ -342,6 +348,7 @@ func (c *streamConn) Close() error {
 		c.s.streams.CompareAndDelete(c.RemoteAddr().String(), c)
 		c.s.sources.release(c.src)
 		c.s.metrics.streamsOpen.Dec()
+		dropBig(&c.pending)
 	})
 	return c.Conn.Close()
 }

@@ -35,6 +35,8 @@ func TestInteropUclientModes(t *testing.T) {
 		{"rest -W", udp},
 		{"1400 bytes", append([]string{"-l", "1400"}, udp...)},
 		{"8000 bytes", append([]string{"-l", "8000"}, udp...)},
+		{"8000 bytes over tcp", append([]string{"-t", "-l", "8000"}, udp...)},
+		{"8000 bytes over tls", []string{"-S", "-t", "-l", "8000", "-p", fmt.Sprint(r.tlsPort), "-e", "127.0.0.1", "-r", fmt.Sprint(peer)}},
 	}
 	const runs = 8
 	sem := make(chan struct{}, 24)
