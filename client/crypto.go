@@ -143,49 +143,66 @@ const (
 // X25519 or ML-KEM-768+X25519; HKDF-SHA256, AES-256-GCM), as many
 // envelopes' worth as needed.
 func sealBundles(k epochKey, server, channel policy.ID, devices []*policy.DeviceCert) ([][]byte, error) {
-	info := bundleInfo(server, channel, k.Epoch, k.ID)
 	var out [][]byte
+	err := sealBundlesTo(k, server, channel, devices, func(b []byte) error {
+		out = append(out, b)
+		return nil
+	})
+	return out, err
+}
+
+// sealChunk is how many devices are sealed to at once (on every core)
+// before the bundles they fill are handed on: about 12 hybrid bundles, a
+// tenth of a second, so posting starts early and overlaps sealing.
+const sealChunk = 1024
+
+// sealBundlesTo is sealBundles handing each bundle to emit as soon as it is
+// cut, in order; it stops at emit's first error.
+func sealBundlesTo(k epochKey, server, channel policy.ID, devices []*policy.DeviceCert, emit func([]byte) error) error {
+	info := bundleInfo(server, channel, k.Epoch, k.ID)
 	b := bundle{Epoch: k.Epoch, KeyID: k.ID[:]}
+	emitted := false
 	flush := func() error {
 		enc, err := cbor.Marshal(b)
 		if err != nil {
 			return err
 		}
-		out = append(out, append([]byte{payloadKeys}, enc...))
 		b.Entries = nil
-		return nil
-	}
-	sealed, err := sealAll(k.Key, info, devices)
-	if err != nil {
-		return nil, err
+		emitted = true
+		return emit(append([]byte{payloadKeys}, enc...))
 	}
 	size := 0
-	for i, d := range devices {
-		sealed := sealed[i]
-		if sealed == nil {
-			continue // a key this client cannot seal to (an unknown KEM, a malformed key)
+	for from := 0; from < len(devices); from += sealChunk {
+		chunk := devices[from:min(from+sealChunk, len(devices))]
+		sealed, err := sealAll(k.Key, info, chunk)
+		if err != nil {
+			return err
 		}
-		if len(b.Entries) > 0 && size+len(sealed)+48 > maxBundleBytes {
-			if err := flush(); err != nil {
-				return nil, err
+		for i, d := range chunk {
+			sealed := sealed[i]
+			if sealed == nil {
+				continue // a key this client cannot seal to (an unknown KEM, a malformed key)
 			}
-			size = 0
-		}
-		b.Entries = append(b.Entries, entry{Device: d.Device, Sealed: sealed})
-		size += len(sealed) + 48
-		if len(b.Entries) == maxEntries {
-			if err := flush(); err != nil {
-				return nil, err
+			if len(b.Entries) > 0 && size+len(sealed)+48 > maxBundleBytes {
+				if err := flush(); err != nil {
+					return err
+				}
+				size = 0
 			}
-			size = 0
+			b.Entries = append(b.Entries, entry{Device: d.Device, Sealed: sealed})
+			size += len(sealed) + 48
+			if len(b.Entries) == maxEntries {
+				if err := flush(); err != nil {
+					return err
+				}
+				size = 0
+			}
 		}
 	}
-	if len(b.Entries) > 0 || len(out) == 0 {
-		if err := flush(); err != nil {
-			return nil, err
-		}
+	if len(b.Entries) > 0 || !emitted {
+		return flush()
 	}
-	return out, nil
+	return nil
 }
 
 // sealAll seals key to every device, on every core (a re-key of 100,000

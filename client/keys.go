@@ -64,11 +64,7 @@ func (c *Client) rekey(ctx context.Context, server, channel policy.ID) (epochKey
 	for _, d := range devices {
 		k.Recipients = append(k.Recipients, d.Device)
 	}
-	payloads, err := sealBundles(k, server, channel, devices)
-	if err != nil {
-		return epochKey{}, err
-	}
-	if err := c.postBundles(ctx, server, channel, k.Epoch, payloads); err != nil {
+	if err := c.sealAndPost(ctx, server, channel, k, devices); err != nil {
 		return epochKey{}, fmt.Errorf("client: posting the new epoch's keys: %w", err)
 	}
 	return k, c.st.addKey(ctx, server, channel, k)
@@ -140,11 +136,7 @@ func (c *Client) shareKey(ctx context.Context, server, channel policy.ID, k epoc
 	if len(add) == 0 {
 		return 0, nil
 	}
-	payloads, err := sealBundles(k, server, channel, add)
-	if err != nil {
-		return 0, err
-	}
-	if err := c.postBundles(ctx, server, channel, k.Epoch, payloads); err != nil {
+	if err := c.sealAndPost(ctx, server, channel, k, add); err != nil {
 		return 0, fmt.Errorf("client: sealing the channel's key to new readers: %w", err)
 	}
 	return len(add), c.st.addRecipients(ctx, server, channel, k.ID, keys)

@@ -96,12 +96,7 @@ func TestNewReadersReadWhatIsSentAfter(t *testing.T) {
 // to a newcomer when it syncs, with no message sent in between; the next
 // sender, learning that from the bundle, seals nothing again.
 func TestAnyReaderSealsToANewcomer(t *testing.T) {
-	h := clienttest.StartHub(t, "sqlite")
-	alice := newClient(t, "alice")
-	server := must[policy.ID](t)(alice.CreateServer(ctx, "club", []string{h.URL}, ServerOptions{}))
-	lounge := must[policy.ID](t)(alice.CreateChannel(ctx, server, policy.ChannelCreate{Name: "lounge", Durability: policy.Replicated}))
-	bob := newClient(t, "bob")
-	must[policy.ID](t)(bob.Join(ctx, must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))))
+	h, alice, bob, server, lounge := aliceAndBob(t, "lounge")
 	must[*Sent](t)(alice.Send(ctx, server, lounge, "hello bob"))
 	if read, _ := readable(t, bob, server, lounge); !slices.Equal(read, []string{"hello bob"}) {
 		t.Fatalf("bob reads %q", read)

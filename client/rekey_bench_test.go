@@ -111,7 +111,8 @@ func BenchmarkRekeySeal(b *testing.B) {
 // the epoch back by cursor and counts it, on embedded storage and on
 // PostgreSQL + MinIO. Variants:
 //
-//	bundles    what rekey does: c.post per bundle (sign, check, post, verify the receipt, record locally)
+//	rekey      what rekey does after choosing the devices: seal and post (sealAndPost), batches posted as they are sealed
+//	bundles    the bundles sealed first (outside the timer), then posted as rekey posts them (postBundles)
 //	plain      reference: the same number of envelopes of the same sizes, as sealed messages (first byte 1)
 //	presigned  the bundle envelopes signed before the clock starts, one per POST: the hub's side alone
 //
@@ -126,7 +127,7 @@ func BenchmarkRekeyStore(b *testing.B) {
 				b.Skip("GUILDHALL_TEST_POSTGRES is not set: run deploy/testenv.sh up and export its variables")
 			}
 			for _, n := range rekeySizes() {
-				for _, variant := range []string{"bundles", "plain", "presigned"} {
+				for _, variant := range []string{"rekey", "bundles", "plain", "presigned"} {
 					b.Run(fmt.Sprintf("devices=%d/%s", n, variant), func(b *testing.B) {
 						benchStore(b, profile, n, variant)
 					})
@@ -165,7 +166,8 @@ func benchStore(b *testing.B, profile string, n int, variant string) {
 		b.Fatal(err)
 	}
 	k := newEpochKey(2)
-	payloads, err := sealBundles(k, server, channel, readerCerts(b, policy.KEMMLKEM768X25519, n))
+	certs := readerCerts(b, policy.KEMMLKEM768X25519, n)
+	payloads, err := sealBundles(k, server, channel, certs)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -196,13 +198,18 @@ func benchStore(b *testing.B, profile string, n int, variant string) {
 			b.StartTimer()
 		}
 		start := time.Now()
-		if variant == "bundles" { // as a re-key posts them: batched, waiting out rate limits
+		if variant == "rekey" { // what a re-key does after choosing the devices: sealed and posted as they are sealed
+			if err := c.sealAndPost(ctx, server, channel, k, certs); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if variant == "bundles" { // as a re-key posted them: sealed first, then batched, waiting out rate limits
 			if err := c.postBundles(ctx, server, channel, k.Epoch, payloads); err != nil {
 				b.Fatal(err)
 			}
 		}
 		for j, p := range payloads {
-			if variant == "bundles" {
+			if variant == "bundles" || variant == "rekey" {
 				break
 			}
 			if variant == "presigned" {

@@ -61,7 +61,8 @@ const MaxKeyPage = 1000
 // KeysFor returns the entries of a channel's key bundles sealed to the
 // caller's device, after a bundle sequence number: one entry (about 1.2 KB
 // for a hybrid key) per key, whatever the number of readers. The caller
-// must be a reader of the channel and have a session with a device.
+// must be a reader of the channel and have a session with a device
+// (ErrUnauthenticated without one, even where history is public).
 func (s *Service) KeysFor(ctx context.Context, r Caller, server, channel policy.ID, after uint64, limit int) ([]storage.SealedKey, error) {
 	if limit <= 0 || limit > MaxKeyPage {
 		return nil, fmt.Errorf("%w: limit %d, want 1..%d", ErrBadRequest, limit, MaxKeyPage)
@@ -70,7 +71,7 @@ func (s *Service) KeysFor(ctx context.Context, r Caller, server, channel policy.
 		return nil, err
 	}
 	if r.Device.IsZero() {
-		return nil, fmt.Errorf("%w: a session of a device is needed", ErrBadRequest)
+		return nil, fmt.Errorf("%w: keys are served to a device: log in with one", ErrUnauthenticated)
 	}
 	return s.cfg.Store.ReadKeyEntries(ctx, server, channel, r.Device, after, limit)
 }

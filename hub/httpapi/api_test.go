@@ -592,3 +592,32 @@ func TestSlowSubscriberDoesNotDelayOthers(t *testing.T) {
 		want++
 	}
 }
+
+// The key-delivery reads refuse what they do not define: a `bundles` value
+// other than omit, and a keys read without a device session, even where
+// anyone may read the history.
+func TestKeyReadRefusals(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", nil)
+	e.Community()
+	dave := e.Device("dave")
+	token := e.login(dave)
+	for _, v := range []string{"bogus", "OMIT", "omit,omit"} {
+		st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes?bundles="+v, e.Gen.ID, e.General), token, nil, nil)
+		if st != http.StatusBadRequest || we == nil || we.Code != "bad_request" {
+			t.Fatalf("bundles=%s: %d %+v, want 400 bad_request", v, st, we)
+		}
+	}
+	var keys wire.SealedKeys
+	if st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/keys", e.Gen.ID, e.General), token, nil, &keys); we != nil {
+		t.Fatalf("a member's keys read: %d %+v", st, we)
+	}
+	e.MustPublish(e.Event("alice", &policy.ServerPolicy{Name: "c", Everyone: policy.PermRead | policy.PermPost, PublicHistory: true}))
+	var page wire.Envelopes
+	if st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/envelopes?bundles=omit", e.Gen.ID, e.General), "", nil, &page); we != nil {
+		t.Fatalf("public history, anonymous: %d %+v", st, we)
+	}
+	st, we := call(t, "GET", e.url("/v1/servers/%s/channels/%s/keys", e.Gen.ID, e.General), "", nil, nil)
+	if st != http.StatusUnauthorized || we == nil || we.Code != "unauthenticated" {
+		t.Fatalf("keys without a device session: %d %+v, want 401 unauthenticated", st, we)
+	}
+}

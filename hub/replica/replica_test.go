@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -572,5 +573,26 @@ func TestDiscoveredPeersAreBounded(t *testing.T) {
 	}
 	if got := len(n.rep.known()); got != MaxDiscovered+len(n.rep.cfg.Peers) {
 		t.Fatalf("%d peers known after %d discovered, want %d", got, 3*MaxDiscovered, MaxDiscovered+len(n.rep.cfg.Peers))
+	}
+}
+
+// A peer's request naming a set the hub does not define is refused with
+// the reason, for reconcile ranges and fetches alike, and the hub keeps
+// serving.
+func TestUnknownSetsAreRefused(t *testing.T) {
+	a, b := newNode(t, "hub-a", nil), newNode(t, "hub-b", nil)
+	link(a, b)
+	c := newCommunity(t, a, b)
+	for _, req := range []wire.ReplicaRequest{
+		{Op: wire.OpRanges, Server: c.gen.ID, Channel: c.general, Set: "bogus", Ranges: nil},
+		{Op: wire.OpFetch, Server: c.gen.ID, Channel: c.general, Set: "bogus"},
+	} {
+		_, err := a.rep.call(ctx, b.p2p.Host.ID(), req)
+		if err == nil || !strings.Contains(err.Error(), `unknown set "bogus"`) {
+			t.Fatalf("op %v with set bogus: %v, want the unknown set named", req.Op, err)
+		}
+	}
+	if _, err := a.rep.call(ctx, b.p2p.Host.ID(), wire.ReplicaRequest{Op: wire.OpHello}); err != nil {
+		t.Fatalf("b stopped serving: %v", err)
 	}
 }
