@@ -3,10 +3,16 @@ package client
 import (
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/guildhall/guildhall/client/clienttest"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -101,4 +107,62 @@ func TestHubRefusesStateEventsOffItsClock(t *testing.T) {
 		t.Fatalf("the hub stored a refused event: %d events, want %d", n, before)
 	}
 	must[policy.ID](t)(alice.CreateChannel(ctx, server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated}))
+}
+
+// A hub behind an address its operator configured (public_url: a proxy, a
+// NAT, a DNS name) is reached by invitees at that address: alice works
+// against the hub's local address, and the invite she makes carries the
+// public one, through which bob joins and reads.
+func TestInvitesCarryTheHubsPublicURL(t *testing.T) {
+	h := clienttest.NewHub(t, "sqlite")
+	front := forwardTo(t, func() string { return strings.TrimPrefix(h.URL, "http://") })
+	public := "http://localhost:" + strconv.Itoa(front.Addr().(*net.TCPAddr).Port)
+	h.Extra = "public_url: " + public + "/\n"
+	h.Start()
+
+	alice := newClient(t, "alice")
+	server := must[policy.ID](t)(alice.CreateServer(ctx, "club", []string{h.URL}, ServerOptions{}))
+	general := must[policy.ID](t)(alice.CreateChannel(ctx, server, policy.ChannelCreate{Name: "general", Durability: policy.Replicated}))
+	token := must[string](t)(alice.Invite(ctx, server, 1, time.Hour, nil, nil))
+	inv := must[*policy.Invite](t)(policy.DecodeInviteToken(token))
+	if !slices.Equal(inv.Hubs, []string{public}) {
+		t.Fatalf("the invite names hubs %q, want the public URL %q only", inv.Hubs, public)
+	}
+	bob := newClient(t, "bob")
+	must[policy.ID](t)(bob.Join(ctx, token))
+	must[*Sent](t)(alice.Send(ctx, server, general, "hello"))
+	must[int](t)(bob.Sync(ctx, server, general, nil))
+	if got := texts(t, bob, server, general); !slices.Equal(got, []string{"hello"}) {
+		t.Fatalf("bob, through the public URL, reads %q", got)
+	}
+}
+
+// forwardTo accepts TCP connections on a loopback port and forwards each
+// to the address target returns then: a stand-in for a proxy or NAT.
+func forwardTo(t *testing.T, target func() string) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				u, err := net.Dial("tcp4", target())
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return l
 }

@@ -423,6 +423,7 @@ func (c *Client) Invite(ctx context.Context, server policy.ID, uses uint32, ttl 
 	if err != nil {
 		return "", err
 	}
+	hubs = c.publicURLs(ctx, hubs)
 	nonce := make([]byte, 16)
 	rand.Read(nonce)
 	slices.SortFunc(roles, policy.ID.Compare)
@@ -440,6 +441,24 @@ func (c *Client) Invite(ctx context.Context, server policy.ID, uses uint32, ttl 
 		return "", err // an invite the state would refuse is useless
 	}
 	return policy.EncodeInviteToken(inv), nil
+}
+
+// publicURLs returns the URLs to put in an invite: each hub's advertised
+// public URL (GET /v1/info) where it has one, else the URL this client
+// uses; a hub that does not answer keeps the URL used. Duplicates go.
+func (c *Client) publicURLs(ctx context.Context, urls []string) []string {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	var out []string
+	for _, u := range urls {
+		if info, err := c.hub(u).Info(ctx); err == nil && info.PublicURL != "" {
+			u = info.PublicURL
+		}
+		if !slices.Contains(out, u) {
+			out = append(out, u)
+		}
+	}
+	return out
 }
 
 // Join joins a server with an invite token. The newcomer reads the state

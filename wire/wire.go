@@ -51,6 +51,10 @@ type Info struct {
 	// the store is restored from a backup. Cursors (Envelopes.Next, a
 	// channel's seq) are only comparable within one incarnation.
 	Incarnation string `cbor:"10,keyasint,omitempty" json:"incarnation,omitempty"`
+	// PublicURL is the address at which members reach the hub (its
+	// configured public_url), absent when not configured: clients put it
+	// in invites instead of whatever URL they used.
+	PublicURL string `cbor:"11,keyasint,omitempty" json:"public_url,omitempty"`
 }
 
 // Challenge is what POST /v1/auth/challenge returns: bytes to sign in a

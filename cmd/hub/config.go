@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -27,6 +28,7 @@ type Config struct {
 	DataDir     string       `yaml:"data_dir"`
 	NodeKeyFile string       `yaml:"node_key_file"`
 	Listen      string       `yaml:"listen"`
+	PublicURL   string       `yaml:"public_url"`
 	TLS         TLSConfig    `yaml:"tls"`
 	Admin       AdminConfig  `yaml:"admin"`
 	Storage     StorageConf  `yaml:"storage"`
@@ -184,6 +186,7 @@ var envOverrides = []struct {
 }{
 	{"GUILDHALL_HUB_DATA_DIR", func(c *Config, v string) error { c.DataDir = v; return nil }},
 	{"GUILDHALL_HUB_LISTEN", func(c *Config, v string) error { c.Listen = v; return nil }},
+	{"GUILDHALL_HUB_PUBLIC_URL", func(c *Config, v string) error { c.PublicURL = v; return nil }},
 	{"GUILDHALL_HUB_ADMIN_LISTEN", func(c *Config, v string) error { c.Admin.Listen = v; return nil }},
 	{"GUILDHALL_HUB_ADMIN_TOKEN", func(c *Config, v string) error { c.Admin.Token = v; return nil }},
 	{"GUILDHALL_HUB_POSTGRES_URL", func(c *Config, v string) error { c.Storage.PostgresURL = v; return nil }},
@@ -296,6 +299,8 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 		}
 	}
 	var err error
+	c.PublicURL = strings.TrimRight(c.PublicURL, "/")
+	fail(checkPublicURL(c.PublicURL), "public_url")
 	if c.Admin.TokenFile != "" && c.Admin.Token == "" {
 		c.Admin.Token, err = daemon.ReadSecret(c.Admin.TokenFile)
 		fail(err, "admin.token_file")
@@ -414,4 +419,24 @@ func addrInfos(ss []string) ([]peer.AddrInfo, error) {
 		out = append(out, *ai)
 	}
 	return out, nil
+}
+
+// checkPublicURL accepts an empty public_url (not advertised) or an
+// absolute http or https URL with a host and nothing after its path.
+func checkPublicURL(s string) error {
+	if s == "" {
+		return nil
+	}
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return err
+	case u.Scheme != "http" && u.Scheme != "https":
+		return fmt.Errorf("%q: want an http:// or https:// URL, as members' clients reach the hub", s)
+	case u.Host == "" || u.Hostname() == "":
+		return fmt.Errorf("%q: no host", s)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		return fmt.Errorf("%q: no user, query or fragment", s)
+	}
+	return nil
 }

@@ -101,6 +101,9 @@ func TestConfigRefusals(t *testing.T) {
 		"an unknown log level":               {DataDir: dir, LogLevel: "verbose"},
 		"a trusted proxy that is no address": {DataDir: dir, Limits: Limits{TrustedProxies: []string{"proxy.example"}}},
 		"a world-readable token file":        {DataDir: dir, Admin: AdminConfig{TokenFile: openSecret}},
+		"a public URL without a scheme":      {DataDir: dir, PublicURL: "hub.example.org:7420"},
+		"a public URL of another scheme":     {DataDir: dir, PublicURL: "ftp://hub.example.org"},
+		"a public URL with a query":          {DataDir: dir, PublicURL: "https://hub.example.org/?x=1"},
 		"a world-readable S3 secret":         {DataDir: dir, Storage: StorageConf{PostgresURL: "postgres://x", S3: S3Config{Endpoint: "s3:9000", Bucket: "b", AccessKey: "a", SecretKeyFile: openSecret}}},
 	} {
 		if _, err := c.resolve(os.Getenv); err == nil {
@@ -109,6 +112,9 @@ func TestConfigRefusals(t *testing.T) {
 	}
 	if s, err := (Config{DataDir: dir, Limits: Limits{TrustedProxies: []string{"10.0.0.0/8", "192.0.2.1", "::1"}}}).resolve(os.Getenv); err != nil || len(s.proxies) != 3 || s.proxies[1].Bits() != 32 {
 		t.Fatalf("trusted proxies %v, %v", s.proxies, err)
+	}
+	if s, err := (Config{DataDir: dir, PublicURL: "https://hub.example.org/"}).resolve(os.Getenv); err != nil || s.PublicURL != "https://hub.example.org" {
+		t.Fatalf("public URL %q, %v", s.PublicURL, err)
 	}
 	// Public listener with no admission mode: deny by default.
 	c := Config{DataDir: dir, Listen: "0.0.0.0:7420"}

@@ -61,6 +61,7 @@ var settingsCompared = []setting{
 	{"limits.conns_per_source", func(s *settings) any { return s.Limits.ConnsPerSource }, func(c, n *settings) { c.Limits.ConnsPerSource = n.Limits.ConnsPerSource }},
 	{"tls.cert_file", func(s *settings) any { return s.TLS }, nil}, // replaced below when TLS stays on
 	{"listen", func(s *settings) any { return s.Listen }, nil},
+	{"public_url", func(s *settings) any { return s.PublicURL }, nil},
 	{"admin", func(s *settings) any { return s.Admin }, nil},
 	{"data_dir", func(s *settings) any { return s.DataDir }, nil},
 	{"node_key_file", func(s *settings) any { return s.NodeKeyFile }, nil},

@@ -35,6 +35,8 @@ import (
 type Config struct {
 	// Version is reported by /v1/info.
 	Version string
+	// PublicURL is reported by /v1/info: where members reach the hub.
+	PublicURL string
 	// MaxBody bounds a request body other than a blob; default 4 MiB.
 	MaxBody int64
 	// MaxBatch bounds the objects of one request or frame; default 1,000.

@@ -16,7 +16,8 @@ import (
 
 func (a *API) info(w http.ResponseWriter, r *http.Request) error {
 	info := wire.Info{Node: a.svc.NodeID(), Version: a.cfg.Version, MaxBody: a.cfg.MaxBody, MaxBlob: a.svc.MaxBlob(),
-		MaxBatch: a.cfg.MaxBatch, MaxFrame: a.cfg.MaxFrame, MaxPage: storage.MaxPage, PresignBlob: a.svc.Presigns(), Incarnation: a.svc.Incarnation()}
+		MaxBatch: a.cfg.MaxBatch, MaxFrame: a.cfg.MaxFrame, MaxPage: storage.MaxPage, PresignBlob: a.svc.Presigns(), Incarnation: a.svc.Incarnation(),
+		PublicURL: a.cfg.PublicURL}
 	if c := a.svc.NodeCert(); c != nil {
 		info.NodeCert = c.Raw
 	}
