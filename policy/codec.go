@@ -30,6 +30,7 @@ const (
 	KindInvite       = "invite"
 	KindDiscovery    = "discovery"
 	KindAuth         = "auth"
+	KindTakedown     = "takedown"
 )
 
 var (

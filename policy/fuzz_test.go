@@ -30,6 +30,7 @@ var parsers = map[string]func([]byte) (parsed, error){
 	KindInvite:       parserFor(ParseInvite, func(x *Invite) parsed { return parsed{x.Raw, x.ID} }),
 	KindTombstone:    parserFor(ParseTombstone, func(x *Tombstone) parsed { return parsed{x.Raw, x.ID} }),
 	KindReceipt:      parserFor(ParseReceipt, func(x *Receipt) parsed { return parsed{x.Raw, x.ID} }),
+	KindTakedown:     parserFor(ParseTakedown, func(x *Takedown) parsed { return parsed{x.Raw, x.ID} }),
 	KindDiscovery:    parserFor(ParseRecord, func(x *Record) parsed { return parsed{x.Raw, x.ID} }),
 	KindAuth:         parserFor(ParseAuth, func(x *Auth) parsed { return parsed{x.Raw, Sum(x.Raw)} }),
 }
@@ -80,6 +81,7 @@ func FuzzParseDeviceRevocation(f *testing.F) { fuzzKind(f, KindDeviceRevoke, nil
 func FuzzParseInvite(f *testing.F)           { fuzzKind(f, KindInvite, nil) }
 func FuzzParseTombstone(f *testing.F)        { fuzzKind(f, KindTombstone, nil) }
 func FuzzParseReceipt(f *testing.F)          { fuzzKind(f, KindReceipt, nil) }
+func FuzzParseTakedown(f *testing.F)         { fuzzKind(f, KindTakedown, nil) }
 func FuzzParseRecord(f *testing.F)           { fuzzKind(f, KindDiscovery, nil) }
 func FuzzParseAuth(f *testing.F)             { fuzzKind(f, KindAuth, nil) }
 

@@ -148,6 +148,11 @@ func generateVectors(t testing.TB) (vs vectorSet) {
 	}
 	obj("tombstone", KindTombstone, "dave-phone", ts.Raw)
 	obj("receipt", KindReceipt, "hub", NewReceipt(IdentitySigner(seedKey("hub")), ReceiptBody{Envelope: env.ID, Server: w.server(), Channel: general.ID, Seq: 1, StoredAt: w.now}).Raw)
+	td, err := NewTakedown(IdentitySigner(seedKey("hub")), TakedownBody{Server: w.server(), Kind: TakedownEnvelope, Target: env.ID, Reason: "court order 2026-17", Time: w.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj("takedown", KindTakedown, "hub", td.Raw)
 	rev := NewDeviceRevocation(seedKey("dave"), pub("dave-phone"), w.now)
 	obj("device-revoke", KindDeviceRevoke, "dave", rev.Raw)
 	obj("device.revoke", KindEvent, "dave", r.do("dave", &DeviceRevoke{Revocation: rev.Raw}, "").Raw)
@@ -433,7 +438,7 @@ func TestVectors(t *testing.T) {
 func writeFuzzCorpus(t testing.TB, vs vectorSet) {
 	targets := map[string]string{KindEvent: "FuzzParseEvent", KindEnvelope: "FuzzParseEnvelope", KindDeviceCert: "FuzzParseDeviceCert",
 		KindDeviceRevoke: "FuzzParseDeviceRevocation", KindInvite: "FuzzParseInvite", KindTombstone: "FuzzParseTombstone",
-		KindReceipt: "FuzzParseReceipt", KindDiscovery: "FuzzParseRecord", KindAuth: "FuzzParseAuth"}
+		KindReceipt: "FuzzParseReceipt", KindDiscovery: "FuzzParseRecord", KindAuth: "FuzzParseAuth", KindTakedown: "FuzzParseTakedown"}
 	write := func(kind, name, hexBytes string) {
 		dir := filepath.Join("testdata", "fuzz", targets[kind])
 		if err := os.MkdirAll(dir, 0o755); err != nil {

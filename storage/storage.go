@@ -214,6 +214,7 @@ type Meta interface {
 	EnvelopeStore
 	BlobRefs
 	KeyIndex
+	Operator
 	// Incarnation identifies this copy of the data: it stays the same
 	// across restarts and changes when the store is restored from a backup
 	// (so that sequence numbers a client saw before may be handed out
@@ -240,6 +241,53 @@ type SealedKey struct {
 	Epoch    uint64
 	KeyID    [8]byte
 	Sealed   []byte
+}
+
+// Takedown is an operator's removal of content from its hub: an
+// envelope's ciphertext, a blob, or a whole server (a block), with the
+// signed record (policy.Takedown) kept in its place.
+type Takedown struct {
+	Server policy.ID
+	Kind   string    // policy.TakedownEnvelope, TakedownBlob or TakedownServer
+	Target policy.ID // the envelope or blob; the server for a block
+	Record []byte    // the signed policy.Takedown
+	At     time.Time
+}
+
+// AuditEntry is one act on the operator's API, as the audit log keeps it.
+type AuditEntry struct {
+	Seq    uint64    // assigned by AppendAudit, ascending
+	At     time.Time // when the act was answered
+	Actor  string    // who: the admin credential's name
+	Source string    // the request's source address
+	Action string    // method and route, e.g. "POST /v1/admin/takedowns"
+	Server policy.ID // the tenant acted on, if any
+	Target string    // what else it named (an envelope, a blob), if anything
+	Result string    // "ok", or the error code answered
+}
+
+// Operator holds what the hub's operator does beyond tenancy: takedowns
+// and the audit log of its acts.
+type Operator interface {
+	// PutTakedown records t. For an envelope it also deletes the
+	// envelope's ciphertext and releases its bytes from the tenant's usage,
+	// keeping the envelope's row so that it is never stored again; the
+	// hub deletes a blob's bytes itself (BlobStore) after this returns.
+	// Recording a target again replaces its record.
+	PutTakedown(ctx context.Context, t Takedown) error
+	// DropTakedown removes the takedown of target (lifting a block; an
+	// envelope's ciphertext does not come back); ErrNotFound if none.
+	DropTakedown(ctx context.Context, target policy.ID) error
+	// TakenDown returns the takedowns among targets, by target.
+	TakenDown(ctx context.Context, targets []policy.ID) (map[policy.ID]Takedown, error)
+	// Takedowns lists the takedowns of server (every server's when zero)
+	// in the order they were made, at most limit.
+	Takedowns(ctx context.Context, server policy.ID, limit int) ([]Takedown, error)
+	// AppendAudit adds e to the audit log, durably, and returns its Seq.
+	AppendAudit(ctx context.Context, e AuditEntry) (uint64, error)
+	// Audit returns the audit log's entries with Seq > after, ascending,
+	// at most limit.
+	Audit(ctx context.Context, after uint64, limit int) ([]AuditEntry, error)
 }
 
 // KeyIndex indexes key bundles by recipient device.

@@ -80,7 +80,7 @@ const (
 		WHERE server = $1 AND channel = $2 AND time < $3 LIMIT $4)) RETURNING size, tombstone IS NOT NULL`
 	querySizeSweep = `DELETE FROM envelopes WHERE ctid = ANY(ARRAY(SELECT ctid FROM envelopes
 		WHERE server = $1 AND channel = $2 AND (time, id) <= ($3, $4) ORDER BY time, id LIMIT $5)) RETURNING size, tombstone IS NOT NULL`
-	queryTombstoneTarget = `SELECT server, channel, size, tombstone IS NOT NULL FROM envelopes WHERE id = $1`
+	queryTombstoneTarget = `SELECT server, channel, size, tombstone IS NOT NULL, raw IS NULL FROM envelopes WHERE id = $1`
 )
 
 // GetEnvelope returns one envelope by ID.
@@ -163,7 +163,8 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 		var server, channel []byte
 		var size int64
 		var dead bool
-		err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead)
+		var gone bool // its ciphertext already deleted (taken down by the operator)
+		err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead, &gone)
 		if isNoRows(err) {
 			return fmt.Errorf("envelope %s: %w", target, storage.ErrNotFound)
 		}
@@ -178,7 +179,11 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 			return err
 		}
 		// Re-read under the locks: a concurrent process may have applied it.
-		if err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead); err != nil || dead {
+		if err := b.tx.QueryRow(ctx, queryTombstoneTarget, target[:]).Scan(&server, &channel, &size, &dead, &gone); err != nil || dead {
+			return err
+		}
+		if gone { // its bytes were released then: keep the tombstone only
+			_, err := b.exec(ctx, `UPDATE envelopes SET tombstone = $1 WHERE id = $2`, tombstone, target[:])
 			return err
 		}
 		if err := b.charge(ctx, policy.ID(server), ledger.Delta{Bytes: -size, Envelopes: -1}); err != nil {

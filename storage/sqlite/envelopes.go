@@ -255,12 +255,17 @@ func (s *Store) ApplyTombstone(ctx context.Context, target policy.ID, tombstone 
 		var server, channel []byte
 		var size int64
 		var dead bool
-		err := b.tx.QueryRowContext(ctx, `SELECT server, channel, size, tombstone IS NOT NULL FROM envelopes WHERE id = ?`, target[:]).
-			Scan(&server, &channel, &size, &dead)
+		var gone bool // its ciphertext already deleted (taken down by the operator)
+		err := b.tx.QueryRowContext(ctx, `SELECT server, channel, size, tombstone IS NOT NULL, raw IS NULL FROM envelopes WHERE id = ?`, target[:]).
+			Scan(&server, &channel, &size, &dead, &gone)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("envelope %s: %w", target, storage.ErrNotFound)
 		}
 		if err != nil || dead {
+			return err
+		}
+		if gone { // its bytes were released then: keep the tombstone only
+			_, err := b.exec(ctx, `UPDATE envelopes SET tombstone = ? WHERE id = ?`, tombstone, target[:])
 			return err
 		}
 		ch, err := b.channel(ctx, policy.ID(server), policy.ID(channel))

@@ -28,6 +28,8 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"TombstoneFreesSpace", testTombstone},
 		{"EarlyTombstone", testEarlyTombstone},
 		{"KeyEntries", testKeyEntries},
+		{"Takedowns", testTakedowns},
+		{"AuditLog", testAudit},
 		{"EnvelopeBlobs", testEnvelopeBlobs},
 		{"RetentionFreesSpace", testRetention},
 		{"ReconciliationRanges", testRanges},
