@@ -56,6 +56,9 @@ func (s *Service) PutBlob(ctx context.Context, r Caller, server, id policy.ID, b
 	if err := s.mayUpload(ctx, r, server, size); err != nil {
 		return err
 	}
+	if err := s.blobTakenDown(ctx, id); err != nil {
+		return err
+	}
 	_, err := s.cfg.Blobs.StatBlob(ctx, id)
 	existed := err == nil
 	switch {
@@ -110,6 +113,9 @@ func (s *Service) GetBlob(ctx context.Context, r Caller, server, id policy.ID) (
 	if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
 		return nil, 0, err
 	}
+	if err := s.blobTakenDown(ctx, id); err != nil {
+		return nil, 0, err
+	}
 	referenced, err := s.cfg.Store.HasBlobRef(ctx, server, id)
 	if err != nil {
 		return nil, 0, err
@@ -146,6 +152,9 @@ func (s *Service) PresignBlob(ctx context.Context, r Caller, server, id policy.I
 	if !ok {
 		return nil, nil, nil
 	}
+	if err := s.blobTakenDown(ctx, id); err != nil {
+		return nil, nil, err
+	}
 	if !put {
 		if err := s.MayRead(ctx, server, policy.ID{}, r); err != nil {
 			return nil, nil, err
@@ -180,4 +189,17 @@ func (s *Service) MaxBlob() int64 { return s.cfg.MaxBlob }
 func (s *Service) Presigns() bool {
 	_, ok := s.cfg.Blobs.(storage.Presigner)
 	return ok
+}
+
+// blobTakenDown refuses a blob the operator took down: it is neither
+// served nor stored again (its ID is its content's hash).
+func (s *Service) blobTakenDown(ctx context.Context, id policy.ID) error {
+	found, err := s.takenDown(ctx, []policy.ID{id})
+	if err != nil {
+		return err
+	}
+	if _, gone := found[id]; gone {
+		return fmt.Errorf("%w: blob %s", ErrTakenDown, id)
+	}
+	return nil
 }

@@ -163,6 +163,7 @@ type Service struct {
 	sequence    sequencer                // live delivery in each channel's sequence order
 	watchers    []func(server policy.ID) // OnStateChange's; set before serving
 	purges      chan policy.ID           // servers whose state changed, for RunRetention to purge
+	blocks      blocks                   // servers blocked by the operator, as last read
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers
@@ -269,8 +270,12 @@ func (s *Service) now() int64 { return s.cfg.Now().UnixMilli() }
 
 // lockLog returns a hosted server's log, locked, loading it from the store
 // on first use. A server with no tenant, or no stored genesis, is not
-// hosted. The caller unlocks sl.mu.
+// hosted; one its operator blocked is refused (ErrBlocked). The caller
+// unlocks sl.mu.
 func (s *Service) lockLog(ctx context.Context, server policy.ID) (*serverLog, error) {
+	if err := s.checkBlocked(ctx, server); err != nil {
+		return nil, err
+	}
 	for {
 		s.mu.Lock()
 		sl, ok := s.logs[server]

@@ -164,6 +164,33 @@ func (s *Service) Post(ctx context.Context, raws [][]byte) []Posted {
 	if len(ok) == 0 {
 		return out
 	}
+	// What the operator took down is neither stored again nor receipted.
+	ids := make([]policy.ID, len(ok))
+	for j, e := range ok {
+		ids[j] = e.ID
+	}
+	removed, err := s.takenDown(ctx, ids)
+	if err != nil {
+		for _, i := range idx {
+			out[i].Err = err
+		}
+		return out
+	}
+	if len(removed) > 0 {
+		keep := 0
+		for j, e := range ok {
+			if _, gone := removed[e.ID]; gone {
+				out[idx[j]].Err = fmt.Errorf("%w: envelope %s", ErrTakenDown, e.ID)
+				continue
+			}
+			ok[keep], cts[keep], blobs[keep], idx[keep] = ok[j], cts[j], blobs[j], idx[j]
+			keep++
+		}
+		ok, cts, blobs, idx = ok[:keep], cts[:keep], blobs[:keep], idx[:keep]
+		if keep == 0 {
+			return out
+		}
+	}
 	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
 	if err == nil {
 		s.settleEarly(ctx, ok, stored)

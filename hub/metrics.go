@@ -21,6 +21,7 @@ type Metrics struct {
 	// envelope came), refused (not authorised: the envelope was stored)
 	earlyTombstones *prometheus.CounterVec
 	keyBundles      *prometheus.CounterVec // by result: indexed, unparsed
+	takedowns       *prometheus.CounterVec // by kind: envelope, blob, server
 }
 
 func newMetrics() *Metrics {
@@ -45,6 +46,8 @@ func newMetrics() *Metrics {
 			Help: "Live delivery kept in sequence order, by result: duplicate (an announcement already delivered, dropped), gap (one that came ahead of others), filled (envelopes read from the store to fill such gaps)."}, []string{"result"}),
 		keyBundles: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "key_bundles_total",
 			Help: "Key-bundle envelopes stored, by result: indexed (each device is served its own entry), unparsed (header not readable: served by cursor only)."}, []string{"result"}),
+		takedowns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "takedowns_total",
+			Help: "Content removed by the hub's operator, by kind: envelope, blob, server (blocked)."}, []string{"kind"}),
 		earlyTombstones: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "early_tombstones_total",
 			Help: "Tombstones that arrived before their envelope, by result: kept (in the envelope's place), upheld (authorised for the envelope when it came), refused (not authorised: the envelope was stored instead)."}, []string{"result"}),
 	}
@@ -60,11 +63,14 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"indexed", "unparsed"} {
 		m.keyBundles.WithLabelValues(r)
 	}
+	for _, k := range []string{"envelope", "blob", "server"} {
+		m.takedowns.WithLabelValues(k)
+	}
 	return m
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones, m.keyBundles}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones, m.keyBundles, m.takedowns}
 }
 
 // Describe implements prometheus.Collector.

@@ -87,6 +87,13 @@ func (s *Service) Envelope(ctx context.Context, r Caller, server, id policy.ID) 
 	if err := s.MayRead(ctx, server, e.Channel, r); err != nil {
 		return storage.Envelope{}, err
 	}
+	if e.Raw == nil && e.Tombstone == nil {
+		if found, err := s.takenDown(ctx, []policy.ID{id}); err != nil {
+			return storage.Envelope{}, err
+		} else if _, gone := found[id]; gone {
+			return storage.Envelope{}, fmt.Errorf("%w: envelope %s", ErrTakenDown, id)
+		}
+	}
 	return e, nil
 }
 

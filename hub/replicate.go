@@ -215,6 +215,26 @@ func (s *Service) replicate(ctx context.Context, raws [][]byte, live bool, from 
 	if len(ok) == 0 {
 		return 0, nil
 	}
+	ids := make([]policy.ID, len(ok))
+	for i, e := range ok {
+		ids[i] = e.ID
+	}
+	removed, err := s.takenDown(ctx, ids)
+	if err != nil {
+		return 0, err
+	}
+	if len(removed) > 0 { // what the operator took down does not come back from peers
+		keep := 0
+		for i, e := range ok {
+			if _, gone := removed[e.ID]; !gone {
+				ok[keep], cts[keep], blobs[keep] = ok[i], cts[i], blobs[i]
+				keep++
+			}
+		}
+		if ok, cts, blobs = ok[:keep], cts[:keep], blobs[:keep]; keep == 0 {
+			return 0, nil
+		}
+	}
 	stored, err := s.cfg.Store.PutEnvelopes(ctx, ok)
 	if err != nil {
 		return 0, err

@@ -281,7 +281,7 @@ type Operator interface {
 	// TakenDown returns the takedowns among targets, by target.
 	TakenDown(ctx context.Context, targets []policy.ID) (map[policy.ID]Takedown, error)
 	// Takedowns lists the takedowns of server (every server's when zero)
-	// in the order they were made, at most limit.
+	// by their time (then target), at most limit.
 	Takedowns(ctx context.Context, server policy.ID, limit int) ([]Takedown, error)
 	// AppendAudit adds e to the audit log, durably, and returns its Seq.
 	AppendAudit(ctx context.Context, e AuditEntry) (uint64, error)

@@ -21,6 +21,8 @@ const (
 	CodeUnauthenticated = "unauthenticated" // needs a valid session token
 	CodeUnavailable     = "unavailable"     // a backend is down or slow: retry later
 	CodeInternal        = "internal"        // a bug; details are in the hub's log only
+	CodeTakenDown       = "taken_down"      // the hub's operator removed this content (a takedown record is kept)
+	CodeBlocked         = "blocked"         // the hub's operator blocked the server on this hub
 
 	// WebSocket only: why the hub ended a subscription. Both come with
 	// resume cursors (Frame.Topics).
@@ -53,6 +55,8 @@ func Status(code string) int {
 		return http.StatusTooManyRequests
 	case CodeUnavailable:
 		return http.StatusServiceUnavailable
+	case CodeTakenDown, CodeBlocked:
+		return http.StatusUnavailableForLegalReasons
 	}
 	return http.StatusInternalServerError
 }

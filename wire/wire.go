@@ -137,6 +137,9 @@ type Envelope struct {
 	// asked bundles=omit: the reader gets its own entries from the keys
 	// endpoint (SealedKeys) and learns here that the epoch exists.
 	BundleEpoch uint64 `cbor:"6,keyasint,omitempty" json:"bundle_epoch,omitempty"`
+	// TakenDown, with no Raw and no Tombstone, is the hub's signed record
+	// (policy.Takedown) of its operator removing the envelope.
+	TakenDown []byte `cbor:"7,keyasint,omitempty" json:"taken_down,omitempty"`
 }
 
 // SealedKey is one entry of a key bundle sealed to the asking device.

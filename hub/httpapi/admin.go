@@ -31,21 +31,23 @@ import (
 func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	auth := func(h handlerFunc) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			err := func() error {
-				if token != "" {
-					if err := adminAuth(r.Header.Get("Authorization"), token); err != nil {
-						return err
-					}
+		checked := audited(svc, func(w http.ResponseWriter, r *http.Request) error {
+			if token != "" {
+				if err := adminAuth(r.Header.Get("Authorization"), token); err != nil {
+					return err
 				}
-				return h(w, r)
-			}()
+			}
+			return h(w, r)
+		})
+		return func(w http.ResponseWriter, r *http.Request) {
+			err := checked(w, r)
 			if err != nil {
 				we := wireError(err)
 				writeError(w, wire.Status(we.Code), we)
 			}
 		}
 	}
+	registerOperator(mux, auth, svc)
 	mux.HandleFunc("GET /v1/admin/tenants", auth(func(w http.ResponseWriter, r *http.Request) error {
 		return adminTenants(w, r, svc)
 	}))

@@ -31,6 +31,10 @@ func Code(err error) string {
 		return wire.CodeBadRequest
 	case errors.Is(err, storage.ErrNotHosted):
 		return wire.CodeNotHosted
+	case errors.Is(err, hub.ErrTakenDown):
+		return wire.CodeTakenDown
+	case errors.Is(err, hub.ErrBlocked):
+		return wire.CodeBlocked
 	case errors.Is(err, storage.ErrNotFound), errors.Is(err, hub.ErrNoBlobs):
 		return wire.CodeNotFound
 	case errors.Is(err, storage.ErrSuspended):
@@ -71,6 +75,10 @@ func wireErrorAt(err error, host string) *wire.Error {
 		}
 	case wire.CodeSuspended:
 		msg = "the operator of " + hubName + " suspended this server's hosting: it can still be read, but nothing new is stored"
+	case wire.CodeTakenDown:
+		msg = "the operator of " + hubName + " removed this content; the takedown record says why"
+	case wire.CodeBlocked:
+		msg = "the operator of " + hubName + " blocked this server: it is neither served nor stored there; try the server's other hubs"
 	case wire.CodeInternal:
 		msg = "internal error"
 	case wire.CodeUnavailable:

@@ -170,9 +170,13 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.readErr(r.Context(), rd, server, err)
 	}
+	removed, err := a.svc.TakedownRecords(r.Context(), envs)
+	if err != nil {
+		return err
+	}
 	out := wire.Envelopes{Envelopes: make([]wire.Envelope, len(envs)), Next: after, More: len(envs) == limit, Incarnation: a.svc.Incarnation()}
 	for i, e := range envs {
-		out.Envelopes[i] = wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone}
+		out.Envelopes[i] = wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone, TakenDown: removed[e.ID]}
 		if omitBundles && e.Raw != nil {
 			if h, err := policy.StoredEnvelopeHeader(e.Raw); err == nil && len(h.Ciphertext) > 0 && h.Ciphertext[0] == policy.PayloadKeys {
 				out.Envelopes[i].Raw, out.Envelopes[i].BundleEpoch = nil, h.Epoch
