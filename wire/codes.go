@@ -21,6 +21,7 @@ const (
 	CodeUnauthenticated = "unauthenticated" // needs a valid session token
 	CodeUnavailable     = "unavailable"     // a backend is down or slow: retry later
 	CodeInternal        = "internal"        // a bug; details are in the hub's log only
+	CodeNotConfigured   = "not_configured"  // this hub does not offer the feature (TURN credentials)
 
 	// WebSocket only: why the hub ended a subscription. Both come with
 	// resume cursors (Frame.Topics).
@@ -41,7 +42,7 @@ func Status(code string) int {
 		string(policy.CodeDeviceRevoked), string(policy.CodeNotEligible), CodeSuspended,
 		string(policy.CodeInvalidInvite), string(policy.CodeInviteExpired), string(policy.CodeInviteExhausted), string(policy.CodeInviteRevoked):
 		return http.StatusForbidden
-	case CodeNotFound, CodeNotHosted, string(policy.CodeUnknownChannel), string(policy.CodeUnknownRole):
+	case CodeNotFound, CodeNotHosted, CodeNotConfigured, string(policy.CodeUnknownChannel), string(policy.CodeUnknownRole):
 		return http.StatusNotFound
 	case string(policy.CodeConflict), string(policy.CodeStale):
 		return http.StatusConflict
