@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/relay"
 	"github.com/guildhall/guildhall/wire"
 )
@@ -151,17 +152,24 @@ func TestTURNCredentialsRefusals(t *testing.T) {
 	e := newAPIEnv(t, "sqlite", func(_ *hub.Config, a *Config) {
 		a.TURN = TURN{Secret: turnSecret, URLs: []string{"turn:relay.example.org:3478"}}
 	})
+	e.Community()
 	token := e.login(e.Device("carol"))
+	inv, err := policy.NewInvite(policy.IdentitySigner(key("alice")), policy.InviteBody{Server: e.Gen.ID, Issued: e.Now().UnixMilli(),
+		Expires: e.Now().Add(time.Hour).UnixMilli(), Uses: 1, Nonce: []byte("turn-newcomer-nonce-")[:16]})
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, tc := range map[string]struct {
-		url, token, code string
+		url, token, code, says string
 	}{
-		"no session":       {e.srv.URL, "", wire.CodeUnauthenticated},
-		"a forged session": {e.srv.URL, token[:len(token)-4] + "AAAA", wire.CodeUnauthenticated},
-		"not configured":   {e.turnAPI(TURN{}), token, wire.CodeNotConfigured},
+		"no session":       {e.srv.URL, "", wire.CodeUnauthenticated, "TURN credentials need a session"},
+		"a forged session": {e.srv.URL, token[:len(token)-4] + "AAAA", wire.CodeUnauthenticated, "invalid session token"},
+		"an invite":        {e.srv.URL, policy.EncodeInviteToken(inv), wire.CodeUnauthenticated, "TURN credentials need a session"},
+		"not configured":   {e.turnAPI(TURN{}), token, wire.CodeNotConfigured, "issues no TURN credentials"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			st, we := call(t, "GET", tc.url+"/v1/turn/credentials", tc.token, nil, nil)
-			if we == nil || we.Code != tc.code || st != wire.Status(tc.code) {
+			if we == nil || we.Code != tc.code || st != wire.Status(tc.code) || !strings.Contains(we.Message, tc.says) {
 				t.Fatalf("status %d, error %v; want %s", st, we, tc.code)
 			}
 		})
@@ -200,5 +208,21 @@ func TestTURNCredentialsJSON(t *testing.T) {
 	}
 	if ice["ttl"] != 600.0 {
 		t.Errorf("ttl %v", ice["ttl"])
+	}
+}
+
+// The endpoint is charged to its source like every request: over the
+// rate, rate_limited, before any credential is made.
+func TestTURNCredentialsRateLimited(t *testing.T) {
+	e := newAPIEnv(t, "sqlite", func(_ *hub.Config, a *Config) {
+		a.TURN = TURN{Secret: turnSecret, URLs: []string{"turn:relay.example.org:3478"}}
+		a.SourceRate, a.SourceBurst = 0.001, 3 // the sign-in's two requests, then one
+	})
+	token := e.login(e.Device("carol"))
+	if st, we := call(t, "GET", e.srv.URL+"/v1/turn/credentials", token, nil, nil); we != nil {
+		t.Fatalf("first: %d %v", st, we)
+	}
+	if st, we := call(t, "GET", e.srv.URL+"/v1/turn/credentials", token, nil, nil); we == nil || we.Code != wire.CodeRateLimited || st != http.StatusTooManyRequests {
+		t.Fatalf("over the source rate: %d %v", st, we)
 	}
 }
