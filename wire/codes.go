@@ -23,6 +23,7 @@ const (
 	CodeInternal        = "internal"        // a bug; details are in the hub's log only
 	CodeTakenDown       = "taken_down"      // the hub's operator removed this content (a takedown record is kept)
 	CodeBlocked         = "blocked"         // the hub's operator blocked the server on this hub
+	CodeNotConfigured   = "not_configured"  // this hub does not offer the feature (TURN credentials)
 
 	// WebSocket only: why the hub ended a subscription. Both come with
 	// resume cursors (Frame.Topics).
@@ -43,7 +44,7 @@ func Status(code string) int {
 		string(policy.CodeDeviceRevoked), string(policy.CodeNotEligible), CodeSuspended,
 		string(policy.CodeInvalidInvite), string(policy.CodeInviteExpired), string(policy.CodeInviteExhausted), string(policy.CodeInviteRevoked):
 		return http.StatusForbidden
-	case CodeNotFound, CodeNotHosted, string(policy.CodeUnknownChannel), string(policy.CodeUnknownRole):
+	case CodeNotFound, CodeNotHosted, CodeNotConfigured, string(policy.CodeUnknownChannel), string(policy.CodeUnknownRole):
 		return http.StatusNotFound
 	case string(policy.CodeConflict), string(policy.CodeStale):
 		return http.StatusConflict

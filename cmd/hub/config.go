@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/hub"
+	"github.com/guildhall/guildhall/hub/httpapi"
 	"github.com/guildhall/guildhall/internal/daemon"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/storage/profile"
@@ -36,6 +37,7 @@ type Config struct {
 	Limits      Limits       `yaml:"limits"`
 	P2P         P2PConfig    `yaml:"p2p"`
 	Home        HomeConfig   `yaml:"home"`
+	TURN        TURNConf     `yaml:"turn"`
 	LogLevel    string       `yaml:"log_level"`
 	LogFormat   string       `yaml:"log_format"`
 }
@@ -255,6 +257,7 @@ type settings struct {
 	log         daemon.LogConfig
 	profileName string // for the banner
 	proxies     []netip.Prefix
+	turn        httpapi.TURN // the turn section, its secret read; zero when off
 }
 
 // resolve fills defaults and checks the result, reporting every problem at
@@ -359,6 +362,9 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 		} else {
 			fail(fmt.Errorf("neither a server ID (bafkrei…) nor an identity key (b5ua…)"), "admission.allow %q", a)
 		}
+	}
+	if s.turn, err = c.TURN.resolve(); err != nil {
+		errs = append(errs, err)
 	}
 	if !loopback(c.Admin.Listen) && c.Admin.Token == "" {
 		errs = append(errs, fmt.Errorf("admin.listen %s is not a loopback address: set admin.token (or token_file)", c.Admin.Listen))

@@ -68,6 +68,7 @@ var settingsCompared = []setting{
 	{"storage", func(s *settings) any { return s.Storage }, nil},
 	{"admission.mode", func(s *settings) any { return s.admission }, nil},
 	{"home", func(s *settings) any { return s.Home }, nil},
+	{"turn", func(s *settings) any { return s.turn }, nil}, // the secret read, so that a rotated file is noticed
 	{"p2p", func(s *settings) any { return s.P2P }, nil},
 	{"log_format", func(s *settings) any { return s.log.JSON }, nil},
 	{"limits.max_body", func(s *settings) any { return s.Limits.MaxBody }, nil},

@@ -67,7 +67,8 @@ func serve(ctx context.Context, s settings, reread func() (settings, error), std
 		defer stop()
 	}
 	api := httpapi.New(svc, httpapi.Config{Version: version, PublicURL: s.PublicURL, Logger: log, MaxBody: s.Limits.MaxBody, MaxBatch: s.Limits.MaxBatch,
-		MaxFrame: s.Limits.MaxFrame, MaxSockets: s.Limits.MaxSockets, SocketsPerSource: s.Limits.SocketsPerSource, Coalesce: s.Limits.Coalesce, SourceRate: s.Limits.SourceRate, SourceBurst: s.Limits.SourceBurst, TrustedProxies: s.proxies, BodyTimeout: s.Limits.BodyTimeout})
+		MaxFrame: s.Limits.MaxFrame, MaxSockets: s.Limits.MaxSockets, SocketsPerSource: s.Limits.SocketsPerSource, Coalesce: s.Limits.Coalesce, SourceRate: s.Limits.SourceRate, SourceBurst: s.Limits.SourceBurst, TrustedProxies: s.proxies, BodyTimeout: s.Limits.BodyTimeout,
+		TURN: s.turn})
 	reg.MustRegister(api.Metrics())
 	public := &http.Server{Handler: api.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
 		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}

@@ -82,6 +82,8 @@ type Config struct {
 	Coalesce time.Duration
 	// PresignTTL is the lifetime of presigned blob URLs; default 15 min.
 	PresignTTL time.Duration
+	// TURN configures GET /v1/turn/credentials (turn.go); default off.
+	TURN TURN
 	// Logger; default discards.
 	Logger *slog.Logger
 }
@@ -162,6 +164,7 @@ func New(svc *hub.Service, cfg Config) *API {
 	a.route("PUT /v1/servers/{server}/blobs/{blob}", a.putBlob)
 	a.route("GET /v1/servers/{server}/blobs/{blob}", a.getBlob)
 	a.route("POST /v1/servers/{server}/blobs/{blob}/presign", a.presign)
+	a.route("GET /v1/turn/credentials", a.turnCredentials)
 	a.route("GET /v1/ws", a.websocket)
 	health(a.mux, svc)
 	return a

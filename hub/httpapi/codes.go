@@ -43,6 +43,8 @@ func Code(err error) string {
 		return wire.CodeQuotaExceeded
 	case errors.Is(err, storage.ErrBlobMismatch):
 		return wire.CodeBlobMismatch
+	case errors.Is(err, errNotConfigured):
+		return wire.CodeNotConfigured
 	case errors.Is(err, storage.ErrUnavailable), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return wire.CodeUnavailable
 	}
