@@ -15,6 +15,7 @@ import (
 
 	"github.com/fxamacker/cbor/v2"
 
+	"github.com/guildhall/guildhall/payload"
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -22,7 +23,7 @@ import (
 // this byte (they learn that a channel was re-keyed, which its pattern of
 // envelopes would tell them anyway) and nothing else.
 const (
-	payloadMessage byte = 1 // a message sealed with an epoch key
+	payloadMessage byte = 1 // a message sealed with an epoch key itself (read, no longer sent: payload.Message)
 	payloadKeys    byte = 2 // an epoch key sealed to readers' devices
 )
 
@@ -65,12 +66,6 @@ func newEpochKey(epoch uint64) epochKey {
 	return epochKey{Epoch: epoch, ID: keyID(k), Key: k}
 }
 
-func messageAAD(server, channel policy.ID, epoch uint64) []byte {
-	aad := append([]byte("guildhall/v1/message"), server[:]...)
-	aad = append(aad, channel[:]...)
-	return binary.BigEndian.AppendUint64(aad, epoch)
-}
-
 func gcm(key []byte) cipher.AEAD {
 	b, err := aes.NewCipher(key)
 	if err != nil {
@@ -80,36 +75,66 @@ func gcm(key []byte) cipher.AEAD {
 	return a
 }
 
-// sealBody encrypts a message body under an epoch key.
+// sealBody encrypts a message body under its own key, derived from the
+// epoch key and committed to (payload.Seal, PROTOCOL §7 `0x03`), so that a
+// reader can reveal this message alone in an abuse report.
 func sealBody(k epochKey, server, channel policy.ID, body Body) ([]byte, error) {
 	plain, err := cbor.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
-	out := append([]byte{payloadMessage}, k.ID[:]...)
-	nonce := make([]byte, 12)
-	rand.Read(nonce)
-	out = append(out, nonce...)
-	return gcm(k.Key).Seal(out, nonce, plain, messageAAD(server, channel, k.Epoch)), nil
+	return payload.Seal(k.Key, k.ID, payload.AAD(server, channel, k.Epoch), plain), nil
 }
 
-// openBody decrypts a message with whichever held key matches.
+// openBody decrypts a message with whichever held key matches: a committed
+// message (0x03), or one sealed directly with the epoch key (0x01, as
+// clients before committed messages sent).
 func openBody(keys []epochKey, server, channel policy.ID, epoch uint64, ct []byte) (Body, error) {
 	var b Body
-	if len(ct) < 1+8+12+16 || ct[0] != payloadMessage {
+	var id [8]byte
+	switch {
+	case len(ct) >= payload.MinSize && ct[0] == payload.Message:
+		id = [8]byte(ct[1:9])
+	case len(ct) >= 1+8+12+16 && ct[0] == payloadMessage:
+		id = [8]byte(ct[1:9])
+	default:
 		return b, errors.New("client: not a sealed message")
 	}
 	for _, k := range keys {
-		if k.Epoch != epoch || string(k.ID[:]) != string(ct[1:9]) {
+		if k.Epoch != epoch || k.ID != id {
 			continue
 		}
-		plain, err := gcm(k.Key).Open(nil, ct[9:21], ct[21:], messageAAD(server, channel, epoch))
+		var plain []byte
+		var err error
+		if ct[0] == payload.Message {
+			var mk []byte
+			if mk, err = payload.MessageKey(k.Key, ct); err == nil {
+				plain, err = payload.Open(mk, ct, payload.AAD(server, channel, epoch))
+			}
+		} else {
+			plain, err = gcm(k.Key).Open(nil, ct[9:21], ct[21:], payload.AAD(server, channel, epoch))
+		}
 		if err != nil {
 			return b, fmt.Errorf("client: message does not open with its epoch key: %w", err)
 		}
 		return b, cbor.Unmarshal(plain, &b)
 	}
 	return b, ErrNoKey
+}
+
+// messageKeyOf returns the key that opens one committed message, and only
+// it: the evidence of an abuse report.
+func messageKeyOf(keys []epochKey, epoch uint64, ct []byte) ([]byte, error) {
+	id, err := payload.KeyID(ct)
+	if err != nil {
+		return nil, fmt.Errorf("client: only messages sealed with their own key can be reported: %w", err)
+	}
+	for _, k := range keys {
+		if k.Epoch == epoch && k.ID == id {
+			return payload.MessageKey(k.Key, ct)
+		}
+	}
+	return nil, ErrNoKey
 }
 
 // bundle carries one epoch key sealed to each recipient device.

@@ -9,6 +9,7 @@ import (
 	"github.com/fxamacker/cbor/v2"
 
 	"github.com/guildhall/guildhall/client/hubapi"
+	"github.com/guildhall/guildhall/payload"
 	"github.com/guildhall/guildhall/policy"
 	"github.com/guildhall/guildhall/wire"
 )
@@ -27,6 +28,9 @@ func (c *Client) record(ctx context.Context, env *policy.Envelope, tombstone []b
 	kind := byte(0)
 	if len(env.Ciphertext) > 0 {
 		kind = env.Ciphertext[0]
+		if kind == payload.Message { // kept as a message, whichever way it was sealed
+			kind = payloadMessage
+		}
 	}
 	if err := c.st.addMessage(ctx, env, kind); err != nil {
 		return nil, err
