@@ -22,6 +22,7 @@ type Metrics struct {
 	earlyTombstones *prometheus.CounterVec
 	keyBundles      *prometheus.CounterVec // by result: indexed, unparsed
 	takedowns       *prometheus.CounterVec // by kind: envelope, blob, server
+	reports         *prometheus.CounterVec // by result: filed, refused
 }
 
 func newMetrics() *Metrics {
@@ -48,6 +49,8 @@ func newMetrics() *Metrics {
 			Help: "Key-bundle envelopes stored, by result: indexed (each device is served its own entry), unparsed (header not readable: served by cursor only)."}, []string{"result"}),
 		takedowns: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "takedowns_total",
 			Help: "Content removed by the hub's operator, by kind: envelope, blob, server (blocked)."}, []string{"kind"}),
+		reports: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "abuse_reports_total",
+			Help: "Members' abuse reports, by result: filed, refused (the evidence did not open the message)."}, []string{"result"}),
 		earlyTombstones: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "guildhall", Subsystem: "hub", Name: "early_tombstones_total",
 			Help: "Tombstones that arrived before their envelope, by result: kept (in the envelope's place), upheld (authorised for the envelope when it came), refused (not authorised: the envelope was stored instead)."}, []string{"result"}),
 	}
@@ -63,6 +66,9 @@ func newMetrics() *Metrics {
 	for _, r := range []string{"indexed", "unparsed"} {
 		m.keyBundles.WithLabelValues(r)
 	}
+	for _, r := range []string{"filed", "refused"} {
+		m.reports.WithLabelValues(r)
+	}
 	for _, k := range []string{"envelope", "blob", "server"} {
 		m.takedowns.WithLabelValues(k)
 	}
@@ -70,7 +76,7 @@ func newMetrics() *Metrics {
 }
 
 func (m *Metrics) all() []prometheus.Collector {
-	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones, m.keyBundles, m.takedowns}
+	return []prometheus.Collector{m.delivered, m.notifyErrors, m.admitted, m.replays, m.swept, m.loads, m.loadedEvents, m.loadWaits, m.sequenced, m.earlyTombstones, m.keyBundles, m.takedowns, m.reports}
 }
 
 // Describe implements prometheus.Collector.

@@ -18,6 +18,8 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/fxamacker/cbor/v2"
+
 	"github.com/guildhall/guildhall/policy"
 )
 
@@ -128,3 +130,24 @@ func Open(key, ct, aad []byte) ([]byte, error) {
 	}
 	return plain, nil
 }
+
+// BodyText returns the text of a message body (PROTOCOL §7: a CBOR map
+// whose key 1 is the text), or false when the body has none or does not
+// decode: what an operator reading a report is shown besides the bytes.
+func BodyText(body []byte) (string, bool) {
+	var b struct {
+		Text string `cbor:"1,keyasint"`
+	}
+	if len(body) > 1<<20 || bodyDec.Unmarshal(body, &b) != nil || b.Text == "" {
+		return "", false
+	}
+	return b.Text, true
+}
+
+var bodyDec = func() cbor.DecMode {
+	m, err := cbor.DecOptions{MaxNestedLevels: 8, MaxArrayElements: 1024, MaxMapPairs: 64}.DecMode()
+	if err != nil {
+		panic(err)
+	}
+	return m
+}()

@@ -106,3 +106,14 @@ func TestMessageKeysOpenOneMessage(t *testing.T) {
 		}
 	}
 }
+
+func TestBodyText(t *testing.T) {
+	if s, ok := BodyText([]byte{0xa1, 0x01, 0x65, 'h', 'e', 'l', 'l', 'o'}); !ok || s != "hello" {
+		t.Fatalf("%q %v", s, ok)
+	}
+	for _, bad := range [][]byte{nil, {0xa0}, {0xff}, {0xa1, 0x02, 0x80}} {
+		if s, ok := BodyText(bad); ok {
+			t.Fatalf("%x: %q", bad, s)
+		}
+	}
+}

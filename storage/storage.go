@@ -266,8 +266,23 @@ type AuditEntry struct {
 	Result string    // "ok", or the error code answered
 }
 
-// Operator holds what the hub's operator does beyond tenancy: takedowns
-// and the audit log of its acts.
+// Report is a member's abuse report of one message: the envelope and the
+// message's own key (payload), checked by the hub when it was filed.
+type Report struct {
+	Seq      uint64 // assigned by PutReport, ascending
+	Server   policy.ID
+	Channel  policy.ID
+	Envelope policy.ID
+	Author   policy.PublicKey // the reported message's sender
+	Reporter policy.PublicKey // the member who filed it
+	Reason   string
+	Evidence []byte // the envelope's signed bytes
+	Key      []byte // the message key that opens it
+	At       time.Time
+}
+
+// Operator holds what the hub's operator does beyond tenancy: takedowns,
+// members' abuse reports and the audit log of its acts.
 type Operator interface {
 	// PutTakedown records t. For an envelope it also deletes the
 	// envelope's ciphertext and releases its bytes from the tenant's usage,
@@ -283,6 +298,11 @@ type Operator interface {
 	// Takedowns lists the takedowns of server (every server's when zero)
 	// by their time (then target), at most limit.
 	Takedowns(ctx context.Context, server policy.ID, limit int) ([]Takedown, error)
+	// PutReport keeps an abuse report, durably, and returns its Seq.
+	PutReport(ctx context.Context, r Report) (uint64, error)
+	// Reports returns the reports of server (every server's when zero)
+	// with Seq > after, ascending, at most limit.
+	Reports(ctx context.Context, server policy.ID, after uint64, limit int) ([]Report, error)
 	// AppendAudit adds e to the audit log, durably, and returns its Seq.
 	AppendAudit(ctx context.Context, e AuditEntry) (uint64, error)
 	// Audit returns the audit log's entries with Seq > after, ascending,

@@ -44,3 +44,40 @@ type Audit struct {
 	Next    uint64       `cbor:"2,keyasint" json:"next"`
 	More    bool         `cbor:"3,keyasint" json:"more"`
 }
+
+// ReportRequest is the body of POST /v1/servers/{server}/reports: a
+// member's abuse report of one message.
+type ReportRequest struct {
+	Envelope []byte `cbor:"1,keyasint" json:"envelope"` // the reported envelope's signed bytes
+	Key      []byte `cbor:"2,keyasint" json:"key"`      // its message key (PROTOCOL §7 0x03), 32 bytes
+	Reason   string `cbor:"3,keyasint,omitempty" json:"reason,omitempty"`
+}
+
+// ReportFiled answers a report.
+type ReportFiled struct {
+	Seq uint64 `cbor:"1,keyasint" json:"seq"`
+}
+
+// Report is an abuse report as the admin API shows it, with the message
+// its evidence opens.
+type Report struct {
+	Seq      uint64           `cbor:"1,keyasint" json:"seq"`
+	Server   policy.ID        `cbor:"2,keyasint" json:"server"`
+	Channel  policy.ID        `cbor:"3,keyasint" json:"channel"`
+	Envelope policy.ID        `cbor:"4,keyasint" json:"envelope"`
+	Author   policy.PublicKey `cbor:"5,keyasint" json:"author"`
+	Reporter policy.PublicKey `cbor:"6,keyasint" json:"reporter"`
+	Reason   string           `cbor:"7,keyasint,omitempty" json:"reason,omitempty"`
+	At       string           `cbor:"8,keyasint" json:"at"`                        // RFC 3339, UTC, milliseconds
+	Body     []byte           `cbor:"9,keyasint" json:"body"`                      // the message body (CBOR, PROTOCOL §7)
+	Text     string           `cbor:"10,keyasint,omitempty" json:"text,omitempty"` // its text, if any
+	Evidence []byte           `cbor:"11,keyasint" json:"evidence"`                 // the envelope's signed bytes
+	Key      []byte           `cbor:"12,keyasint" json:"key"`                      // the message key
+}
+
+// Reports is a page of abuse reports.
+type Reports struct {
+	Reports []Report `cbor:"1,keyasint" json:"reports"`
+	Next    uint64   `cbor:"2,keyasint" json:"next"`
+	More    bool     `cbor:"3,keyasint" json:"more"`
+}

@@ -392,3 +392,10 @@ func (h *Client) Subscribe(ctx context.Context, token string, topics []wire.Topi
 		return nil, ctx.Err()
 	}
 }
+
+// Report files an abuse report of one message with the hub's operator.
+func (h *Client) Report(ctx context.Context, token string, server policy.ID, req wire.ReportRequest) (wire.ReportFiled, error) {
+	var out wire.ReportFiled
+	err := h.call(ctx, "POST", fmt.Sprintf("/v1/servers/%s/reports", server), token, req, &out)
+	return out, err
+}

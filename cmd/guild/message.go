@@ -21,6 +21,7 @@ var messageCommands = []command{
 	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail),
 	plain("delete", []param{pServer, pMessageID}, "delete a message (yours, or any if you moderate the channel)", deleteMessage),
 	flagged("download", []param{pServer, pChannel, pMessageID}, "decrypt a message's attachments into --out", download),
+	flagged("report", []param{pServer, pMessageID}, "report a message to the operators of the server's hubs (--reason); they can read that message only", report),
 	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about), shown for you in the whole server, through a channel's readers", profileSet),
 }
 
@@ -129,6 +130,20 @@ func tail(ctx context.Context, e *env, a *args) (any, error) {
 
 func deleteMessage(ctx context.Context, e *env, a *args) (any, error) {
 	return message("deleted " + a.message.String()), a.c.Delete(ctx, a.server, a.message)
+}
+
+type reportOpts struct{ reason string }
+
+func (o *reportOpts) register(fs *flag.FlagSet, e *env) {
+	fs.StringVar(&o.reason, "reason", "", "why, for the operator (at most 1,024 bytes)")
+}
+
+func report(ctx context.Context, e *env, a *args, o *reportOpts) (any, error) {
+	hubs, err := a.c.Report(ctx, a.server, a.message, o.reason)
+	if err != nil {
+		return nil, err
+	}
+	return message(fmt.Sprintf("reported %s to the operators of %s: they can read that message, its sender and you as the reporter, nothing else", a.message, strings.Join(hubs, ", "))), nil
 }
 
 type downloadOpts struct{ dir string }

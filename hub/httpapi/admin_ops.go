@@ -155,6 +155,7 @@ func registerOperator(mux *http.ServeMux, auth func(handlerFunc) http.HandlerFun
 		w.WriteHeader(http.StatusNoContent)
 		return nil
 	}))
+	mux.HandleFunc("GET /v1/admin/reports", auth(func(w http.ResponseWriter, r *http.Request) error { return adminReports(w, r, svc) }))
 	mux.HandleFunc("GET /v1/admin/audit", auth(func(w http.ResponseWriter, r *http.Request) error {
 		q := r.URL.Query()
 		after, limit := uint64(0), 1000

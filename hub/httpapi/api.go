@@ -161,6 +161,7 @@ func New(svc *hub.Service, cfg Config) *API {
 	a.route("GET /v1/servers/{server}/envelopes/{id}", a.envelope)
 	a.route("GET /v1/servers/{server}/channels/{channel}/keys", a.keys)
 	a.route("POST /v1/tombstones", a.tombstones)
+	a.route("POST /v1/servers/{server}/reports", a.report)
 	a.route("PUT /v1/servers/{server}/blobs/{blob}", a.putBlob)
 	a.route("GET /v1/servers/{server}/blobs/{blob}", a.getBlob)
 	a.route("POST /v1/servers/{server}/blobs/{blob}/presign", a.presign)

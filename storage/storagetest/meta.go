@@ -30,6 +30,7 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"KeyEntries", testKeyEntries},
 		{"Takedowns", testTakedowns},
 		{"AuditLog", testAudit},
+		{"Reports", testReports},
 		{"EnvelopeBlobs", testEnvelopeBlobs},
 		{"RetentionFreesSpace", testRetention},
 		{"ReconciliationRanges", testRanges},

@@ -118,3 +118,31 @@ func testAudit(t *testing.T, m Meta) {
 		t.Fatalf("after the second: %+v", got)
 	}
 }
+
+// testReports: reports come back whole, by server and after a cursor.
+func testReports(t *testing.T, m Meta) {
+	a, b := ServerID("reported"), ServerID("reported too")
+	at := time.UnixMilli(1_700_000_000_000).UTC()
+	var seqs []uint64
+	for i, srv := range []policy.ID{a, b, a} {
+		r := storage.Report{Server: srv, Channel: ChannelID("c"), Envelope: policy.Sum([]byte{byte(i)}), Author: policy.PublicKey(policy.Sum([]byte("author"))),
+			Reporter: policy.PublicKey(policy.Sum([]byte("reporter"))), Reason: "spam", Evidence: []byte{1, 2, byte(i)}, Key: []byte{3, 4}, At: at}
+		seq, err := m.PutReport(ctx, r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		seqs = append(seqs, seq)
+	}
+	got, err := m.Reports(ctx, a, 0, 10)
+	if err != nil || len(got) != 2 || got[0].Seq != seqs[0] || got[1].Seq != seqs[2] {
+		t.Fatalf("server a's reports = %+v, %v", got, err)
+	}
+	r := got[1]
+	if r.Server != a || r.Envelope != policy.Sum([]byte{2}) || r.Reason != "spam" || string(r.Evidence) != "\x01\x02\x02" || string(r.Key) != "\x03\x04" ||
+		r.Author != policy.PublicKey(policy.Sum([]byte("author"))) || r.Reporter != policy.PublicKey(policy.Sum([]byte("reporter"))) || !r.At.Equal(at) {
+		t.Fatalf("report = %+v", r)
+	}
+	if all, _ := m.Reports(ctx, policy.ID{}, seqs[0], 10); len(all) != 2 {
+		t.Fatalf("all reports after the first: %d", len(all))
+	}
+}

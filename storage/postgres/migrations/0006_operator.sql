@@ -1,6 +1,6 @@
 -- What the operator removed (takedowns: envelopes, blobs, whole servers),
--- with the signed record kept in the content's place, and the audit log of
--- the operator's acts.
+-- with the signed record kept in the content's place, members' abuse
+-- reports, and the audit log of the operator's acts.
 CREATE TABLE takedowns (
     target bytea PRIMARY KEY,
     server bytea NOT NULL,
@@ -19,3 +19,16 @@ CREATE TABLE audit_log (
     target text NOT NULL,
     result text NOT NULL
 );
+CREATE TABLE reports (
+    seq      bigserial PRIMARY KEY,
+    server   bytea NOT NULL,
+    channel  bytea NOT NULL,
+    envelope bytea NOT NULL,
+    author   bytea NOT NULL,
+    reporter bytea NOT NULL,
+    reason   text NOT NULL,
+    evidence bytea NOT NULL,
+    msg_key  bytea NOT NULL,
+    at       bigint NOT NULL
+);
+CREATE INDEX reports_by_server ON reports (server, seq);
