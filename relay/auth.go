@@ -96,7 +96,8 @@ func (k *keyChooser) chosen(src, username string) []byte {
 
 // authenticate is the server's AuthHandler: static users first, then REST
 // credentials that have not expired. The user ID (for quotas) of a REST
-// credential is its user part.
+// credential is its user part. A refused request is answered 401 (see
+// refusals), not pion's 400.
 //
 // A source (IPv6: a /64) that failed authentication over the per-source
 // rate (Limits.AuthFailureRate) is refused unchecked until the rate
@@ -107,12 +108,14 @@ func (s *Server) authenticate(ra *turn.RequestAttributes) (string, []byte, bool)
 	src := sourceOf(ra.SrcAddr)
 	if s.authFails.Available(src) < 1 {
 		s.metrics.authThrottled.Inc()
+		s.refusals.refuse(ra.SrcAddr)
 		return "", nil, false
 	}
 	user, key, ok := s.lookupKey(ra)
 	if !ok {
 		s.metrics.authFailures.Inc()
 		s.authFails.Charge(src, 1)
+		s.refusals.refuse(ra.SrcAddr)
 	}
 	if ok && ra.SrcAddr != nil && ra.SrcAddr.Network() == "tcp" {
 		s.streamKeys.Store(ra.SrcAddr.String(), key)

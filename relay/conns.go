@@ -27,10 +27,12 @@ func (s *Server) newListenConn(socks []net.PacketConn) *listenConn {
 }
 
 // ReadFrom observes requests in pion's read loop, right before pion
-// authenticates them, so that the secret chosen is this request's.
+// authenticates them, so that the secret chosen is this request's and a
+// refusal is answered 401 (refusals).
 func (c *listenConn) ReadFrom(b []byte) (int, net.Addr, error) {
 	n, addr, err := c.PacketConn.ReadFrom(b)
 	if err == nil && n >= 20 && b[0]&0xc0 == 0 {
+		c.s.refusals.read(addr, b[:n])
 		if creds := c.s.creds.Load(); len(creds.secrets) > 1 {
 			c.s.chooser.observe(creds, addr.String(), b[:n])
 		}
@@ -62,7 +64,7 @@ func (c *listenConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 	if b = expandBig(b, false); b == nil {
 		return n, nil
 	}
-	if r := rewriteResponse(b); r != nil {
+	if r := c.s.rewriteResponse(b); r != nil {
 		b = r
 	}
 	if isChallenge(b) {

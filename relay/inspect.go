@@ -24,6 +24,9 @@ import (
 //   - A ChannelBind refused for its peer is answered 401 by pion, without
 //     a nonce, which clients take for a challenge and the challenge limiter
 //     throttles; it is answered 403 (RFC 8656 §11.2).
+//   - A request whose credentials are refused (unknown user, expired REST
+//     credential, wrong password) is answered 400 by pion; it is answered
+//     401 with REALM and NONCE, as coturn does (refusal.go).
 
 var (
 	allocateRequest = stun.NewType(stun.MethodAllocate, stun.ClassRequest).Value()
@@ -155,10 +158,14 @@ func (s *Server) requestKey(msg *stun.Message) stun.MessageIntegrity {
 	return nil
 }
 
-// rewriteResponse returns the answer to send instead of b, or nil: a
-// ChannelBind refused 401 without a nonce (pion's answer to a denied peer)
-// becomes 403.
-func rewriteResponse(b []byte) []byte {
+// rewriteResponse returns the answer to send instead of b, or nil: pion's
+// 400 to a request whose credentials were refused becomes 401 with REALM
+// and NONCE (Server.unauthorized); a ChannelBind refused 401 without a
+// nonce (pion's answer to a denied peer) becomes 403.
+func (s *Server) rewriteResponse(b []byte) []byte {
+	if r := s.unauthorized(b); r != nil {
+		return r
+	}
 	if len(b) < 20 || b[0]&0xc0 != 0 || binary.BigEndian.Uint16(b) != channelBindErr {
 		return nil
 	}

@@ -97,8 +97,10 @@ func (s *Server) onAuth(src, _ net.Addr, _, _, _ string, _ string, verdict bool)
 	if !verdict {
 		s.metrics.authFailures.Inc()
 		s.authFails.Charge(sourceOf(src), 1)
+		s.refusals.refuse(src)
 		return
 	}
+	s.refusals.forget(src)
 	if src.Network() == "tcp" {
 		if sc, ok := s.streams.Load(src.String()); ok {
 			sc.(*streamConn).markAuthed()

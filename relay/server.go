@@ -149,6 +149,7 @@ type Server struct {
 	creds      atomic.Pointer[credentials]
 	limits     atomic.Pointer[limits]
 	chooser    keyChooser
+	refusals   refusals // requests whose credentials were refused, answered 401
 	challenges *ratelimit.Limiter[netip.Addr]
 	streamKeys sync.Map // TCP client address -> the key its requests were authenticated with
 	metrics    *Metrics

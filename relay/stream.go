@@ -293,8 +293,11 @@ func (c *streamConn) nextFrame() ([]byte, bool) {
 	if len(c.in) == 0 {
 		c.in = nil
 	}
-	if creds := c.s.creds.Load(); frame[0]&0xc0 == 0 && len(creds.secrets) > 1 {
-		c.s.chooser.observe(creds, c.RemoteAddr().String(), frame)
+	if frame[0]&0xc0 == 0 {
+		c.s.refusals.read(c.RemoteAddr(), frame)
+		if creds := c.s.creds.Load(); len(creds.secrets) > 1 {
+			c.s.chooser.observe(creds, c.RemoteAddr().String(), frame)
+		}
 	}
 	return frame, true
 }
@@ -327,7 +330,7 @@ func (c *streamConn) Write(b []byte) (int, error) {
 	if b = expandBig(b, true); b == nil {
 		return n, nil
 	}
-	if r := rewriteResponse(b); r != nil {
+	if r := c.s.rewriteResponse(b); r != nil {
 		b = r
 	}
 	if _, err := c.Conn.Write(b); err != nil {
@@ -345,6 +348,7 @@ func (c *streamConn) Close() error {
 	c.closed.Do(func() {
 		c.stopIdle()
 		c.s.streamKeys.Delete(c.RemoteAddr().String())
+		c.s.refusals.forget(c.RemoteAddr())
 		c.s.streams.CompareAndDelete(c.RemoteAddr().String(), c)
 		c.s.sources.release(c.src)
 		c.s.metrics.streamsOpen.Dec()

@@ -170,6 +170,8 @@ func (c Config) resolve() (settings, error) {
 		errs = append(errs, fmt.Errorf("external_ip %q: the relay's public address is required (clients are given it)", c.ExternalIP))
 	} else if !ext.IsGlobalUnicast() && !ext.IsLoopback() && !ext.IsLinkLocalUnicast() {
 		errs = append(errs, fmt.Errorf("external_ip %s: not a unicast address (clients are given it as their relayed address)", c.ExternalIP))
+	} else if rfc := documentationRFC(ext); rfc != "" {
+		errs = append(errs, fmt.Errorf("external_ip: %s is a documentation address (%s): set it to the relay's public address", c.ExternalIP, rfc))
 	}
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") || (c.Listen.TLS != "") != (c.TLS.CertFile != "") {
 		errs = append(errs, errors.New("tls: listen.tls needs tls.cert_file and tls.key_file, and they need listen.tls"))

@@ -58,7 +58,7 @@ func listen(ctx context.Context, s *settings, rc *relay.Config, cert *daemon.Cer
 	if s.Listen.TCP != "" {
 		l, err := net.Listen("tcp", s.Listen.TCP)
 		if err != nil {
-			return closers, err
+			return closers, fmt.Errorf("listen.tcp: %w", err)
 		}
 		closers = append(closers, l)
 		rc.TCP = append(rc.TCP, l)
@@ -66,7 +66,7 @@ func listen(ctx context.Context, s *settings, rc *relay.Config, cert *daemon.Cer
 	if s.Listen.TLS != "" {
 		l, err := net.Listen("tcp", s.Listen.TLS)
 		if err != nil {
-			return closers, err
+			return closers, fmt.Errorf("listen.tls: %w", err)
 		}
 		closers = append(closers, l)
 		rc.TLS = append(rc.TLS, tls.NewListener(l, cert.TLSConfig()))

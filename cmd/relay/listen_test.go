@@ -24,7 +24,7 @@ func TestUDPSocketBuffers(t *testing.T) {
 		"set":     {6 << 20, 6 << 20},
 	} {
 		t.Run(name, func(t *testing.T) {
-			cfg := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}},
+			cfg := Config{ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}},
 				Listen: ListenConfig{UDP: "127.0.0.1:0", UDPSockets: 2, UDPReadBuffer: c.set, UDPWriteBuffer: c.set}}
 			s, err := cfg.resolve()
 			if err != nil {
@@ -59,7 +59,7 @@ func TestUDPSocketBuffers(t *testing.T) {
 			}
 		})
 	}
-	if _, err := (Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Listen: ListenConfig{UDPReadBuffer: -2}}).resolve(); err == nil {
+	if _, err := (Config{ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, Listen: ListenConfig{UDPReadBuffer: -2}}).resolve(); err == nil {
 		t.Fatal("a negative buffer size accepted")
 	}
 }

@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,7 +58,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		cfg.ExternalIP = *external
 	}
 	s, err := cfg.resolve()
-	if err != nil {
+	if err = errors.Join(err, s.hostProblems()); err != nil {
 		return err
 	}
 	log := daemon.NewLogger(stderr, s.log)
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var cert daemon.Certificate
 	if s.TLS.CertFile != "" {
 		if err := cert.Load(s.TLS.CertFile, s.TLS.KeyFile); err != nil {
-			return err
+			return fmt.Errorf("tls.cert_file, tls.key_file: %w", err)
 		}
 	}
 	rc := relay.Config{Realm: s.Realm, Users: s.users, Secrets: s.secrets, RelayIP: net.ParseIP(s.ExternalIP), RelayBind: s.Relay.Bind,
@@ -84,7 +85,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	reg := daemon.Registry(srv.Metrics())
 	ml, err := net.Listen("tcp", s.Metrics.Listen)
 	if err != nil {
-		return err
+		return fmt.Errorf("metrics.listen: %w", err)
 	}
 	// The metrics listener is never a peer, whatever limits.allow says.
 	srv.Protect(ml.Addr())

@@ -19,6 +19,7 @@ func TestExampleConfigLoads(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Auth.Secrets = []string{"set by the operator"}
+	c.ExternalIP = "100.64.0.1" // the example's is a documentation address
 	c.P2P.Bootstrap = []string{"/ip4/192.0.2.7/tcp/4001/p2p/12D3KooWHUqURHjmfwL4MP7kSKFuRVFXHKuyv17yiP7phygzTeGz"}
 	s, err := c.resolve()
 	if err != nil {
@@ -33,7 +34,7 @@ func TestExampleConfigLoads(t *testing.T) {
 // The limit keys of the file reach the relay's limits.
 func TestLimitKeysLoad(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "relay.yaml")
-	os.WriteFile(path, []byte(`external_ip: 192.0.2.1
+	os.WriteFile(path, []byte(`external_ip: 100.64.0.1
 auth: {secrets: [s]}
 limits:
   auth_failure_rate: 0.5
@@ -61,7 +62,7 @@ limits:
 		"negative handshake_timeout":  {HandshakeTimeout: -time.Second},
 		"negative auth_timeout":       {AuthTimeout: -time.Second},
 	} {
-		c := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: lc}
+		c := Config{ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: lc}
 		if _, err := c.resolve(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
@@ -77,7 +78,7 @@ func TestOpeningSettingsRefused(t *testing.T) {
 			Listen string `yaml:"listen"`
 		}{l}
 	}
-	ok := Config{ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}}
+	ok := Config{ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}}
 	if _, err := ok.resolve(); err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +92,8 @@ func TestOpeningSettingsRefused(t *testing.T) {
 		{"external_ip ::", "external_ip", func(c *Config) { c.ExternalIP = "::" }},
 		{"external_ip multicast", "external_ip", func(c *Config) { c.ExternalIP = "224.0.0.1" }},
 		{"external_ip broadcast", "external_ip", func(c *Config) { c.ExternalIP = "255.255.255.255" }},
+		{"external_ip a documentation address", "external_ip: 198.51.100.1 is a documentation address (RFC 5737)", func(c *Config) { c.ExternalIP = "198.51.100.1" }},
+		{"external_ip an IPv6 documentation address", "external_ip: 2001:db8::1 is a documentation address (RFC 3849)", func(c *Config) { c.ExternalIP = "2001:db8::1" }},
 		{"metrics on a public address", "metrics.listen", func(c *Config) { c.Metrics = metrics("198.51.100.9:9641") }},
 		{"metrics on a public IPv6 address", "metrics.listen", func(c *Config) { c.Metrics = metrics("[2001:db8::1]:9641") }},
 		{"metrics on ::", "metrics.listen", func(c *Config) { c.Metrics = metrics("[::]:9641") }},
@@ -121,17 +124,17 @@ func TestConfigRefusals(t *testing.T) {
 	os.WriteFile(secrets, []byte("s3cret\n"), 0o644)
 	for name, c := range map[string]Config{
 		"no external address": {Auth: AuthConfig{Secrets: []string{"s"}}},
-		"metrics on all interfaces": {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Metrics: struct {
+		"metrics on all interfaces": {ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, Metrics: struct {
 			Listen string `yaml:"listen"`
 		}{"0.0.0.0:9641"}},
-		"metrics on the relay address": {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Metrics: struct {
+		"metrics on the relay address": {ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, Metrics: struct {
 			Listen string `yaml:"listen"`
-		}{"192.0.2.1:9641"}},
-		"TLS without a certificate":     {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Listen: ListenConfig{TLS: "0.0.0.0:5349"}},
-		"a world-readable secrets file": {ExternalIP: "192.0.2.1", Auth: AuthConfig{SecretsFile: secrets}},
-		"a static user with a colon":    {ExternalIP: "192.0.2.1", Auth: AuthConfig{Users: map[string]string{"a:b": "p"}}},
-		"a malformed allow prefix":      {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: LimitsConfig{Allow: []string{"10.0.0.0/99"}}},
-		"an unknown log level":          {ExternalIP: "192.0.2.1", Auth: AuthConfig{Secrets: []string{"s"}}, LogLevel: "verbose"},
+		}{"100.64.0.1:9641"}},
+		"TLS without a certificate":     {ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, Listen: ListenConfig{TLS: "0.0.0.0:5349"}},
+		"a world-readable secrets file": {ExternalIP: "100.64.0.1", Auth: AuthConfig{SecretsFile: secrets}},
+		"a static user with a colon":    {ExternalIP: "100.64.0.1", Auth: AuthConfig{Users: map[string]string{"a:b": "p"}}},
+		"a malformed allow prefix":      {ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, Limits: LimitsConfig{Allow: []string{"10.0.0.0/99"}}},
+		"an unknown log level":          {ExternalIP: "100.64.0.1", Auth: AuthConfig{Secrets: []string{"s"}}, LogLevel: "verbose"},
 	} {
 		if _, err := c.resolve(); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -212,28 +215,25 @@ func TestBinary(t *testing.T) {
 	}
 }
 
-// Every example relay configuration loads and validates, with the secrets
-// an operator provides.
+// Every example relay configuration loads and validates, installed as the
+// docs say (install: with the edits they list) and with the secrets an
+// operator provides.
 func TestProfileConfigs(t *testing.T) {
 	paths, _ := filepath.Glob("../../configs/*/relay.yaml")
 	if len(paths) < 3 {
 		t.Fatalf("found %v", paths)
 	}
-	dir := t.TempDir()
-	secrets := filepath.Join(dir, "secrets")
-	os.WriteFile(secrets, []byte("s3cr3t\n"), 0o600)
 	t.Setenv("GUILDHALL_RELAY_SECRET", "from-the-env")
 	for _, p := range paths {
-		t.Run(filepath.Base(filepath.Dir(p)), func(t *testing.T) {
-			c, err := load(p, os.Getenv)
+		profile := filepath.Base(filepath.Dir(p))
+		t.Run(profile, func(t *testing.T) {
+			cfg, _, _ := install(t, profile, t.TempDir(), true)
+			c, err := load(cfg, os.Getenv)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if c.Auth.SecretsFile != "" {
-				c.Auth.SecretsFile = secrets
-			}
 			if c.ExternalIP == "" {
-				c.ExternalIP = "198.51.100.7" // -external-ip
+				c.ExternalIP = "127.0.0.2" // -external-ip
 			}
 			s, err := c.resolve()
 			if err != nil {
