@@ -163,6 +163,7 @@ type Service struct {
 	sequence    sequencer                // live delivery in each channel's sequence order
 	watchers    []func(server policy.ID) // OnStateChange's; set before serving
 	purges      chan policy.ID           // servers whose state changed, for RunRetention to purge
+	egress      egressMeter              // bytes served per server, for the usage ledger (billing.go)
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers

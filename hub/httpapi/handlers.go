@@ -89,6 +89,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	for i, e := range evs {
 		out.Events[i] = wire.Event{Seq: e.Seq, Raw: e.Raw}
 		out.Next = e.Seq
+		a.svc.CountEgress(server, len(e.Raw))
 	}
 	return reply(w, r, 200, out)
 }
@@ -178,6 +179,7 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		out.Next = e.Seq
+		a.svc.CountEgress(server, len(out.Envelopes[i].Raw)+len(e.Tombstone))
 	}
 	return reply(w, r, 200, out)
 }
@@ -199,6 +201,7 @@ func (a *API) keys(w http.ResponseWriter, r *http.Request) error {
 	for i, k := range keys {
 		out.Keys[i] = wire.SealedKey{Seq: k.Seq, Envelope: k.Envelope, Epoch: k.Epoch, KeyID: k.KeyID[:], Sealed: k.Sealed}
 		out.Next = k.Seq
+		a.svc.CountEgress(server, len(k.Sealed))
 	}
 	return reply(w, r, 200, out)
 }
@@ -212,6 +215,7 @@ func (a *API) envelope(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.readErr(r.Context(), rd, server, err)
 	}
+	a.svc.CountEgress(server, len(e.Raw)+len(e.Tombstone))
 	return reply(w, r, 200, wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone})
 }
 
@@ -280,7 +284,8 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-	io.Copy(w, body) // a failure mid-stream shows as a short body
+	n, _ := io.Copy(w, body) // a failure mid-stream shows as a short body
+	a.svc.CountEgress(server, int(n))
 	return nil
 }
 
