@@ -14,8 +14,10 @@ import (
 // Billing: the usage ledger, egress metering and tenant deletion.
 //
 // Egress is counted in memory (CountEgress, called by the HTTP handlers
-// for every envelope, state event, sealed key and blob byte they serve)
-// and written to the store with each sample. A crash loses what was
+// for every envelope, state event, sealed key and blob byte they serve,
+// and CountPresignedGet for blob downloads the store serves itself) and
+// written to the store with each sample. WebSocket deliveries and
+// hub-to-hub replication are not counted. A crash loses what was
 // counted since the last sample: at most one sampling interval of egress.
 // A graceful stop (RunLedger's context ending) writes it first.
 
@@ -67,6 +69,20 @@ func (m *egressMeter) sampleInterval() time.Duration {
 func (s *Service) CountEgress(server policy.ID, n int) {
 	if n > 0 {
 		s.egress.add(server, uint64(n))
+	}
+}
+
+// CountPresignedGet counts a blob's size as egress of server when a
+// presigned download URL is issued for it: the bytes then flow from the
+// blob store to the reader without passing through the hub, so the URL is
+// counted once, whether or not it is used (or used more than once before
+// it expires).
+func (s *Service) CountPresignedGet(ctx context.Context, server, id policy.ID) {
+	if s.cfg.Blobs == nil {
+		return
+	}
+	if size, err := s.cfg.Blobs.StatBlob(ctx, id); err == nil {
+		s.CountEgress(server, int(size))
 	}
 }
 

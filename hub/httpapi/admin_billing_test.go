@@ -83,7 +83,8 @@ func sampleOf(rows []wire.Sample, server policy.ID, at time.Time) (wire.Sample, 
 // The billing life of a tenant through the admin API, on both profiles: a
 // label set by PATCH shows in listings and samples; a sample holds the
 // tenant's usage; the bytes of a channel read and a blob download show as
-// egress in the next sample; deleting the tenant removes its envelopes,
+// egress in the next sample (and a presigned download, when issued);
+// deleting the tenant removes its envelopes,
 // state and blob (the blob store no longer has the object), refuses its
 // posts and its genesis as not hosted, keeps its samples, and is
 // idempotent; an unknown tenant is not_found.
@@ -138,6 +139,12 @@ func TestBillingLifecycle(t *testing.T) {
 		}
 		if st, we := call(t, "GET", e.url("/v1/servers/%s/blobs/%s", server, blobID), dave, nil, nil); st != 200 {
 			t.Fatalf("download: %d %+v", st, we)
+		}
+		if profile == "postgres" { // S3 presigns: a presigned download is counted when issued
+			if st, we := call(t, "POST", e.url("/v1/servers/%s/blobs/%s/presign?op=get", server, blobID), dave, nil, nil); st != 200 {
+				t.Fatalf("presign: %d %+v", st, we)
+			}
+			served += len(blob)
 		}
 		t2 := t1.Add(time.Hour)
 		if _, err := e.Hub.SampleUsage(ctx, t2.UnixMilli()); err != nil {

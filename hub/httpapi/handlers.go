@@ -312,5 +312,8 @@ func (a *API) presign(w http.ResponseWriter, r *http.Request) error {
 	if u == nil {
 		return fmt.Errorf("%w: this hub's blob store cannot presign; use the blob endpoint", hub.ErrNoBlobs)
 	}
+	if !put {
+		a.svc.CountPresignedGet(r.Context(), server, blob)
+	}
 	return reply(w, r, 200, wire.BlobTicket{URL: u.String(), Header: h, Expires: time.Now().Add(a.cfg.PresignTTL).UnixMilli()})
 }
