@@ -164,6 +164,7 @@ type Service struct {
 	watchers    []func(server policy.ID) // OnStateChange's; set before serving
 	purges      chan policy.ID           // servers whose state changed, for RunRetention to purge
 	blocks      blocks                   // servers blocked by the operator, as last read
+	egress      egressMeter              // bytes served per server, for the usage ledger (billing.go)
 
 	mu   sync.Mutex               // guards logs and lru
 	logs map[policy.ID]*serverLog // loaded state logs of hosted servers

@@ -26,14 +26,15 @@ func (s *Service) Tenant(ctx context.Context, server policy.ID) (storage.Tenant,
 }
 
 // PutTenant provisions server with a quota, or replaces the quota of an
-// existing tenant (usage is kept; a quota below usage blocks new writes).
-// A provisioned server is hosted once its genesis arrives, whatever the
-// admission mode.
-func (s *Service) PutTenant(ctx context.Context, server policy.ID, q storage.Quota) error {
+// existing tenant (usage is kept; a quota below usage blocks new writes),
+// and sets its customer label unless label is nil. A provisioned server is
+// hosted once its genesis arrives, whatever the admission mode; this is
+// also how the operator brings back a server deleted earlier (DeleteTenant).
+func (s *Service) PutTenant(ctx context.Context, server policy.ID, q storage.Quota, label *string) error {
 	if server.IsZero() {
 		return fmt.Errorf("%w: server is required", ErrBadRequest)
 	}
-	return s.cfg.Store.PutTenant(ctx, server, q)
+	return s.cfg.Store.ProvisionTenant(ctx, server, q, label)
 }
 
 // Suspend suspends (true) or resumes (false) a tenant's writes; reads

@@ -135,7 +135,8 @@ type Tenant struct {
 	Quota     Quota
 	Usage     Usage
 	Suspended bool
-	Created   int64 // Unix ms
+	Created   int64  // Unix ms
+	Label     string // the operator's customer label (Billing); "" if none
 }
 
 // Tenants admits servers and meters them. Writes for a server that is not
@@ -215,6 +216,7 @@ type Meta interface {
 	BlobRefs
 	KeyIndex
 	Operator
+	Billing
 	// Incarnation identifies this copy of the data: it stays the same
 	// across restarts and changes when the store is restored from a backup
 	// (so that sequence numbers a client saw before may be handed out

@@ -257,6 +257,8 @@ type QuotaUpdate struct {
 	Bytes     *uint64 `cbor:"1,keyasint,omitempty" json:"bytes,omitempty"`
 	Envelopes *uint64 `cbor:"2,keyasint,omitempty" json:"envelopes,omitempty"`
 	Blobs     *uint64 `cbor:"3,keyasint,omitempty" json:"blobs,omitempty"`
+	// Label, when present, replaces the customer label ("" clears it).
+	Label *string `cbor:"4,keyasint,omitempty" json:"label,omitempty"`
 }
 
 // Usage is what a tenant stores now.
@@ -273,6 +275,8 @@ type Tenant struct {
 	Usage     Usage     `cbor:"3,keyasint" json:"usage"`
 	Suspended bool      `cbor:"4,keyasint" json:"suspended"`
 	Created   int64     `cbor:"5,keyasint" json:"created"`
+	// Label is the operator's customer label ("" when none).
+	Label string `cbor:"6,keyasint,omitempty" json:"label"`
 }
 
 // Tenants lists tenants; At is when usage was read (Unix ms).
@@ -285,6 +289,33 @@ type Tenants struct {
 type TenantRequest struct {
 	Server policy.ID `cbor:"1,keyasint" json:"server"`
 	Quota  Quota     `cbor:"2,keyasint" json:"quota"`
+	// Label, when present, sets the customer label; absent, an existing
+	// tenant keeps its label.
+	Label *string `cbor:"3,keyasint,omitempty" json:"label,omitempty"`
+}
+
+// Sample is one row of the usage ledger, GET /v1/admin/usage/ledger (in
+// JSON Lines, one object a line, or CSV with these names as the header):
+// a tenant's usage at At and the bytes served to its readers in the
+// sampling interval that ends at At.
+type Sample struct {
+	At          string    `json:"at"` // RFC 3339, UTC, whole seconds
+	Server      policy.ID `json:"server"`
+	Label       string    `json:"label"`
+	Bytes       uint64    `json:"bytes"`
+	Envelopes   uint64    `json:"envelopes"`
+	Blobs       uint64    `json:"blobs"`
+	EgressBytes uint64    `json:"egress_bytes"`
+}
+
+// SampleFields are the ledger's CSV header, in Sample's field order.
+var SampleFields = []string{"at", "server", "label", "bytes", "envelopes", "blobs", "egress_bytes"}
+
+// TenantDeleted answers DELETE /v1/admin/tenants/{server}: Deleted is
+// false when the tenant had been deleted before (the call is idempotent).
+type TenantDeleted struct {
+	Server  policy.ID `cbor:"1,keyasint" json:"server"`
+	Deleted bool      `cbor:"2,keyasint" json:"deleted"`
 }
 
 // FromRanges converts reconciliation ranges to their wire form.

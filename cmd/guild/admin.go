@@ -6,7 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"strconv"
-	"strings"
 
 	"github.com/guildhall/guildhall/client/hubapi"
 	"github.com/guildhall/guildhall/wire"
@@ -15,10 +14,11 @@ import (
 // adminCommands are the operator's, against a hub's admin listener.
 var adminCommands = []command{
 	flagged("admin tenants", nil, "operator: list a hub's tenants and usage", adminTenants),
-	flagged("admin quota", []param{pServerID}, "operator: show a tenant's quota, or change the limits given (--bytes, --envelopes, --blobs: a number or unlimited; the others stay), creating the tenant if new", adminQuota),
+	flagged("admin quota", []param{pServerID}, "operator: show a tenant's quota, or change the limits given (--bytes, --envelopes, --blobs: a number or unlimited; the others stay) and its customer --label, creating the tenant if new", adminQuota),
 	flagged("admin suspend", []param{pServerID}, "operator: suspend a tenant's writes", adminSuspend),
 	flagged("admin resume", []param{pServerID}, "operator: resume a tenant's writes", adminResume),
-	flagged("admin usage", nil, "operator: usage of every tenant as CSV, for billing", adminUsage),
+	flagged("admin usage", nil, "operator: usage of every tenant as CSV, or with --ledger the samples over time with egress (--from, --to, --format csv|jsonl), for billing; --label keeps one customer's rows", adminUsage),
+	flagged("admin tenant delete", []param{pServerID}, "operator: delete a tenant and everything it stores, blobs included (--yes to confirm)", adminTenantDelete),
 }
 
 // adminOpts say which hub's admin API to use.
@@ -39,6 +39,7 @@ func adminTenants(ctx context.Context, e *env, a *args, o *adminOpts) (any, erro
 type quotaOpts struct {
 	adminOpts
 	bytes, envelopes, blobs quotaFlag
+	label                   labelFlag
 }
 
 func (o *quotaOpts) register(fs *flag.FlagSet, e *env) {
@@ -46,6 +47,7 @@ func (o *quotaOpts) register(fs *flag.FlagSet, e *env) {
 	fs.Var(&o.bytes, "bytes", "limit of bytes: a number, or unlimited (not given: unchanged)")
 	fs.Var(&o.envelopes, "envelopes", "limit of envelopes: a number, or unlimited (not given: unchanged)")
 	fs.Var(&o.blobs, "blobs", "limit of blobs: a number, or unlimited (not given: unchanged)")
+	fs.Var(&o.label, "label", "the tenant's customer label, shown in listings and the usage ledger (\"\" clears it; not given: unchanged)")
 }
 
 // quotaFlag is one limit of a quota as given on the command line: unset
@@ -84,11 +86,11 @@ func (q *quotaFlag) Set(s string) error {
 // (the others unlimited).
 func adminQuota(ctx context.Context, e *env, a *args, o *quotaOpts) (any, error) {
 	admin := o.admin()
-	if o.bytes.v == nil && o.envelopes.v == nil && o.blobs.v == nil {
+	if o.bytes.v == nil && o.envelopes.v == nil && o.blobs.v == nil && o.label.v == nil {
 		t, err := admin.Tenant(ctx, a.server)
 		return tenantsOut{Tenants: []wire.Tenant{t}}, err
 	}
-	t, err := admin.UpdateQuota(ctx, a.server, hubapi.QuotaUpdate{Bytes: o.bytes.v, Envelopes: o.envelopes.v, Blobs: o.blobs.v})
+	t, err := admin.UpdateQuota(ctx, a.server, hubapi.QuotaUpdate{Bytes: o.bytes.v, Envelopes: o.envelopes.v, Blobs: o.blobs.v, Label: o.label.v})
 	if herr := (*hubapi.Error)(nil); errors.As(err, &herr) && herr.Code == "not_found" {
 		val := func(q quotaFlag) uint64 {
 			if q.v == nil {
@@ -96,7 +98,7 @@ func adminQuota(ctx context.Context, e *env, a *args, o *quotaOpts) (any, error)
 			}
 			return *q.v
 		}
-		t, err = admin.PutTenant(ctx, a.server, wire.Quota{Bytes: val(o.bytes), Envelopes: val(o.envelopes), Blobs: val(o.blobs)})
+		t, err = o.createTenant(ctx, a.server, wire.Quota{Bytes: val(o.bytes), Envelopes: val(o.envelopes), Blobs: val(o.blobs)}, o.label.v)
 	}
 	return tenantsOut{Tenants: []wire.Tenant{t}}, err
 }
@@ -109,9 +111,4 @@ func adminSuspend(ctx context.Context, e *env, a *args, o *adminOpts) (any, erro
 func adminResume(ctx context.Context, e *env, a *args, o *adminOpts) (any, error) {
 	t, err := o.admin().Suspend(ctx, a.server, false)
 	return tenantsOut{Tenants: []wire.Tenant{t}}, err
-}
-
-func adminUsage(ctx context.Context, e *env, a *args, o *adminOpts) (any, error) {
-	b, err := o.admin().UsageCSV(ctx)
-	return message(strings.TrimSpace(string(b))), err
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -229,6 +230,9 @@ func (t tenantsOut) Human() string {
 		state := "active"
 		if x.Suspended {
 			state = "suspended"
+		}
+		if x.Label != "" {
+			state += "  " + strconv.Quote(x.Label)
 		}
 		fmt.Fprintf(&b, "%s  %s  %d bytes / %s, %d envelopes / %s, %d blobs / %s\n", x.Server, state,
 			x.Usage.Bytes, limit(x.Quota.Bytes), x.Usage.Envelopes, limit(x.Quota.Envelopes), x.Usage.Blobs, limit(x.Quota.Blobs))

@@ -38,8 +38,16 @@ type Config struct {
 	P2P         P2PConfig    `yaml:"p2p"`
 	Home        HomeConfig   `yaml:"home"`
 	TURN        TURNConf     `yaml:"turn"`
+	Billing     BillingConf  `yaml:"billing"`
 	LogLevel    string       `yaml:"log_level"`
 	LogFormat   string       `yaml:"log_format"`
+}
+
+// BillingConf is the usage ledger a hosting provider bills from.
+type BillingConf struct {
+	// SampleInterval is how often every tenant's usage and egress is
+	// sampled into the ledger; whole seconds, default 1h.
+	SampleInterval time.Duration `yaml:"sample_interval"`
 }
 
 // P2PConfig is the hub's libp2p node and replication with other hubs.
@@ -214,6 +222,10 @@ var envOverrides = []struct {
 		c.Storage.SweepInterval, err = time.ParseDuration(v)
 		return err
 	}},
+	{"GUILDHALL_HUB_SAMPLE_INTERVAL", func(c *Config, v string) (err error) {
+		c.Billing.SampleInterval, err = time.ParseDuration(v)
+		return err
+	}},
 	{"GUILDHALL_HUB_SOURCE_RATE", func(c *Config, v string) (err error) {
 		c.Limits.SourceRate, err = strconv.ParseFloat(v, 64)
 		return err
@@ -294,6 +306,9 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 	}
 	if c.Storage.SweepInterval == 0 {
 		c.Storage.SweepInterval = 10 * time.Minute
+	}
+	if c.Billing.SampleInterval == 0 {
+		c.Billing.SampleInterval = hub.DefaultSampleInterval
 	}
 	var errs []error
 	fail := func(err error, format string, args ...any) {
@@ -387,6 +402,9 @@ func (c Config) resolve(getenv func(string) string) (settings, error) {
 	}
 	if c.Storage.SweepInterval < time.Second {
 		errs = append(errs, errors.New("storage.sweep_interval must be at least 1s: retention is the servers' policy, not optional"))
+	}
+	if c.Billing.SampleInterval < time.Second || c.Billing.SampleInterval%time.Second != 0 {
+		errs = append(errs, errors.New("billing.sample_interval must be whole seconds, at least 1s: the ledger's times are whole seconds"))
 	}
 	s.stores = profile.Config{Dir: c.DataDir, PostgresURL: c.Storage.PostgresURL, Timeout: c.Storage.Timeout,
 		S3: s3.Config{Endpoint: s3c.Endpoint, Secure: s3c.Secure, AccessKey: s3c.AccessKey, SecretKey: s3c.SecretKey,

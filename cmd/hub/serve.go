@@ -91,6 +91,17 @@ func serve(ctx context.Context, s settings, reread func() (settings, error), std
 			log.Error("retention stopped", "err", err)
 		}
 	}()
+	// The usage ledger: sampled until shutdown; stopped (writing the egress
+	// counted since the last sample) after the HTTP servers, before the stores.
+	ledgerCtx, stopLedger := context.WithCancel(context.WithoutCancel(ctx))
+	sampled := make(chan error, 1)
+	go func() { sampled <- svc.RunLedger(ledgerCtx, s.Billing.SampleInterval) }()
+	defer func() {
+		stopLedger()
+		if err := <-sampled; err != nil {
+			log.Error("usage ledger stopped", "err", err)
+		}
+	}()
 	errc := make(chan error, 2)
 	go func() { errc <- public.Serve(pl) }()
 	go func() { errc <- admin.Serve(al) }()

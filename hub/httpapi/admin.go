@@ -21,7 +21,7 @@ import (
 )
 
 // NewAdmin returns the operator's API (docs/API.md, "Admin API"): tenants,
-// quotas, suspension, usage for billing, /metrics from gatherer, and the
+// quotas, labels, suspension, deletion, usage and its ledger for billing, /metrics from gatherer, and the
 // health endpoints, each a call of the service's tenancy methods. When
 // token is set every /v1/admin request, the profiles and /metrics must
 // carry it as a bearer token (metrics name the hub's load, its limits and
@@ -56,7 +56,7 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 		if err := decodeBody(r, 64<<10, &in); err != nil {
 			return err
 		}
-		if err := svc.PutTenant(r.Context(), in.Server, storage.Quota(in.Quota)); err != nil {
+		if err := svc.PutTenant(r.Context(), in.Server, storage.Quota(in.Quota), in.Label); err != nil {
 			return err
 		}
 		return adminTenant(w, r, svc, in.Server, http.StatusCreated)
@@ -86,7 +86,7 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 				*f.dst = *f.in
 			}
 		}
-		if err := svc.PutTenant(r.Context(), server, q); err != nil {
+		if err := svc.PutTenant(r.Context(), server, q, in.Label); err != nil {
 			return err
 		}
 		return adminTenant(w, r, svc, server, http.StatusOK)
@@ -124,15 +124,16 @@ func NewAdmin(svc *hub.Service, token string, gatherer prometheus.Gatherer) http
 		at := time.UnixMilli(now).UTC().Format(time.RFC3339)
 		w.Header().Set("Content-Type", "text/csv")
 		cw := csv.NewWriter(w)
-		cw.Write([]string{"at", "server", "bytes", "envelopes", "blobs", "quota_bytes", "quota_envelopes", "quota_blobs", "suspended"})
+		cw.Write([]string{"at", "server", "bytes", "envelopes", "blobs", "quota_bytes", "quota_envelopes", "quota_blobs", "suspended", "label"})
 		u := func(v uint64) string { return strconv.FormatUint(v, 10) }
 		for _, t := range ts {
 			cw.Write([]string{at, t.Server.String(), u(t.Usage.Bytes), u(t.Usage.Envelopes), u(t.Usage.Blobs),
-				u(t.Quota.Bytes), u(t.Quota.Envelopes), u(t.Quota.Blobs), strconv.FormatBool(t.Suspended)})
+				u(t.Quota.Bytes), u(t.Quota.Envelopes), u(t.Quota.Blobs), strconv.FormatBool(t.Suspended), t.Label})
 		}
 		cw.Flush()
 		return nil
 	}))
+	billingRoutes(mux, auth, svc)
 	// Profiles, for operators measuring their own hub (behind the token).
 	mux.HandleFunc("GET /debug/pprof/", auth(func(w http.ResponseWriter, r *http.Request) error { pprof.Index(w, r); return nil }))
 	mux.HandleFunc("GET /debug/pprof/profile", auth(func(w http.ResponseWriter, r *http.Request) error { pprof.Profile(w, r); return nil }))
@@ -161,7 +162,7 @@ func adminAuth(header, token string) error {
 }
 
 func toWire(t storage.Tenant) wire.Tenant {
-	return wire.Tenant{Server: t.Server, Quota: wire.Quota(t.Quota), Usage: wire.Usage(t.Usage), Suspended: t.Suspended, Created: t.Created}
+	return wire.Tenant{Server: t.Server, Quota: wire.Quota(t.Quota), Usage: wire.Usage(t.Usage), Suspended: t.Suspended, Created: t.Created, Label: t.Label}
 }
 
 func adminTenants(w http.ResponseWriter, r *http.Request, svc *hub.Service) error {

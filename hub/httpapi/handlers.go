@@ -90,6 +90,7 @@ func (a *API) events(w http.ResponseWriter, r *http.Request) error {
 	for i, e := range evs {
 		out.Events[i] = wire.Event{Seq: e.Seq, Raw: e.Raw}
 		out.Next = e.Seq
+		a.svc.CountEgress(server, len(e.Raw))
 	}
 	return reply(w, r, 200, out)
 }
@@ -183,6 +184,7 @@ func (a *API) readChannel(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		out.Next = e.Seq
+		a.svc.CountEgress(server, len(out.Envelopes[i].Raw)+len(e.Tombstone))
 	}
 	return reply(w, r, 200, out)
 }
@@ -204,6 +206,7 @@ func (a *API) keys(w http.ResponseWriter, r *http.Request) error {
 	for i, k := range keys {
 		out.Keys[i] = wire.SealedKey{Seq: k.Seq, Envelope: k.Envelope, Epoch: k.Epoch, KeyID: k.KeyID[:], Sealed: k.Sealed}
 		out.Next = k.Seq
+		a.svc.CountEgress(server, len(k.Sealed))
 	}
 	return reply(w, r, 200, out)
 }
@@ -217,6 +220,7 @@ func (a *API) envelope(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return a.readErr(r.Context(), rd, server, err)
 	}
+	a.svc.CountEgress(server, len(e.Raw)+len(e.Tombstone))
 	return reply(w, r, 200, wire.Envelope{Seq: e.Seq, ID: e.ID, StoredAt: e.StoredAt, Raw: e.Raw, Tombstone: e.Tombstone})
 }
 
@@ -285,7 +289,8 @@ func (a *API) getBlob(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Content-Type", "application/octet-stream")
 	w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 	w.Header().Set("Cache-Control", "private, max-age=31536000, immutable")
-	io.Copy(w, body) // a failure mid-stream shows as a short body
+	n, _ := io.Copy(w, body) // a failure mid-stream shows as a short body
+	a.svc.CountEgress(server, int(n))
 	return nil
 }
 
@@ -311,6 +316,9 @@ func (a *API) presign(w http.ResponseWriter, r *http.Request) error {
 	}
 	if u == nil {
 		return fmt.Errorf("%w: this hub's blob store cannot presign; use the blob endpoint", hub.ErrNoBlobs)
+	}
+	if !put {
+		a.svc.CountPresignedGet(r.Context(), server, blob)
 	}
 	return reply(w, r, 200, wire.BlobTicket{URL: u.String(), Header: h, Expires: time.Now().Add(a.cfg.PresignTTL).UnixMilli()})
 }

@@ -10,12 +10,20 @@ import (
 	"github.com/guildhall/guildhall/storage"
 )
 
-// PutTenant admits a server or replaces its quota.
+// PutTenant admits a server or replaces its quota; a deleted server is
+// not hosted (ProvisionTenant re-admits it).
 func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota) error {
 	if err := q.Validate(); err != nil {
 		return fmt.Errorf("postgres: put tenant: %w", err)
 	}
 	return s.write(ctx, func(b *batch) error {
+		var deleted bool
+		if err := b.tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM deleted_tenants WHERE server = $1)`, server[:]).Scan(&deleted); err != nil {
+			return err
+		}
+		if deleted {
+			return fmt.Errorf("postgres: tenant %s was deleted by the operator: %w", server, storage.ErrNotHosted)
+		}
 		if err := b.forget(ctx, server); err != nil {
 			return err
 		}
@@ -28,13 +36,13 @@ func (s *Store) PutTenant(ctx context.Context, server policy.ID, q storage.Quota
 	})
 }
 
-const tenantCols = `server, quota_bytes, quota_envelopes, quota_blobs, used_bytes, used_envelopes, used_blobs, suspended, created`
+const tenantCols = `server, quota_bytes, quota_envelopes, quota_blobs, used_bytes, used_envelopes, used_blobs, suspended, created, label`
 
 func scanTenant(row pgx.Row) (storage.Tenant, error) {
 	var t storage.Tenant
 	var server []byte
 	var qb, qe, qbl, ub, ue, ubl int64
-	if err := row.Scan(&server, &qb, &qe, &qbl, &ub, &ue, &ubl, &t.Suspended, &t.Created); err != nil {
+	if err := row.Scan(&server, &qb, &qe, &qbl, &ub, &ue, &ubl, &t.Suspended, &t.Created, &t.Label); err != nil {
 		return t, err
 	}
 	t.Server = policy.ID(server)

@@ -37,6 +37,9 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"StateEvents", testEvents},
 		{"BlobRefs", testBlobRefs},
 		{"InvalidInput", testInvalid},
+		{"Labels", testLabels},
+		{"UsageLedger", testLedger},
+		{"DeleteTenant", testDeleteTenant},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })
 	}
