@@ -121,5 +121,12 @@ func (s *Service) sweepServer(ctx context.Context, server policy.ID, retention b
 			return total, err
 		}
 	}
+	if total.Envelopes > 0 { // what the swept envelopes named is released as a deletion's is
+		orphans, err := s.cfg.Store.DropSweptBlobs(ctx, server)
+		if err != nil {
+			return total, err
+		}
+		s.releaseOrphans(ctx, server, orphans)
+	}
 	return total, nil
 }

@@ -88,6 +88,12 @@ func (s *Service) releaseBlobs(ctx context.Context, server, envelope policy.ID) 
 		s.cfg.Logger.Warn("hub: releasing a deleted envelope's blobs", "envelope", envelope, "err", err)
 		return
 	}
+	s.releaseOrphans(ctx, server, orphans)
+}
+
+// releaseOrphans drops the server's reference to blobs no envelope of it
+// names any more, and their bytes when no server references them.
+func (s *Service) releaseOrphans(ctx context.Context, server policy.ID, orphans []policy.ID) {
 	for _, id := range orphans {
 		still, err := s.cfg.Store.RemoveBlobRef(ctx, server, id)
 		if err != nil {

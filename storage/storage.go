@@ -356,6 +356,10 @@ type BlobRefs interface {
 	// DropEnvelopeBlobs forgets what a deleted envelope named and returns
 	// the blobs no other envelope of the server names any more.
 	DropEnvelopeBlobs(ctx context.Context, server, envelope policy.ID) (orphans []policy.ID, err error)
+	// DropSweptBlobs forgets what the server's envelopes that are no
+	// longer stored (swept by retention, purged) named, and returns the
+	// blobs no envelope of the server names any more.
+	DropSweptBlobs(ctx context.Context, server policy.ID) (orphans []policy.ID, err error)
 }
 
 // Presigner issues time-limited URLs with which clients move blob bytes

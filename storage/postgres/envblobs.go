@@ -53,3 +53,33 @@ func (s *Store) DropEnvelopeBlobs(ctx context.Context, server, envelope policy.I
 	}
 	return orphans, nil
 }
+
+// DropSweptBlobs forgets what envelopes no longer stored named and returns
+// the blobs no envelope of the server names any more.
+func (s *Store) DropSweptBlobs(ctx context.Context, server policy.ID) ([]policy.ID, error) {
+	var orphans []policy.ID
+	err := s.write(ctx, func(b *batch) error {
+		orphans = nil
+		b.wrote = true
+		rows, err := b.tx.Query(ctx, `WITH gone AS (DELETE FROM envelope_blobs l WHERE l.server = $1
+				AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.id = l.envelope) RETURNING l.blob, l.envelope)
+			SELECT DISTINCT g.blob FROM gone g WHERE NOT EXISTS (SELECT 1 FROM envelope_blobs e WHERE e.server = $1 AND e.blob = g.blob
+				AND NOT EXISTS (SELECT 1 FROM gone g2 WHERE g2.envelope = e.envelope AND g2.blob = e.blob))`, server[:])
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id []byte
+			if err := rows.Scan(&id); err != nil {
+				return err
+			}
+			orphans = append(orphans, policy.ID(id))
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: envelope blobs: %w", err)
+	}
+	return orphans, nil
+}

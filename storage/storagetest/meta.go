@@ -32,6 +32,7 @@ func RunMeta(t *testing.T, open func(t *testing.T) Meta) {
 		{"AuditLog", testAudit},
 		{"Reports", testReports},
 		{"EnvelopeBlobs", testEnvelopeBlobs},
+		{"SweptBlobs", testSweptBlobs},
 		{"RetentionFreesSpace", testRetention},
 		{"ReconciliationRanges", testRanges},
 		{"StateEvents", testEvents},
