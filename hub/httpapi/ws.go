@@ -58,6 +58,7 @@ type socket struct {
 	sub    *fanout.Subscription
 	topics map[fanout.Topic]uint64 // followed topics -> last sequence sent
 	batch  [][]byte                // encoded frames waiting to be written
+	egress map[policy.ID]int       // envelope bytes in batch, by server: counted as the server's egress when written
 	urgent bool                    // batch holds an answer or a cut: write it now
 	dead   bool                    // a write failed: discard the rest
 	last   time.Time               // of the last write

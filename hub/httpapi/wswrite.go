@@ -150,6 +150,7 @@ func (s *socket) message(m *fanout.Message) {
 		}
 	}
 	s.topics[m.Topic] = m.Seq
+	s.countEgress(m.Topic.Server, len(m.Payload))
 	if s.mt == wire.CBOR { // encoded once for every subscriber
 		if b := m.Encoded(encodeCBOR); b != nil {
 			s.batch = append(s.batch, b)
@@ -172,6 +173,14 @@ func encodeCBOR(m *fanout.Message) []byte {
 		return nil
 	}
 	return b
+}
+
+// countEgress notes n bytes of server's envelopes queued in the batch.
+func (s *socket) countEgress(server policy.ID, n int) {
+	if s.egress == nil {
+		s.egress = map[policy.ID]int{}
+	}
+	s.egress[server] += n
 }
 
 // push queues a message frame, which may wait for the coalescing interval.
@@ -204,6 +213,12 @@ func (s *socket) flush() {
 	ctx, cancel := context.WithTimeout(s.ctx, s.a.cfg.WriteTimeout)
 	err := s.conn.Write(ctx, typ, b)
 	cancel()
+	if err == nil {
+		for server, n := range s.egress { // one count per batch, not per delivery
+			s.a.svc.CountEgress(server, n)
+		}
+	}
+	clear(s.egress)
 	if cap(b) <= 256<<10 { // drop a buffer grown by a burst
 		*buf = b[:0]
 		writeBufs.Put(buf)
@@ -327,6 +342,7 @@ func (s *socket) replay(t wire.Topic) error {
 		for _, e := range envs {
 			if e.Raw != nil {
 				s.push(wire.Frame{Op: wire.OpMsg, Server: t.Server, Channel: t.Channel, Seq: e.Seq, Raw: e.Raw})
+				s.countEgress(t.Server, len(e.Raw))
 			}
 			s.topics[topic] = e.Seq
 			if len(s.batch) >= maxCoalesce {
