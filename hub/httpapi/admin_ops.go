@@ -36,19 +36,31 @@ func noteAudit(r *http.Request, server policy.ID, target string) {
 
 // audited wraps an admin handler: every request that changes something, and
 // every one refused for its credentials, is written to the audit log (who,
-// what, when, with which result) before the answer is sent; a request whose
-// entry cannot be written fails with the store's error, so that nothing the
-// operator does goes unrecorded.
+// what, when, with which result) before the answer is sent (a change's
+// answer is held until then); a request whose entry cannot be written fails
+// with the store's error, so that nothing the operator does goes
+// unrecorded. Reads are not acts: they stream as they are.
 func audited(svc *hub.Service, h func(w http.ResponseWriter, r *http.Request) error) func(w http.ResponseWriter, r *http.Request) error {
 	return func(w http.ResponseWriter, r *http.Request) error {
 		note := &auditNote{}
 		r = r.WithContext(context.WithValue(r.Context(), auditKey{}, note))
-		rec := &deferredWriter{ResponseWriter: w}
-		err := h(rec, r)
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		read := r.Method == http.MethodGet || r.Method == http.MethodHead
+		var rec *deferredWriter
+		var err error
+		if read { // streamed as it is (a ledger export can be large); audited only if refused for its token, before anything was written
+			err = h(w, r)
 			if !errors.Is(err, hub.ErrUnauthenticated) {
-				return rec.flush(err)
+				return err
 			}
+		} else {
+			rec = &deferredWriter{ResponseWriter: w}
+			err = h(rec, r)
+		}
+		done := func(err error) error {
+			if rec == nil {
+				return err
+			}
+			return rec.flush(err)
 		}
 		e := storage.AuditEntry{Actor: "admin", Source: sourceOf(r), Action: r.Pattern, Server: note.server, Target: note.target, Result: "ok"}
 		if !strings.Contains(e.Action, " ") { // a pattern without its method
@@ -66,9 +78,9 @@ func audited(svc *hub.Service, h func(w http.ResponseWriter, r *http.Request) er
 			}
 		}
 		if aerr := svc.Audit(context.WithoutCancel(r.Context()), e); aerr != nil {
-			return rec.flush(aerr)
+			return done(aerr)
 		}
-		return rec.flush(err)
+		return done(err)
 	}
 }
 
