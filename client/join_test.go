@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,10 +116,13 @@ func TestHubRefusesStateEventsOffItsClock(t *testing.T) {
 // public one, through which bob joins and reads.
 func TestInvitesCarryTheHubsPublicURL(t *testing.T) {
 	h := clienttest.NewHub(t, "sqlite")
-	front := forwardTo(t, func() string { return strings.TrimPrefix(h.URL, "http://") })
+	var target atomic.Pointer[string] // the hub's address, known once it started
+	front := forwardTo(t, &target)
 	public := "http://localhost:" + strconv.Itoa(front.Addr().(*net.TCPAddr).Port)
 	h.Extra = "public_url: " + public + "/\n"
 	h.Start()
+	addr := strings.TrimPrefix(h.URL, "http://")
+	target.Store(&addr)
 
 	alice := newClient(t, "alice")
 	server := must[policy.ID](t)(alice.CreateServer(ctx, "club", []string{h.URL}, ServerOptions{}))
@@ -138,8 +142,8 @@ func TestInvitesCarryTheHubsPublicURL(t *testing.T) {
 }
 
 // forwardTo accepts TCP connections on a loopback port and forwards each
-// to the address target returns then: a stand-in for a proxy or NAT.
-func forwardTo(t *testing.T, target func() string) net.Listener {
+// to the address target holds then: a stand-in for a proxy or NAT.
+func forwardTo(t *testing.T, target *atomic.Pointer[string]) net.Listener {
 	t.Helper()
 	l, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {
@@ -154,7 +158,11 @@ func forwardTo(t *testing.T, target func() string) net.Listener {
 			}
 			go func() {
 				defer c.Close()
-				u, err := net.Dial("tcp4", target())
+				addr := target.Load()
+				if addr == nil {
+					return
+				}
+				u, err := net.Dial("tcp4", *addr)
 				if err != nil {
 					return
 				}
