@@ -25,10 +25,15 @@ var (
 // takes effect here within it.
 const blockCheck = 5 * time.Second
 
-// blocks caches which servers are blocked.
+// blocks caches which servers are blocked, and whether there are any
+// takedowns at all: the common case, none, costs the hot paths (every post
+// batch, every server's first request) no query.
 type blocks struct {
-	mu sync.Mutex
-	m  map[policy.ID]blockState
+	mu      sync.Mutex
+	m       map[policy.ID]blockState
+	any     bool      // some takedown exists, as last read
+	anyAt   time.Time // when any was read
+	anyRead bool
 }
 
 type blockState struct {
@@ -38,6 +43,9 @@ type blockState struct {
 
 // checkBlocked returns ErrBlocked for a server its operator blocked.
 func (s *Service) checkBlocked(ctx context.Context, server policy.ID) error {
+	if any, err := s.anyTakedowns(ctx); err != nil || !any {
+		return err
+	}
 	now := s.cfg.Now()
 	s.blocks.mu.Lock()
 	st, ok := s.blocks.m[server]
@@ -67,6 +75,33 @@ func (s *Service) forgetBlock(server policy.ID) {
 	s.blocks.mu.Unlock()
 }
 
+// anyTakedowns reports whether the store holds any takedown, read at most
+// every blockCheck (what another process recorded is seen within it; what
+// this one records, at once).
+func (s *Service) anyTakedowns(ctx context.Context) (bool, error) {
+	now := s.cfg.Now()
+	s.blocks.mu.Lock()
+	any, fresh := s.blocks.any, s.blocks.anyRead && now.Sub(s.blocks.anyAt) <= blockCheck && !now.Before(s.blocks.anyAt)
+	s.blocks.mu.Unlock()
+	if fresh {
+		return any, nil
+	}
+	some, err := s.cfg.Store.Takedowns(ctx, policy.ID{}, 1)
+	if err != nil {
+		return false, err
+	}
+	s.blocks.mu.Lock()
+	s.blocks.any, s.blocks.anyAt, s.blocks.anyRead = len(some) > 0, now, true
+	s.blocks.mu.Unlock()
+	return len(some) > 0, nil
+}
+
+func (s *Service) sawTakedown() {
+	s.blocks.mu.Lock()
+	s.blocks.any, s.blocks.anyAt, s.blocks.anyRead = true, s.cfg.Now(), true
+	s.blocks.mu.Unlock()
+}
+
 // TakeDown removes content of a hosted server from this hub on its
 // operator's word: an envelope's ciphertext, a blob's bytes (whichever
 // servers name it), or the whole server (TakedownServer: every request
@@ -91,6 +126,7 @@ func (s *Service) TakeDown(ctx context.Context, server policy.ID, kind string, t
 	if err := s.cfg.Store.PutTakedown(ctx, storage.Takedown{Server: server, Kind: kind, Target: target, Record: rec.Raw, At: time.UnixMilli(rec.Time).UTC()}); err != nil {
 		return nil, err
 	}
+	s.sawTakedown()
 	switch kind {
 	case policy.TakedownBlob:
 		if _, err := s.cfg.Store.RemoveBlobRef(ctx, server, target); err != nil && !errors.Is(err, storage.ErrNotFound) {
@@ -155,6 +191,9 @@ func (s *Service) TakedownRecords(ctx context.Context, envs []storage.Envelope) 
 func (s *Service) takenDown(ctx context.Context, ids []policy.ID) (map[policy.ID]storage.Takedown, error) {
 	if len(ids) == 0 {
 		return nil, nil
+	}
+	if any, err := s.anyTakedowns(ctx); err != nil || !any {
+		return nil, err
 	}
 	return s.cfg.Store.TakenDown(ctx, ids)
 }
