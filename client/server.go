@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/guildhall/guildhall/policy"
@@ -83,13 +84,13 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 	if err != nil {
 		return 0, err
 	}
-	var lastErr error
+	var errs []error
 	for _, url := range hubs {
 		h := c.hub(url)
 		token := invite
 		if token == "" {
 			if token, err = h.Login(ctx, d); err != nil {
-				lastErr = err
+				errs = append(errs, err)
 				continue
 			}
 		}
@@ -110,12 +111,12 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 			}
 		}
 		if readErr != nil { // a refusal is not an empty log: try the next hub, and report it
-			lastErr = readErr
+			errs = append(errs, readErr)
 			continue
 		}
 		events, err := policy.NewVerifier(0).ParseEvents(raws)
 		if err != nil {
-			lastErr = fmt.Errorf("hub %s served an invalid state log: %w", url, err)
+			errs = append(errs, fmt.Errorf("hub %s served an invalid state log: %w", url, err))
 			continue
 		}
 		n, err := c.st.addEvents(ctx, server, events)
@@ -129,7 +130,7 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 		}
 		return n, nil
 	}
-	return 0, lastErr
+	return 0, noHub(errs)
 }
 
 // Publish signs a state event on the current heads, checks locally that it
@@ -214,7 +215,7 @@ func (c *Client) publishRaw(ctx context.Context, server policy.ID, raws ...[]byt
 		ok++
 	}
 	if ok == 0 {
-		return fmt.Errorf("%w: %w", ErrNotAccepted, errors.Join(append(errs, ErrNoHub)...))
+		return fmt.Errorf("%w: %w", ErrNotAccepted, noHub(errs))
 	}
 	return nil
 }
@@ -472,7 +473,9 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 		return policy.ID{}, err
 	}
 	inv, err := policy.DecodeInviteToken(token)
-	if err != nil {
+	if policy.CodeOf(err) == policy.CodeMalformed && strings.HasPrefix(strings.TrimSpace(token), policy.InviteTokenPrefix) {
+		return policy.ID{}, damagedInvite{err}
+	} else if err != nil {
 		return policy.ID{}, err
 	}
 	if len(inv.Hubs) == 0 {
@@ -513,7 +516,7 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 			return policy.ID{}, err
 		}
 		if folded, reason := l.Outcome(e.ID); folded && reason != nil {
-			return policy.ID{}, fmt.Errorf("client: the join would not take effect: %w", reason)
+			return policy.ID{}, fmt.Errorf("client: the join would not take effect: %w", explain(reason))
 		}
 	}
 	if err := c.publishRaw(ctx, inv.Server, e.Raw); err != nil {

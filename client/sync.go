@@ -212,7 +212,7 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 		}
 	}
 	if !ok {
-		return fresh, errors.Join(errs...)
+		return fresh, noHub(errs)
 	}
 	// Synced: seal the channel's key to any reader who lacks it.
 	if _, err := c.shareCurrentKey(ctx, server, channel); bestEffort(err) != nil {
@@ -371,7 +371,7 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 			}
 		}
 	}
-	return errors.Join(append(errs, ErrNoHub)...)
+	return noHub(errs)
 }
 
 // fill reads a channel's envelopes after seq after and before seq before
