@@ -67,12 +67,14 @@ func (c *Client) learnCerts(ctx context.Context, raws ...[]byte) error {
 // SyncState fetches the server's state log from its hubs, verifies it and
 // stores it; it returns how many events were new.
 func (c *Client) SyncState(ctx context.Context, server policy.ID) (int, error) {
-	return c.syncState(ctx, server, "")
+	return c.syncState(ctx, server, "", false)
 }
 
 // syncState fetches the state log with a session at each hub, or, given an
-// invite token, with the invite (a newcomer's view before it joins).
-func (c *Client) syncState(ctx context.Context, server policy.ID, invite string) (int, error) {
+// invite token, with the invite (a newcomer's view before it joins). Since
+// set, a member's session reads only what the hub logged after the last
+// read there (Refresh); else all of it.
+func (c *Client) syncState(ctx context.Context, server policy.ID, invite string, since bool) (int, error) {
 	hubs, err := c.st.hubs(ctx, server)
 	if err != nil {
 		return 0, err
@@ -96,7 +98,13 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 		}
 		var raws [][]byte
 		var readErr error
-		for after := uint64(0); ; {
+		after := uint64(0)
+		if since && invite == "" {
+			if after, err = c.stateCursor(ctx, url, server); err != nil {
+				return 0, err
+			}
+		}
+		for {
 			page, err := h.Events(ctx, token, server, after)
 			if err != nil {
 				readErr = err
@@ -125,6 +133,11 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 		}
 		for _, e := range events {
 			if err := c.learnCerts(ctx, e.Cert); err != nil {
+				return n, err
+			}
+		}
+		if invite == "" {
+			if err := c.setStateCursor(ctx, url, server, after); err != nil {
 				return n, err
 			}
 		}
@@ -484,7 +497,7 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	if err := c.st.addServer(ctx, inv.Server, inv.Hubs); err != nil {
 		return policy.ID{}, err
 	}
-	if _, err := c.syncState(ctx, inv.Server, policy.EncodeInviteToken(inv)); err != nil {
+	if _, err := c.syncState(ctx, inv.Server, policy.EncodeInviteToken(inv), false); err != nil {
 		var he *HubError
 		switch {
 		case policy.CodeOf(err) != "":

@@ -15,14 +15,14 @@ import (
 )
 
 var messageCommands = []command{
-	flagged("send", []param{pServer, pChannel, word("TEXT")}, "encrypt and send a message (with --file attachments)", send),
+	flagged("send", []param{pServer, pChannel, word("TEXT")}, "encrypt and send a message (with --file attachments)", send).fetchingState(),
 	flagged("sync", []param{pServer, pChannel}, "fetch new messages by cursor (or --reconcile with a hub you switched to)", syncChannel).fetchingState(),
 	flagged("history", []param{pServer, pChannel}, "show a channel's messages from the local store", history),
-	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail),
-	plain("delete", []param{pServer, pMessageID}, "delete a message (yours, or any if you moderate the channel)", deleteMessage),
-	flagged("download", []param{pServer, pChannel, pMessageID}, "decrypt a message's attachments into --out", download),
-	flagged("report", []param{pServer, pMessageID}, "report a message to the operators of the server's hubs (--reason); they can read that message only", report),
-	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about), shown for you in the whole server, through a channel's readers", profileSet),
+	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail).fetchingState(),
+	plain("delete", []param{pServer, pMessageID}, "delete a message (yours, or any if you moderate the channel)", deleteMessage).fetchingState(),
+	flagged("download", []param{pServer, pChannel, pMessageID}, "decrypt a message's attachments into --out", download).fetchingState(),
+	flagged("report", []param{pServer, pMessageID}, "report a message to the operators of the server's hubs (--reason); they can read that message only", report).fetchingState(),
+	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about), shown for you in the whole server, through a channel's readers", profileSet).fetchingState(),
 }
 
 type sendOpts struct{ files multi }
