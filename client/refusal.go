@@ -3,6 +3,8 @@ package client
 import (
 	"errors"
 	"fmt"
+	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/guildhall/guildhall/policy"
@@ -84,7 +86,7 @@ func noHub(errs []error) error {
 }
 
 func (e *HubsError) refused() bool {
-	for _, err := range e.Errs {
+	for _, err := range e.flat() {
 		var he *HubError
 		if !errors.As(err, &he) {
 			return false
@@ -94,9 +96,16 @@ func (e *HubsError) refused() bool {
 }
 
 func (e *HubsError) Error() string {
-	parts := make([]string, len(e.Errs))
-	for i, err := range e.Errs {
-		parts[i] = explain(err).Error()
+	var parts []string
+	for _, err := range e.flat() {
+		p := explain(err).Error()
+		var ue *url.Error
+		if errors.As(err, &ue) { // the request's URL says nothing the hub's address does not
+			p = "hub " + hubOf(ue.URL) + ": " + ue.Err.Error()
+		}
+		if !slices.Contains(parts, p) {
+			parts = append(parts, p)
+		}
 	}
 	switch {
 	case e.refused() && len(parts) == 1:
@@ -105,6 +114,28 @@ func (e *HubsError) Error() string {
 		return "every hub refused: " + strings.Join(parts, "; ")
 	}
 	return "no hub answered: " + strings.Join(parts, "; ")
+}
+
+// flat is what each hub said, HubsErrors inside spread out.
+func (e *HubsError) flat() []error {
+	var out []error
+	for _, err := range e.Errs {
+		var inner *HubsError
+		if errors.As(err, &inner) {
+			out = append(out, inner.flat()...)
+		} else {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+func hubOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return raw
+	}
+	return u.Scheme + "://" + u.Host
 }
 
 func (e *HubsError) Unwrap() []error { return e.Errs }
