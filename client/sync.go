@@ -363,7 +363,7 @@ func (c *Client) tail(ctx context.Context, server, channel policy.ID, fn func(Me
 				return ctx.Err()
 			case <-share.C:
 				// An online reader seals the key to readers who came since.
-				if _, err := c.SyncState(ctx, server); bestEffort(err) != nil {
+				if _, err := c.Refresh(ctx, server); bestEffort(err) != nil {
 					return err
 				}
 				if _, err := c.shareCurrentKey(ctx, server, channel); bestEffort(err) != nil {
