@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -70,4 +72,14 @@ func TestRefusalsInPlainWords(t *testing.T) {
 	}
 	_, err = bob.try("send", "club", "general", "still here?")
 	want("banned send", err, policy.ErrBanned, "banned")
+
+	// A tail does not retry a ban forever.
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out2, errb bytes.Buffer
+	err = run(ctx, []string{"--home", bob.home, "tail", "club", "general"}, testSystem(&out2, &errb))
+	if ctx.Err() != nil {
+		t.Fatalf("a banned member's tail kept retrying: %s", errb.String())
+	}
+	want("banned tail", err, policy.ErrBanned, "you are banned from this server")
 }
