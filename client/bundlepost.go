@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -154,7 +153,7 @@ func (p *bundlePoster) post(ctx context.Context, payloads [][]byte) error {
 	}
 	for i, ok := range accepted {
 		if !ok {
-			return fmt.Errorf("%w: key bundle %d: %w", ErrNotAccepted, p.posted+i+1, errors.Join(append(errs, ErrNoHub)...))
+			return fmt.Errorf("%w: key bundle %d: %w", ErrNotAccepted, p.posted+i+1, noHub(errs))
 		}
 	}
 	p.posted += len(envs)

@@ -97,7 +97,7 @@ func (c *Client) fetchBundles(ctx context.Context, server, channel policy.ID, ep
 				last, ok = err, false
 				break
 			}
-			if _, err := c.ingest(ctx, url, server, channel, []wire.Envelope{e}); err != nil {
+			if _, err := c.ingest(ctx, url, server, channel, []wire.Envelope{e}, nil); err != nil {
 				return err
 			}
 		}

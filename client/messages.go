@@ -85,9 +85,9 @@ func (c *Client) post(ctx context.Context, server, channel policy.ID, epoch uint
 		}
 		ch, _ := st.Channel(channel)
 		if ch.Durability == policy.Guaranteed {
-			return sent, fmt.Errorf("%w (guaranteed channel %q): %w", ErrNotDurable, ch.Name, errors.Join(append(errs, ErrNoHub)...))
+			return sent, fmt.Errorf("%w (guaranteed channel %q): %w", ErrNotDurable, ch.Name, noHub(errs))
 		}
-		return sent, fmt.Errorf("%w: %w", ErrNotAccepted, errors.Join(append(errs, ErrNoHub)...))
+		return sent, fmt.Errorf("%w: %w", ErrNotAccepted, noHub(errs))
 	}
 	if _, err := c.record(ctx, env, nil); err != nil {
 		return sent, fmt.Errorf("client: %s was sent but is not kept here: %w", env.ID, err)
@@ -228,7 +228,7 @@ func (c *Client) upload(ctx context.Context, server policy.ID, f File) (Attachme
 		}
 		return Attachment{Blob: id, Key: key, Name: f.Name, Size: int64(len(f.Data))}, nil
 	}
-	return Attachment{}, fmt.Errorf("client: uploading %q: %w", f.Name, errors.Join(append(errs, ErrNoHub)...))
+	return Attachment{}, fmt.Errorf("client: uploading %q: %w", f.Name, noHub(errs))
 }
 
 // Decrypt opens a signed envelope with the keys this device holds.
@@ -267,7 +267,7 @@ func (c *Client) Download(ctx context.Context, server policy.ID, a Attachment) (
 		}
 		errs = append(errs, err)
 	}
-	return nil, errors.Join(append(errs, ErrNoHub)...)
+	return nil, noHub(errs)
 }
 
 // Delete tombstones one of this identity's messages (or, for a moderator,

@@ -60,7 +60,7 @@ func (c *Client) Reconcile(ctx context.Context, url string, server, channel poli
 		if err != nil {
 			return rs, err
 		}
-		if _, err := c.ingest(ctx, url, server, channel, []wire.Envelope{e}); err != nil {
+		if _, err := c.ingest(ctx, url, server, channel, []wire.Envelope{e}, nil); err != nil {
 			return rs, err
 		}
 		rs.Fetched++

@@ -2,7 +2,6 @@ package client
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/guildhall/guildhall/policy"
@@ -62,7 +61,7 @@ func (c *Client) Report(ctx context.Context, server, message policy.ID, reason s
 		took = append(took, url)
 	}
 	if len(took) == 0 {
-		return nil, fmt.Errorf("client: reporting %s: %w", message, errors.Join(append(errs, ErrNoHub)...))
+		return nil, fmt.Errorf("client: reporting %s: %w", message, noHub(errs))
 	}
 	return took, nil
 }

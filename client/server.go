@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/guildhall/guildhall/policy"
@@ -66,12 +67,14 @@ func (c *Client) learnCerts(ctx context.Context, raws ...[]byte) error {
 // SyncState fetches the server's state log from its hubs, verifies it and
 // stores it; it returns how many events were new.
 func (c *Client) SyncState(ctx context.Context, server policy.ID) (int, error) {
-	return c.syncState(ctx, server, "")
+	return c.syncState(ctx, server, "", false)
 }
 
 // syncState fetches the state log with a session at each hub, or, given an
-// invite token, with the invite (a newcomer's view before it joins).
-func (c *Client) syncState(ctx context.Context, server policy.ID, invite string) (int, error) {
+// invite token, with the invite (a newcomer's view before it joins). Since
+// set, a member's session reads only what the hub logged after the last
+// read there (Refresh); else all of it.
+func (c *Client) syncState(ctx context.Context, server policy.ID, invite string, since bool) (int, error) {
 	hubs, err := c.st.hubs(ctx, server)
 	if err != nil {
 		return 0, err
@@ -83,19 +86,25 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 	if err != nil {
 		return 0, err
 	}
-	var lastErr error
+	var errs []error
 	for _, url := range hubs {
 		h := c.hub(url)
 		token := invite
 		if token == "" {
 			if token, err = h.Login(ctx, d); err != nil {
-				lastErr = err
+				errs = append(errs, err)
 				continue
 			}
 		}
 		var raws [][]byte
 		var readErr error
-		for after := uint64(0); ; {
+		after := uint64(0)
+		if since && invite == "" {
+			if after, err = c.stateCursor(ctx, url, server); err != nil {
+				return 0, err
+			}
+		}
+		for {
 			page, err := h.Events(ctx, token, server, after)
 			if err != nil {
 				readErr = err
@@ -110,12 +119,12 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 			}
 		}
 		if readErr != nil { // a refusal is not an empty log: try the next hub, and report it
-			lastErr = readErr
+			errs = append(errs, readErr)
 			continue
 		}
 		events, err := policy.NewVerifier(0).ParseEvents(raws)
 		if err != nil {
-			lastErr = fmt.Errorf("hub %s served an invalid state log: %w", url, err)
+			errs = append(errs, fmt.Errorf("hub %s served an invalid state log: %w", url, err))
 			continue
 		}
 		n, err := c.st.addEvents(ctx, server, events)
@@ -127,9 +136,14 @@ func (c *Client) syncState(ctx context.Context, server policy.ID, invite string)
 				return n, err
 			}
 		}
+		if invite == "" {
+			if err := c.setStateCursor(ctx, url, server, after); err != nil {
+				return n, err
+			}
+		}
 		return n, nil
 	}
-	return 0, lastErr
+	return 0, noHub(errs)
 }
 
 // Publish signs a state event on the current heads, checks locally that it
@@ -214,7 +228,7 @@ func (c *Client) publishRaw(ctx context.Context, server policy.ID, raws ...[]byt
 		ok++
 	}
 	if ok == 0 {
-		return fmt.Errorf("%w: %w", ErrNotAccepted, errors.Join(append(errs, ErrNoHub)...))
+		return fmt.Errorf("%w: %w", ErrNotAccepted, noHub(errs))
 	}
 	return nil
 }
@@ -472,7 +486,9 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 		return policy.ID{}, err
 	}
 	inv, err := policy.DecodeInviteToken(token)
-	if err != nil {
+	if policy.CodeOf(err) == policy.CodeMalformed && strings.HasPrefix(strings.TrimSpace(token), policy.InviteTokenPrefix) {
+		return policy.ID{}, damagedInvite{err}
+	} else if err != nil {
 		return policy.ID{}, err
 	}
 	if len(inv.Hubs) == 0 {
@@ -481,7 +497,7 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	if err := c.st.addServer(ctx, inv.Server, inv.Hubs); err != nil {
 		return policy.ID{}, err
 	}
-	if _, err := c.syncState(ctx, inv.Server, policy.EncodeInviteToken(inv)); err != nil {
+	if _, err := c.syncState(ctx, inv.Server, policy.EncodeInviteToken(inv), false); err != nil {
 		var he *HubError
 		switch {
 		case policy.CodeOf(err) != "":
@@ -513,7 +529,7 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 			return policy.ID{}, err
 		}
 		if folded, reason := l.Outcome(e.ID); folded && reason != nil {
-			return policy.ID{}, fmt.Errorf("client: the join would not take effect: %w", reason)
+			return policy.ID{}, fmt.Errorf("client: the join would not take effect: %w", explain(reason))
 		}
 	}
 	if err := c.publishRaw(ctx, inv.Server, e.Raw); err != nil {

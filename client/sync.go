@@ -140,6 +140,11 @@ var ShareEvery = 30 * time.Second
 // cursor, verifies and decrypts them, and returns how many were new here.
 // progress, if set, is told how many envelopes each page brought.
 func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress func(n int)) (int, error) {
+	return c.sync(ctx, server, channel, progress, nil)
+}
+
+// sync is Sync, calling onNew (if set) for each message new here.
+func (c *Client) sync(ctx context.Context, server, channel policy.ID, progress func(n int), onNew func(Message)) (int, error) {
 	d, err := c.Device()
 	if err != nil {
 		return 0, err
@@ -182,7 +187,7 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 				continue
 			}
 			inc = page.Incarnation
-			n, err := c.ingest(ctx, url, server, channel, page.Envelopes)
+			n, err := c.ingest(ctx, url, server, channel, page.Envelopes, onNew)
 			fresh += n
 			if err != nil {
 				return fresh, err
@@ -212,7 +217,7 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 		}
 	}
 	if !ok {
-		return fresh, errors.Join(errs...)
+		return fresh, noHub(errs)
 	}
 	// Synced: seal the channel's key to any reader who lacks it.
 	if _, err := c.shareCurrentKey(ctx, server, channel); bestEffort(err) != nil {
@@ -222,8 +227,8 @@ func (c *Client) Sync(ctx context.Context, server, channel policy.ID, progress f
 }
 
 // ingest verifies and records envelopes a hub served; it returns how many
-// were new and kept.
-func (c *Client) ingest(ctx context.Context, url string, server, channel policy.ID, envs []wire.Envelope) (int, error) {
+// were new and kept, and calls onNew (if set) with each new message.
+func (c *Client) ingest(ctx context.Context, url string, server, channel policy.ID, envs []wire.Envelope, onNew func(Message)) (int, error) {
 	n := 0
 	for _, e := range envs {
 		if e.Raw == nil && e.BundleEpoch > 0 { // a key bundle left out: this device's entry comes from syncKeys
@@ -251,11 +256,15 @@ func (c *Client) ingest(ctx context.Context, url string, server, channel policy.
 		if env.Server != server || env.Channel != channel {
 			return n, fmt.Errorf("hub %s: served envelope %s of another channel", url, e.ID)
 		}
-		if _, err := c.record(ctx, env, e.Tombstone); err != nil {
+		m, err := c.record(ctx, env, e.Tombstone)
+		if err != nil {
 			return n, err
 		}
 		if !known {
 			n++
+			if m != nil && onNew != nil {
+				onNew(*m)
+			}
 		}
 	}
 	return n, nil
@@ -287,6 +296,13 @@ func (c *Client) History(ctx context.Context, server, channel policy.ID, limit i
 // the hub cuts the subscription (its error is returned; call Tail again to
 // resume from the cursor).
 func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Message)) error {
+	return c.tail(ctx, server, channel, fn, nil, false)
+}
+
+// tail is Tail, calling live with the hub's URL once subscribed there and,
+// given catchUp, fn with what the catch-up read brought too (what was
+// posted while a follower was away).
+func (c *Client) tail(ctx context.Context, server, channel policy.ID, fn func(Message), live func(hub string), catchUp bool) error {
 	d, err := c.Device()
 	if err != nil {
 		return err
@@ -305,7 +321,11 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 		}
 		// Bring the cursor up to date first: replay needs one above 0, and
 		// Sync notices a hub restored since the cursor was taken.
-		if _, err := c.Sync(ctx, server, channel, nil); err != nil {
+		var onNew func(Message)
+		if catchUp {
+			onNew = fn
+		}
+		if _, err := c.sync(ctx, server, channel, nil, onNew); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -319,6 +339,9 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 			continue
 		}
 		defer sub.Close()
+		if live != nil {
+			live(url)
+		}
 		// keep records one envelope and moves the cursor to it: the cursor
 		// never passes an envelope this client has not stored.
 		keep := func(env *policy.Envelope, seq uint64) error {
@@ -340,7 +363,7 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 				return ctx.Err()
 			case <-share.C:
 				// An online reader seals the key to readers who came since.
-				if _, err := c.SyncState(ctx, server); bestEffort(err) != nil {
+				if _, err := c.Refresh(ctx, server); bestEffort(err) != nil {
 					return err
 				}
 				if _, err := c.shareCurrentKey(ctx, server, channel); bestEffort(err) != nil {
@@ -348,7 +371,10 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 				}
 			case f, ok := <-sub.C:
 				if !ok {
-					return sub.Err()
+					if err := sub.Err(); err != nil {
+						return fmt.Errorf("hub %s: the connection dropped: %w", url, err)
+					}
+					return fmt.Errorf("hub %s closed the subscription", url)
 				}
 				if f.Op == wire.OpCut {
 					return &HubError{Code: f.Error.Code, Message: f.Error.Message}
@@ -371,7 +397,7 @@ func (c *Client) Tail(ctx context.Context, server, channel policy.ID, fn func(Me
 			}
 		}
 	}
-	return errors.Join(append(errs, ErrNoHub)...)
+	return noHub(errs)
 }
 
 // fill reads a channel's envelopes after seq after and before seq before

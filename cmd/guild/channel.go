@@ -9,8 +9,8 @@ import (
 )
 
 var channelCommands = []command{
-	flagged("channel create", []param{pServer, word("NAME")}, "create a channel", channelCreate),
-	flagged("channel override", []param{pServer, pChannel}, "set a role's (or everyone's) allow and deny permissions in a channel", channelOverride),
+	flagged("channel create", []param{pServer, word("NAME")}, "create a channel", channelCreate).fetchingState(),
+	flagged("channel override", []param{pServer, pChannel}, "set a role's (or everyone's) allow and deny permissions in a channel", channelOverride).fetchingState(),
 }
 
 type channelOpts struct {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/guildhall/guildhall/client"
 	"github.com/guildhall/guildhall/policy"
@@ -17,8 +18,9 @@ type command struct {
 	name   string
 	params []param
 	help   string
-	// fresh: fetch the server's state log before resolving the arguments
-	// after SERVER (a channel created elsewhere is found by name).
+	// fresh: bring the server's state log up to date before resolving the
+	// arguments after SERVER (a channel created elsewhere is found by name,
+	// a member who just joined can be given a role).
 	fresh bool
 	// bind registers the command's flags and returns what runs it.
 	bind func(fs *flag.FlagSet, e *env) runFunc
@@ -99,7 +101,7 @@ func (cmd *command) resolve(ctx context.Context, e *env, raw []string) (*args, e
 			a.words[p.name] = v
 		case kindServer:
 			if a.c, a.server, err = serverArg(ctx, e, v); err == nil && cmd.fresh {
-				_, err = a.c.SyncState(ctx, a.server)
+				e.refresh(ctx, a.c, a.server)
 			}
 		case kindServerID:
 			a.server, err = policy.ParseID(v)
@@ -130,11 +132,25 @@ func plain(name string, params []param, help string, run runFunc) command {
 	return command{name: name, params: params, help: help, bind: func(*flag.FlagSet, *env) runFunc { return run }}
 }
 
-// fetchingState marks a command that fetches the server's state log before
-// resolving the arguments after SERVER.
+// fetchingState marks a command that acts on a server: it refreshes the
+// server's state log before resolving the arguments after SERVER.
 func (cmd command) fetchingState() command {
 	cmd.fresh = true
 	return cmd
+}
+
+// refreshTimeout bounds the refresh before an act: past it, or when the
+// hubs cannot be read, the command goes on with the local state and says
+// so.
+var refreshTimeout = 3 * time.Second
+
+// refresh fetches what the server's hubs logged since the last read here.
+func (e *env) refresh(ctx context.Context, c *client.Client, server policy.ID) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
+	if _, err := c.Refresh(ctx, server); err != nil {
+		fmt.Fprintf(e.stderr, "guild: using the local state of the server: refreshing it failed: %v\n", err)
+	}
 }
 
 // options are a command's flags.

@@ -11,7 +11,7 @@ var deviceCommands = []command{
 	flagged("device request", nil, "on a new device: print a link request for the identity holder", deviceRequest),
 	plain("device approve", []param{word("TOKEN")}, "certify a new device of this identity; prints its certificate", deviceApprove),
 	plain("device install", []param{word("TOKEN")}, "on the new device: install the certificate the identity holder approved", deviceInstall),
-	plain("device revoke", []param{pServer, pDevice}, "revoke one of this identity's devices in a server (and re-key its channels)", deviceRevoke),
+	plain("device revoke", []param{pServer, pDevice}, "revoke one of this identity's devices in a server (and re-key its channels)", deviceRevoke).fetchingState(),
 }
 
 // linkOpts name the new device.

@@ -271,7 +271,7 @@ func TestCLIJoinErrors(t *testing.T) {
 		want  string
 	}{
 		"used up":   {inv.Token, "invite_exhausted"},
-		"cut short": {inv.Token[:len(inv.Token)-20], "cut short"},
+		"cut short": {inv.Token[:len(inv.Token)-20], "incomplete or damaged (copy it whole)"},
 		"not one":   {"hello", "not an invite token"},
 	} {
 		_, err := carol.try("join", tc.token)

@@ -9,11 +9,11 @@ import (
 
 // memberCommands manage members: roles and bans.
 var memberCommands = []command{
-	flagged("role create", []param{pServer, word("NAME")}, "define a role", roleCreate),
-	plain("role grant", []param{pServer, pRole, pMember}, "give a member a role", roleGrant),
-	plain("role revoke", []param{pServer, pRole, pMember}, "take a role from a member (re-keys channels they can no longer read)", roleRevoke),
-	flagged("ban", []param{pServer, pMember}, "ban a member and re-key the channels they could read", ban),
-	plain("unban", []param{pServer, pMember}, "lift a ban (the member joins again with an invite)", unban),
+	flagged("role create", []param{pServer, word("NAME")}, "define a role", roleCreate).fetchingState(),
+	plain("role grant", []param{pServer, pRole, pMember}, "give a member a role", roleGrant).fetchingState(),
+	plain("role revoke", []param{pServer, pRole, pMember}, "take a role from a member (re-keys channels they can no longer read)", roleRevoke).fetchingState(),
+	flagged("ban", []param{pServer, pMember}, "ban a member and re-key the channels they could read", ban).fetchingState(),
+	plain("unban", []param{pServer, pMember}, "lift a ban (the member joins again with an invite)", unban).fetchingState(),
 }
 
 type roleOpts struct {

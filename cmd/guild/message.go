@@ -11,18 +11,17 @@ import (
 	"time"
 
 	"github.com/guildhall/guildhall/client"
-	"github.com/guildhall/guildhall/wire"
 )
 
 var messageCommands = []command{
-	flagged("send", []param{pServer, pChannel, word("TEXT")}, "encrypt and send a message (with --file attachments)", send),
+	flagged("send", []param{pServer, pChannel, word("TEXT")}, "encrypt and send a message (with --file attachments)", send).fetchingState(),
 	flagged("sync", []param{pServer, pChannel}, "fetch new messages by cursor (or --reconcile with a hub you switched to)", syncChannel).fetchingState(),
 	flagged("history", []param{pServer, pChannel}, "show a channel's messages from the local store", history),
-	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail),
-	plain("delete", []param{pServer, pMessageID}, "delete a message (yours, or any if you moderate the channel)", deleteMessage),
-	flagged("download", []param{pServer, pChannel, pMessageID}, "decrypt a message's attachments into --out", download),
-	flagged("report", []param{pServer, pMessageID}, "report a message to the operators of the server's hubs (--reason); they can read that message only", report),
-	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about), shown for you in the whole server, through a channel's readers", profileSet),
+	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail).fetchingState(),
+	plain("delete", []param{pServer, pMessageID}, "delete a message (yours, or any if you moderate the channel)", deleteMessage).fetchingState(),
+	flagged("download", []param{pServer, pChannel, pMessageID}, "decrypt a message's attachments into --out", download).fetchingState(),
+	flagged("report", []param{pServer, pMessageID}, "report a message to the operators of the server's hubs (--reason); they can read that message only", report).fetchingState(),
+	flagged("profile set", []param{pServer, pChannel}, "send your display name (and --about), shown for you in the whole server, through a channel's readers", profileSet).fetchingState(),
 }
 
 type sendOpts struct{ files multi }
@@ -106,26 +105,29 @@ func history(ctx context.Context, e *env, a *args, o *historyOpts) (any, error) 
 	return out, nil
 }
 
-// tail resubscribes when the hub cut it off for falling behind or going
-// away, from the cursor it kept.
+// tail follows the channel until Ctrl-C, through the hub's restarts and
+// outages: it says when it is live and when it lost the connection, and
+// prints what was posted meanwhile once back.
 func tail(ctx context.Context, e *env, a *args) (any, error) {
-	for {
-		err := a.c.Tail(ctx, a.server, a.channel, func(m client.Message) {
-			if m.Body.Profile == nil {
-				names, _ := a.c.Names(ctx, a.server) // the local store: a failure shows keys instead
-				e.print(historyOut{toMsg(m, names)})
-			}
-		})
-		if ctx.Err() != nil {
-			return nil, nil
+	name := a.channel.String()
+	if st, err := a.c.State(ctx, a.server); err == nil {
+		if ch, ok := st.Channel(a.channel); ok {
+			name = "#" + ch.Name
 		}
-		if client.IsCode(err, wire.CodeSlow) || client.IsCode(err, wire.CodeGoingAway) {
-			e.progress("resubscribing: %v\n", err)
-			time.Sleep(time.Second)
-			continue
-		}
-		return nil, err
 	}
+	err := a.c.Follow(ctx, a.server, a.channel, func(m client.Message) {
+		if m.Body.Profile == nil {
+			names, _ := a.c.Names(ctx, a.server) // the local store: a failure shows keys instead
+			e.print(historyOut{toMsg(m, names)})
+		}
+	}, func(ev client.FollowEvent) {
+		if ev.Live {
+			fmt.Fprintf(e.stderr, "live: following %s on %s\n", name, ev.Hub)
+		} else {
+			fmt.Fprintf(e.stderr, "connection lost: %v; retrying in %.1fs\n", ev.Err, ev.Retry.Seconds())
+		}
+	})
+	return nil, err
 }
 
 func deleteMessage(ctx context.Context, e *env, a *args) (any, error) {

@@ -13,10 +13,10 @@ import (
 var serverCommands = []command{
 	flagged("server create", []param{word("NAME")}, "create a server on one or more hubs", serverCreate),
 	plain("server list", nil, "list the servers this client knows", listServers),
-	plain("server show", []param{pServer}, "show the server's state, resolved and verified here", serverShow),
+	plain("server show", []param{pServer}, "show the server's state, resolved and verified here", serverShow).fetchingState(),
 	plain("server sync", []param{pServer}, "fetch and verify the server's state log from its hubs", serverSync),
-	flagged("storage grant", []param{pServer, word("HUB-URL")}, "make a hub eligible to store the server (or --channel strict channels)", storageGrant),
-	flagged("invite create", []param{pServer}, "create an invite token that works while you are offline", inviteCreate),
+	flagged("storage grant", []param{pServer, word("HUB-URL")}, "make a hub eligible to store the server (or --channel strict channels)", storageGrant).fetchingState(),
+	flagged("invite create", []param{pServer}, "create an invite token that works while you are offline", inviteCreate).fetchingState(),
 	plain("join", []param{word("TOKEN")}, "join a server with an invite token", join),
 }
 
