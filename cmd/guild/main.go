@@ -19,12 +19,20 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/term"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	sys := system{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stderr)}
+	if isTerminal(os.Stdin) {
+		sys.readSecret = func() (string, error) {
+			b, err := term.ReadPassword(int(os.Stdin.Fd()))
+			return strings.TrimSpace(string(b)), err
+		}
+	}
 	sys.hostname, _ = os.Hostname()
 	sys.userHome, _ = os.UserHomeDir()
 	if err := run(ctx, os.Args[1:], sys); err != nil {
