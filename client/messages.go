@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/fxamacker/cbor/v2"
 	"github.com/guildhall/guildhall/policy"
@@ -100,6 +101,15 @@ func (c *Client) post(ctx context.Context, server, channel policy.ID, epoch uint
 // In a guaranteed channel it fails with ErrNotDurable unless an eligible
 // hub returned a valid receipt.
 func (c *Client) Send(ctx context.Context, server, channel policy.ID, text string, files ...File) (*Sent, error) {
+	if strings.TrimSpace(text) == "" && len(files) == 0 {
+		return nil, ErrEmptyMessage
+	}
+	if len(text) > MaxText {
+		return nil, fmt.Errorf("%w: %d bytes of text, at most %d in one message: send it as a file instead (guild send --file)", ErrTooLong, len(text), MaxText)
+	}
+	if !utf8.ValidString(text) {
+		return nil, fmt.Errorf("%w: the text is not valid UTF-8", ErrEmptyMessage)
+	}
 	body := Body{Text: text}
 	var blobs []policy.ID
 	for _, f := range files {
@@ -112,6 +122,19 @@ func (c *Client) Send(ctx context.Context, server, channel policy.ID, text strin
 	}
 	return c.sendBody(ctx, server, channel, body, blobs)
 }
+
+// MaxText bounds a message's text: what fits one envelope (policy's
+// MaxEnvelopeSize) with its header, signature, device certificate and
+// encryption; longer text goes in an attachment.
+const MaxText = policy.MaxEnvelopeSize - 8<<10
+
+var (
+	// ErrEmptyMessage refuses a message with no text (or only white space)
+	// and no file, or text that is not UTF-8.
+	ErrEmptyMessage = errors.New("client: nothing to send: write some text or attach a file")
+	// ErrTooLong refuses a text over MaxText.
+	ErrTooLong = errors.New("client: the message is too long for one envelope")
+)
 
 func (c *Client) sendBody(ctx context.Context, server, channel policy.ID, body Body, blobs []policy.ID) (*Sent, error) {
 	// Learn of bans, revocations and new epochs first, so that nothing is

@@ -289,22 +289,56 @@ func (c *Client) CreateServer(ctx context.Context, name string, hubs []string, o
 	if err := c.st.addServer(ctx, g.ID, hubs); err != nil {
 		return policy.ID{}, err
 	}
+	if err := c.createOn(ctx, g, hubs); err != nil {
+		// Nothing half-made is left here: the server exists only once a hub holds it.
+		if rerr := c.st.removeServer(context.WithoutCancel(ctx), g.ID); rerr != nil {
+			return policy.ID{}, errors.Join(err, rerr)
+		}
+		return policy.ID{}, fmt.Errorf("client: the server was not created (nothing kept here): %w", err)
+	}
+	return g.ID, nil
+}
+
+// createOn publishes a new server's genesis and grants each hub storage.
+func (c *Client) createOn(ctx context.Context, g *policy.Event, hubs []string) error {
 	if _, err := c.st.addEvents(ctx, g.ID, []*policy.Event{g}); err != nil {
-		return policy.ID{}, err
+		return err
 	}
 	if err := c.publishRaw(ctx, g.ID, g.Raw); err != nil {
-		return policy.ID{}, err
+		return err
 	}
 	for _, url := range hubs {
 		node, err := c.hub(url).Node(ctx)
 		if err != nil {
-			return g.ID, err
+			return fmt.Errorf("%s: %w", url, err)
 		}
 		if _, err := c.Publish(ctx, g.ID, &policy.StorageGrant{Node: node}); err != nil {
-			return g.ID, err
+			return err
 		}
 	}
-	return g.ID, nil
+	return nil
+}
+
+// RemoveServer forgets a server on this device only (its history, keys and
+// state log here); the server, and the membership, stay as they are
+// elsewhere. Leave is the act that ends a membership.
+func (c *Client) RemoveServer(ctx context.Context, server policy.ID) error {
+	if ok, err := c.st.hasServer(ctx, server); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%w: %s", ErrUnknown, server)
+	}
+	return c.st.removeServer(ctx, server)
+}
+
+// Leave ends this identity's membership of a server (a leave event in its
+// state log, which every node checks) and then forgets it here. A creator
+// cannot leave its own server.
+func (c *Client) Leave(ctx context.Context, server policy.ID) error {
+	if _, err := c.Publish(ctx, server, &policy.Leave{}); err != nil {
+		return err
+	}
+	return c.st.removeServer(ctx, server)
 }
 
 // CreateChannel creates a channel and starts its first key epoch.
@@ -512,6 +546,14 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	now := c.Now().UnixMilli()
 	parents, t := []policy.ID{inv.Server}, now
 	l, lerr := c.Log(ctx, inv.Server)
+	if lerr == nil && l.State().IsMember(d.Identity()) {
+		// A member already (another device, or the server forgotten here
+		// and taken back): nothing to publish; read it as a member.
+		if _, err := c.SyncState(ctx, inv.Server); err != nil {
+			return policy.ID{}, err
+		}
+		return inv.Server, nil
+	}
 	if lerr == nil {
 		parents = l.ParentsAt(now)
 		for _, p := range parents {

@@ -177,6 +177,35 @@ func (s *store) servers(ctx context.Context) ([]policy.ID, error) {
 	}, "SELECT id FROM servers ORDER BY id")
 }
 
+// hasServer reports whether a server is known here.
+func (s *store) hasServer(ctx context.Context, id policy.ID) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, "SELECT COUNT(*) FROM servers WHERE id = ?", id[:]).Scan(&n)
+	return n > 0, failed("has server", err)
+}
+
+// removeServer forgets a server here: its hubs, state log, keys, cursors
+// and history, in one transaction.
+func (s *store) removeServer(ctx context.Context, id policy.ID) error {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return failed("remove server", err)
+	}
+	defer tx.Rollback()
+	for _, q := range []string{"DELETE FROM servers WHERE id = ?", "DELETE FROM events WHERE server = ?", "DELETE FROM epoch_keys WHERE server = ?",
+		"DELETE FROM bundle_refs WHERE server = ?", "DELETE FROM epochs_seen WHERE server = ?", "DELETE FROM messages WHERE server = ?",
+		"DELETE FROM cursors WHERE server = ?"} {
+		if _, err := tx.ExecContext(ctx, q, id[:]); err != nil {
+			return failed("remove server", err)
+		}
+	}
+	// and where its state log was last read at each hub (stateCursorKey)
+	if _, err := tx.ExecContext(ctx, "DELETE FROM kv WHERE k >= ? AND k < ?", "state-cursor "+id.String()+" ", "state-cursor "+id.String()+"!"); err != nil {
+		return failed("remove server", err)
+	}
+	return failed("remove server", tx.Commit())
+}
+
 // addEvents stores verified state events; it returns how many were new.
 func (s *store) addEvents(ctx context.Context, server policy.ID, events []*policy.Event) (int, error) {
 	tx, err := s.db.BeginTx(ctx, nil)

@@ -21,8 +21,11 @@ type system struct {
 	stderr   io.Writer
 	getenv   func(string) string // the environment (GUILD_PASSWORD, GUILD_ADMIN_URL...)
 	terminal bool                // stderr is a terminal: progress is shown there
-	hostname string              // the default device name
-	userHome string              // the user's home directory, for the default --home
+	// readSecret reads a line from a terminal without echoing it; nil
+	// when stdin is not a terminal (the line is read as any other).
+	readSecret func() (string, error)
+	hostname   string // the default device name
+	userHome   string // the user's home directory, for the default --home
 }
 
 // env is what every command gets.
@@ -31,6 +34,7 @@ type env struct {
 	home string
 	json bool
 	c    *client.Client // opened lazily
+	in   *bufio.Reader  // stdin, buffered once so that lines read one after another are not lost
 }
 
 func (e *env) client() (*client.Client, error) {
@@ -92,20 +96,51 @@ func (e *env) deviceName() string {
 }
 
 func (e *env) readLine() (string, error) {
-	sc := bufio.NewScanner(e.stdin)
-	if !sc.Scan() {
+	if e.in == nil {
+		e.in = bufio.NewReader(e.stdin)
+	}
+	line, err := e.in.ReadString('\n')
+	if err != nil && (err != io.EOF || line == "") {
 		return "", errors.New("nothing on standard input")
 	}
-	return strings.TrimSpace(sc.Text()), nil
+	return strings.TrimSpace(line), nil
 }
 
-// password is GUILD_PASSWORD, else a line read from stdin.
-func (e *env) password() (string, error) {
+// password is GUILD_PASSWORD, else read from stdin: without echo on a
+// terminal, and, with confirm (a password being set), asked twice.
+func (e *env) password(confirm bool) (string, error) {
 	if p := e.getenv("GUILD_PASSWORD"); p != "" {
 		return p, nil
 	}
+	read := e.readLine
+	if e.readSecret != nil {
+		read = e.readSecret
+	}
 	fmt.Fprint(e.stderr, "password: ")
-	return e.readLine()
+	p, err := read()
+	if e.readSecret != nil {
+		fmt.Fprintln(e.stderr)
+	}
+	if err != nil {
+		return "", err
+	}
+	if p == "" {
+		return "", errors.New("an empty password")
+	}
+	if confirm {
+		fmt.Fprint(e.stderr, "the same password again: ")
+		again, err := read()
+		if e.readSecret != nil {
+			fmt.Fprintln(e.stderr)
+		}
+		if err != nil {
+			return "", err
+		}
+		if again != p {
+			return "", errors.New("the two passwords differ: nothing was written")
+		}
+	}
+	return p, nil
 }
 
 func defaultHome(sys system) string {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/guildhall/guildhall/client"
@@ -16,7 +18,7 @@ var identityCommands = []command{
 	plain("identity show", nil, "show this identity and device", identityShow),
 	plain("identity phrase", nil, "print the recovery phrase (needs the identity key on this device)", identityPhrase),
 	flagged("identity recover", nil, "re-derive the identity from its recovery phrase (read from stdin) on this device", identityRecover),
-	plain("identity export", []param{word("FILE")}, "write the identity key encrypted under a password (GUILD_PASSWORD, else stdin)", identityExport),
+	flagged("identity export", []param{word("FILE")}, "write the identity key encrypted under a password (GUILD_PASSWORD, else asked twice, not echoed); an existing FILE only with --force", identityExport),
 	flagged("identity import", []param{word("FILE")}, "take an exported identity onto this device (password from GUILD_PASSWORD, else stdin)", identityImport),
 }
 
@@ -76,12 +78,22 @@ func identityRecover(ctx context.Context, e *env, a *args, o *deviceOpts) (any, 
 	return adopt(ctx, e, id, o.name)
 }
 
-func identityExport(ctx context.Context, e *env, a *args) (any, error) {
+type exportOpts struct{ force bool }
+
+func (o *exportOpts) register(fs *flag.FlagSet, e *env) {
+	fs.BoolVar(&o.force, "force", false, "replace FILE if it exists")
+}
+
+func identityExport(ctx context.Context, e *env, a *args, o *exportOpts) (any, error) {
+	file := a.word("FILE")
+	if _, err := os.Lstat(file); err == nil && !o.force {
+		return nil, fmt.Errorf("%s exists: not replaced (an older export may be the only copy of a key); choose another name, or --force", file)
+	}
 	id, err := identityKey(e)
 	if err != nil {
 		return nil, err
 	}
-	pw, err := e.password()
+	pw, err := e.password(true)
 	if err != nil {
 		return nil, err
 	}
@@ -89,8 +101,25 @@ func identityExport(ctx context.Context, e *env, a *args) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	file := a.word("FILE")
-	return message("identity written to " + file), os.WriteFile(file, b, 0o600)
+	// Whole or not at all: a half-written export would be a lost key.
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".export-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), file)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return message("identity written to " + file), nil
 }
 
 func identityImport(ctx context.Context, e *env, a *args, o *deviceOpts) (any, error) {
@@ -98,7 +127,7 @@ func identityImport(ctx context.Context, e *env, a *args, o *deviceOpts) (any, e
 	if err != nil {
 		return nil, err
 	}
-	pw, err := e.password()
+	pw, err := e.password(false)
 	if err != nil {
 		return nil, err
 	}

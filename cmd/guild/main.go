@@ -19,12 +19,20 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"golang.org/x/term"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	sys := system{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, terminal: isTerminal(os.Stderr)}
+	if isTerminal(os.Stdin) {
+		sys.readSecret = func() (string, error) {
+			b, err := term.ReadPassword(int(os.Stdin.Fd()))
+			return strings.TrimSpace(string(b)), err
+		}
+	}
 	sys.hostname, _ = os.Hostname()
 	sys.userHome, _ = os.UserHomeDir()
 	if err := run(ctx, os.Args[1:], sys); err != nil {
@@ -52,9 +60,12 @@ func run(ctx context.Context, argv []string, sys system) error {
 		return errUsage
 	}
 	argv = global.Args()
-	if len(argv) == 0 || argv[0] == "help" {
+	if len(argv) == 0 {
 		usage(sys.stdout)
 		return nil
+	}
+	if handled, err := builtin(argv, sys); handled {
+		return err
 	}
 	e := &env{system: sys, home: *home, json: *asJSON}
 	defer e.close()
@@ -64,6 +75,10 @@ func run(ctx context.Context, argv []string, sys system) error {
 			continue
 		}
 		return e.exec(ctx, &cmd, argv[len(words):])
+	}
+	if group := groupOf(argv[0]); len(group) > 0 { // "guild server": say what it holds
+		groupHelp(sys.stderr, argv[0], group)
+		return fmt.Errorf("%w: guild %s needs a subcommand", errUsage, strings.Join(argv, " "))
 	}
 	usage(sys.stderr)
 	return fmt.Errorf("%w: unknown command %q", errUsage, strings.Join(argv, " "))
@@ -75,6 +90,8 @@ func (e *env) exec(ctx context.Context, cmd *command, argv []string) error {
 	fs := flag.NewFlagSet("guild "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	do := cmd.bind(fs, e)
+	fs.BoolVar(&e.json, "json", e.json, "print results as JSON") // global flags, accepted after the command too
+	fs.StringVar(&e.home, "home", e.home, "where this client keeps its keys and history")
 	fs.Usage = func() {
 		fmt.Fprintf(e.stderr, "usage: guild %s %s\n  %s\n", cmd.name, usageLine(cmd.params), cmd.help)
 		fs.PrintDefaults()
@@ -106,25 +123,4 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.help)
 	}
 	fmt.Fprintln(w, "\nSERVER and CHANNEL are IDs or names; MEMBER is an identity key. \"guild COMMAND -h\" shows its flags.")
-}
-
-// parseInterspersed parses flags wherever they appear among the positional
-// arguments ("send SERVER CHANNEL TEXT --file F"); after "--" everything is
-// positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if len(args) > len(rest) && args[len(args)-len(rest)-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +15,7 @@ import (
 )
 
 var messageCommands = []command{
-	flagged("send", []param{pServer, pChannel, word("TEXT")}, "encrypt and send a message (with --file attachments)", send).fetchingState(),
+	flagged("send", []param{pServer, pChannel, word("TEXT")}, "encrypt and send a message (with --file attachments); TEXT - reads it from standard input", send).fetchingState(),
 	flagged("sync", []param{pServer, pChannel}, "fetch new messages by cursor (or --reconcile with a hub you switched to)", syncChannel).fetchingState(),
 	flagged("history", []param{pServer, pChannel}, "show a channel's messages from the local store", history),
 	plain("tail", []param{pServer, pChannel}, "follow a channel live (Ctrl-C to stop)", tail).fetchingState(),
@@ -40,7 +41,15 @@ func send(ctx context.Context, e *env, a *args, o *sendOpts) (any, error) {
 		e.progress("encrypting and uploading %s (%d bytes)\n", filepath.Base(p), len(b))
 		fl = append(fl, client.File{Name: filepath.Base(p), Data: b})
 	}
-	sent, err := a.c.Send(ctx, a.server, a.channel, a.word("TEXT"), fl...)
+	text := a.word("TEXT")
+	if text == "-" { // from standard input, past the shell's argument limit
+		b, err := io.ReadAll(io.LimitReader(e.stdin, client.MaxText+1))
+		if err != nil {
+			return nil, fmt.Errorf("reading the message from standard input: %w", err)
+		}
+		text = strings.TrimSuffix(string(b), "\n")
+	}
+	sent, err := a.c.Send(ctx, a.server, a.channel, text, fl...)
 	if err != nil {
 		return nil, err
 	}

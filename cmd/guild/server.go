@@ -15,6 +15,8 @@ var serverCommands = []command{
 	plain("server list", nil, "list the servers this client knows", listServers),
 	plain("server show", []param{pServer}, "show the server's state, resolved and verified here", serverShow).fetchingState(),
 	plain("server sync", []param{pServer}, "fetch and verify the server's state log from its hubs", serverSync),
+	plain("server remove", []param{pServer}, "forget a server on this device only (its history and keys here); your membership stays", serverRemove),
+	plain("server leave", []param{pServer}, "leave a server (a signed leave in its state log), then forget it here", serverLeave).fetchingState(),
 	flagged("storage grant", []param{pServer, word("HUB-URL")}, "make a hub eligible to store the server (or --channel strict channels)", storageGrant).fetchingState(),
 	flagged("invite create", []param{pServer}, "create an invite token that works while you are offline", inviteCreate).fetchingState(),
 	plain("join", []param{word("TOKEN")}, "join a server with an invite token", join),
@@ -150,4 +152,12 @@ func join(ctx context.Context, e *env, a *args) (any, error) {
 		out.Name = st.Policy().Name
 	}
 	return out, nil
+}
+
+func serverRemove(ctx context.Context, e *env, a *args) (any, error) {
+	return message("forgot " + a.server.String() + " on this device (you are still a member; join again with an invite to get it back)"), a.c.RemoveServer(ctx, a.server)
+}
+
+func serverLeave(ctx context.Context, e *env, a *args) (any, error) {
+	return message("left " + a.server.String()), a.c.Leave(ctx, a.server)
 }
