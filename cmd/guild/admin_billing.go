@@ -139,6 +139,25 @@ func adminUsage(ctx context.Context, e *env, a *args, o *usageOpts) (any, error)
 	var b []byte
 	var err error
 	format := "csv"
+	if e.json && !o.ledger { // the tenants as JSON, not CSV wrapped in a string
+		ts, err := o.admin().Tenants(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if o.label != "" {
+			kept := ts.Tenants[:0]
+			for _, t := range ts.Tenants {
+				if t.Label == o.label {
+					kept = append(kept, t)
+				}
+			}
+			ts.Tenants = kept
+		}
+		return ts, nil
+	}
+	if e.json && o.ledger {
+		o.format = "jsonl" // JSON lines: one sample per line
+	}
 	if o.ledger {
 		q := url.Values{"format": {o.format}}
 		if o.from != "" {
@@ -163,7 +182,7 @@ func adminUsage(ctx context.Context, e *env, a *args, o *usageOpts) (any, error)
 			return nil, err
 		}
 	}
-	return message(strings.TrimSpace(string(b))), nil
+	return rawOut(b), nil
 }
 
 // onlyLabel keeps the header (CSV) and the rows whose label is label.

@@ -112,7 +112,11 @@ func (cmd *command) resolve(ctx context.Context, e *env, raw []string) (*args, e
 		case kindMember:
 			a.member, err = policy.ParsePublicKey(v)
 		case kindDevice:
-			a.device, err = policy.ParsePublicKey(v)
+			if a.c != nil {
+				a.device, err = a.c.ResolveDevice(ctx, v)
+			} else {
+				a.device, err = policy.ParsePublicKey(v)
+			}
 		case kindMessage:
 			if a.c != nil {
 				a.message, err = a.c.ResolveMessage(ctx, a.server, v)

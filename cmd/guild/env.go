@@ -59,10 +59,15 @@ func (e *env) print(v any) error {
 	if v == nil {
 		return nil
 	}
-	if e.json {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(v)
+	if r, ok := v.(rawOut); ok {
+		if len(r) > 0 && r[len(r)-1] != '\n' {
+			r = append(r, '\n')
+		}
+		_, err := e.stdout.Write(r)
+		return err
+	}
+	if e.json { // one object per line: streams (tail) are JSON lines
+		return json.NewEncoder(e.stdout).Encode(v)
 	}
 	if h, ok := v.(interface{ Human() string }); ok {
 		fmt.Fprintln(e.stdout, h.Human())

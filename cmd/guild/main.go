@@ -36,11 +36,7 @@ func main() {
 	sys.hostname, _ = os.Hostname()
 	sys.userHome, _ = os.UserHomeDir()
 	if err := run(ctx, os.Args[1:], sys); err != nil {
-		fmt.Fprintln(os.Stderr, "guild:", err)
-		if errors.Is(err, errUsage) {
-			os.Exit(2)
-		}
-		os.Exit(1)
+		os.Exit(reportError(os.Stderr, wantsJSON(os.Args[1:]), err))
 	}
 }
 
@@ -122,5 +118,6 @@ func usage(w io.Writer) {
 	for _, c := range sorted {
 		fmt.Fprintf(w, "  %-22s %s\n", c.name, c.help)
 	}
-	fmt.Fprintln(w, "\nSERVER and CHANNEL are IDs or names; MEMBER is an identity key. \"guild COMMAND -h\" shows its flags.")
+	fmt.Fprintln(w, "\nSERVER and CHANNEL are IDs or names; MEMBER is an identity key. \"guild help COMMAND\" shows its flags.")
+	fmt.Fprintln(w, exitCodesHelp)
 }

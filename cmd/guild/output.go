@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,6 +17,18 @@ import (
 type message string
 
 func (m message) Human() string { return string(m) }
+
+// MarshalJSON makes a message one JSON object, {"message": …}, like every
+// other command's --json output.
+func (m message) MarshalJSON() ([]byte, error) {
+	return json.Marshal(struct {
+		Message string `json:"message"`
+	}{string(m)})
+}
+
+// rawOut is output printed as it came (a CSV or JSON-lines export), with or
+// without --json.
+type rawOut []byte
 
 type phraseOut string
 
