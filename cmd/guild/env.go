@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/guildhall/guildhall/client"
 )
@@ -75,6 +76,42 @@ func (e *env) print(v any) error {
 	}
 	fmt.Fprintln(e.stdout, v)
 	return nil
+}
+
+// waitNotice is how long a command runs before a person at a terminal is
+// told it is still at work, and how often after that.
+const waitNotice = time.Second
+
+// waiting starts telling a person at a terminal, after waitNotice and then
+// every few seconds, that the command is still waiting (on a hub, most
+// often); the function it returns stops it and clears the line.
+func (e *env) waiting(what string) func() {
+	if !e.terminal {
+		return func() {}
+	}
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		start := time.Now()
+		t := time.NewTimer(waitNotice)
+		defer t.Stop()
+		shown := false
+		for {
+			select {
+			case <-done:
+				if shown {
+					fmt.Fprint(e.stderr, "\r\033[K")
+				}
+				return
+			case <-t.C:
+				fmt.Fprintf(e.stderr, "\rguild %s: still waiting (%ds; Ctrl-C to stop)", what, int(time.Since(start).Seconds()))
+				shown = true
+				t.Reset(3 * time.Second)
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // progress tells a person at a terminal what a long command is doing.

@@ -96,6 +96,9 @@ func (e *env) exec(ctx context.Context, cmd *command, argv []string) error {
 	if err != nil {
 		return errUsage
 	}
+	if cmd.name != "tail" { // tail runs until stopped and says itself what it is doing
+		defer e.waiting(cmd.name)() // a person at a terminal is told when a command takes a while
+	}
 	a, err := cmd.resolve(ctx, e, pos)
 	var out any
 	if err == nil {
