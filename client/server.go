@@ -546,9 +546,10 @@ func (c *Client) Join(ctx context.Context, token string) (policy.ID, error) {
 	now := c.Now().UnixMilli()
 	parents, t := []policy.ID{inv.Server}, now
 	l, lerr := c.Log(ctx, inv.Server)
-	if lerr == nil && l.State().IsMember(d.Identity()) {
-		// A member already (another device, or the server forgotten here
-		// and taken back): nothing to publish; read it as a member.
+	if lerr == nil && policy.CodeOf(l.State().CheckInvite(inv, d.Identity(), now)) == policy.CodeConflict {
+		// A member already, as policy judges it (another device, or the
+		// server forgotten here and taken back): nothing to publish; read
+		// it as a member.
 		if _, err := c.SyncState(ctx, inv.Server); err != nil {
 			return policy.ID{}, err
 		}
