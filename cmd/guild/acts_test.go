@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
@@ -134,7 +135,10 @@ func TestActs(t *testing.T) {
 	wantRefused(t, alice, []string{"already archived"}, "channel", "archive", s, "lobby")
 
 	// Overrides: no flags is refused, --clear clears.
-	wantRefused(t, alice, []string{"nothing to set: give --allow/--deny, or --clear"}, "channel", "override", s, "random")
+	if _, err := alice.try("channel", "override", s, "random"); !errors.Is(err, errUsage) || err.Error() != "nothing to set: give --allow/--deny, or --clear" {
+		t.Errorf("override with no flags: %v, want the usage error \"nothing to set: give --allow/--deny, or --clear\"", err)
+	}
+	wantRefused(t, alice, []string{"--clear removes the override"}, "channel", "override", s, "random", "--clear", "--deny", "post")
 	alice.run("channel", "override", s, "random", "--deny", "post")
 	if o := show(alice).Overrides; len(o) != 1 || o[0].Channel != "random" || o[0].Role != "everyone" || o[0].Deny != "post" {
 		t.Fatalf("overrides: %+v", o)

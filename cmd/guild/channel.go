@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"time"
 
@@ -59,9 +58,9 @@ func (o *overrideOpts) register(fs *flag.FlagSet, e *env) {
 func channelOverride(ctx context.Context, e *env, a *args, o *overrideOpts) (any, error) {
 	switch {
 	case o.clear && (o.allow != "" || o.deny != ""):
-		return nil, errors.New("--clear removes the override: give it without --allow/--deny")
+		return nil, usageError("--clear removes the override: give it without --allow/--deny")
 	case !o.clear && o.allow == "" && o.deny == "":
-		return nil, errors.New("nothing to set: give --allow/--deny, or --clear")
+		return nil, usageError("nothing to set: give --allow/--deny, or --clear")
 	}
 	var r policy.ID
 	if o.role != "" {
@@ -79,7 +78,7 @@ func channelOverride(ctx context.Context, e *env, a *args, o *overrideOpts) (any
 		return nil, err
 	}
 	if !o.clear && allow == 0 && deny == 0 {
-		return nil, errors.New("nothing to set: --allow/--deny name no permission (or give --clear)")
+		return nil, usageError("nothing to set: --allow/--deny name no permission (or give --clear)")
 	}
 	_, err = a.c.PublishChange(ctx, a.server, &policy.ChannelOverride{Channel: a.channel, Role: r, Allow: allow, Deny: deny})
 	if o.clear {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"time"
@@ -61,13 +60,13 @@ func channelUpdate(ctx context.Context, e *env, a *args, o *channelUpdateOpts) (
 		}
 	})
 	if !set {
-		return nil, errors.New("nothing to change: give --name, --topic, --durability, --retention or --retention-bytes")
+		return nil, usageError("nothing to change: give --name, --topic, --durability, --retention or --retention-bytes")
 	}
 	if isSet(o.fs, "name") && o.name == "" {
-		return nil, errors.New("a channel's name cannot be empty")
+		return nil, usageError("a channel's name cannot be empty")
 	}
 	if o.retention < 0 {
-		return nil, errors.New("--retention cannot be negative")
+		return nil, usageError("--retention cannot be negative")
 	}
 	if isSet(o.fs, "durability") {
 		if u.Durability, err = policy.ParseDurability(o.durability); err != nil {

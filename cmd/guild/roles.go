@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 
@@ -84,7 +83,7 @@ func roleUpdate(ctx context.Context, e *env, a *args, o *roleUpdateOpts) (any, e
 		}
 	})
 	if !set {
-		return nil, errors.New("nothing to change: give --name, --rank or --perms")
+		return nil, usageError("nothing to change: give --name, --rank or --perms")
 	}
 	if isSet(o.fs, "perms") {
 		if u.Perms, err = policy.ParsePerm(o.perms); err != nil {
@@ -92,7 +91,7 @@ func roleUpdate(ctx context.Context, e *env, a *args, o *roleUpdateOpts) (any, e
 		}
 	}
 	if isSet(o.fs, "name") && o.name == "" {
-		return nil, errors.New("a role's name cannot be empty")
+		return nil, usageError("a role's name cannot be empty")
 	}
 	if _, err := a.c.PublishChange(ctx, a.server, &u); err != nil {
 		return nil, err
@@ -117,3 +116,10 @@ func isSet(fs *flag.FlagSet, name string) bool {
 	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
 	return set
 }
+
+// usageError is a wrong command line (exit 2, usage shown), said in its
+// own words without a "usage:" prefix.
+type usageError string
+
+func (e usageError) Error() string        { return string(e) }
+func (e usageError) Is(target error) bool { return target == errUsage }

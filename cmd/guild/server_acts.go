@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"strings"
@@ -83,7 +82,7 @@ func inviteRef(arg string) (policy.ID, error) {
 	if inv, err := policy.DecodeInviteToken(arg); err == nil {
 		return inv.ID, nil
 	}
-	return policy.ID{}, fmt.Errorf("%q is neither an invite ID (guild invite list) nor an invite token", arg)
+	return policy.ID{}, usageError(fmt.Sprintf("%q is neither an invite ID (guild invite list) nor an invite token", arg))
 }
 
 func inviteRevoke(ctx context.Context, e *env, a *args) (any, error) {
@@ -179,7 +178,7 @@ func serverPolicy(ctx context.Context, e *env, a *args, o *serverPolicyOpts) (an
 	}
 	p := st.Policy()
 	if !isSet(o.fs, "everyone") && !isSet(o.fs, "public") {
-		return nil, errors.New("nothing to change: give --everyone or --public")
+		return nil, usageError("nothing to change: give --everyone or --public")
 	}
 	if isSet(o.fs, "everyone") {
 		if p.Everyone, err = policy.ParsePerm(o.everyone); err != nil {
@@ -202,7 +201,7 @@ func serverPolicy(ctx context.Context, e *env, a *args, o *serverPolicyOpts) (an
 func serverRename(ctx context.Context, e *env, a *args) (any, error) {
 	name := a.word("NAME")
 	if strings.TrimSpace(name) == "" {
-		return nil, errors.New("a server's name cannot be empty")
+		return nil, usageError("a server's name cannot be empty")
 	}
 	st, err := a.c.State(ctx, a.server)
 	if err != nil {
