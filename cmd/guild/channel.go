@@ -10,7 +10,9 @@ import (
 
 var channelCommands = []command{
 	flagged("channel create", []param{pServer, word("NAME")}, "create a channel", channelCreate).fetchingState(),
-	flagged("channel override", []param{pServer, pChannel}, "set a role's (or everyone's) allow and deny permissions in a channel", channelOverride).fetchingState(),
+	flagged("channel override", []param{pServer, pChannel}, "set a role's (or everyone's) allow and deny permissions in a channel, or --clear them", channelOverride).fetchingState(),
+	flagged("channel update", []param{pServer, pChannel}, "change a channel's --name, --topic, --durability or retention", channelUpdate).fetchingState(),
+	plain("channel archive", []param{pServer, pChannel}, "archive a channel: it keeps its history and takes no more posts", channelArchive).fetchingState(),
 }
 
 type channelOpts struct {
@@ -40,20 +42,30 @@ func channelCreate(ctx context.Context, e *env, a *args, o *channelOpts) (any, e
 	return idOut{Kind: "channel", ID: id, Name: name}, nil
 }
 
-type overrideOpts struct{ role, allow, deny string }
+type overrideOpts struct {
+	role, allow, deny string
+	clear             bool
+}
 
 func (o *overrideOpts) register(fs *flag.FlagSet, e *env) {
 	fs.StringVar(&o.role, "role", "", "role name or ID (default: everyone)")
 	fs.StringVar(&o.allow, "allow", "", "permissions to allow, e.g. read,post")
 	fs.StringVar(&o.deny, "deny", "", "permissions to deny")
+	fs.BoolVar(&o.clear, "clear", false, "remove the override")
 }
 
 // channelOverride re-keys the channel if the override removes readers.
 func channelOverride(ctx context.Context, e *env, a *args, o *overrideOpts) (any, error) {
+	switch {
+	case o.clear && (o.allow != "" || o.deny != ""):
+		return nil, usageError("--clear removes the override: give it without --allow/--deny")
+	case !o.clear && o.allow == "" && o.deny == "":
+		return nil, usageError("nothing to set: give --allow/--deny, or --clear")
+	}
 	var r policy.ID
 	if o.role != "" {
 		var err error
-		if r, err = roleArg(ctx, a.c, a.server, o.role); err != nil {
+		if r, err = roleRef(ctx, a.c, a.server, o.role); err != nil {
 			return nil, err
 		}
 	}
@@ -65,6 +77,12 @@ func channelOverride(ctx context.Context, e *env, a *args, o *overrideOpts) (any
 	if err != nil {
 		return nil, err
 	}
+	if !o.clear && allow == 0 && deny == 0 {
+		return nil, usageError("nothing to set: --allow/--deny name no permission (or give --clear)")
+	}
 	_, err = a.c.PublishChange(ctx, a.server, &policy.ChannelOverride{Channel: a.channel, Role: r, Allow: allow, Deny: deny})
+	if o.clear {
+		return message("override cleared"), err
+	}
 	return message("override set"), err
 }

@@ -10,8 +10,10 @@ import (
 // memberCommands manage members: roles and bans.
 var memberCommands = []command{
 	flagged("role create", []param{pServer, word("NAME")}, "define a role", roleCreate).fetchingState(),
-	plain("role grant", []param{pServer, pRole, pMember}, "give a member a role", roleGrant).fetchingState(),
-	plain("role revoke", []param{pServer, pRole, pMember}, "take a role from a member (re-keys channels they can no longer read)", roleRevoke).fetchingState(),
+	flagged("role update", []param{pServer, pRoleRef}, "change a role's --name, --rank or --perms", roleUpdate).fetchingState(),
+	plain("role delete", []param{pServer, pRoleRef}, "delete a role, taking it from every member and override", roleDelete).fetchingState(),
+	plain("role grant", []param{pServer, pRoleRef, pMember}, "give a member a role", roleGrant).fetchingState(),
+	plain("role revoke", []param{pServer, pRoleRef, pMember}, "take a role from a member (re-keys channels they can no longer read)", roleRevoke).fetchingState(),
 	flagged("ban", []param{pServer, pMember}, "ban a member and re-key the channels they could read", ban).fetchingState(),
 	plain("unban", []param{pServer, pMember}, "lift a ban (the member joins again with an invite)", unban).fetchingState(),
 }
@@ -40,13 +42,21 @@ func roleCreate(ctx context.Context, e *env, a *args, o *roleOpts) (any, error) 
 }
 
 func roleGrant(ctx context.Context, e *env, a *args) (any, error) {
-	_, err := a.c.Publish(ctx, a.server, &policy.RoleGrant{Role: a.role, Member: a.member})
+	role, err := argRole(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.c.Publish(ctx, a.server, &policy.RoleGrant{Role: role, Member: a.member})
 	return message("granted"), err
 }
 
 // roleRevoke re-keys the channels the member can no longer read.
 func roleRevoke(ctx context.Context, e *env, a *args) (any, error) {
-	_, err := a.c.PublishChange(ctx, a.server, &policy.RoleRevoke{Role: a.role, Member: a.member})
+	role, err := argRole(ctx, a)
+	if err != nil {
+		return nil, err
+	}
+	_, err = a.c.PublishChange(ctx, a.server, &policy.RoleRevoke{Role: role, Member: a.member})
 	return message("revoked"), err
 }
 

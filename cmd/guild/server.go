@@ -13,12 +13,18 @@ import (
 var serverCommands = []command{
 	flagged("server create", []param{word("NAME")}, "create a server on one or more hubs", serverCreate),
 	plain("server list", nil, "list the servers this client knows", listServers),
-	plain("server show", []param{pServer}, "show the server's state, resolved and verified here", serverShow).fetchingState(),
+	plain("server show", []param{pServer}, "show the server's state, resolved and verified here: channels, roles, members, creators, overrides, bans, storage", serverShow).fetchingState(),
+	flagged("server policy", []param{pServer}, "change every member's base permissions (--everyone) or whether history is --public", serverPolicy).fetchingState(),
+	plain("server rename", []param{pServer, word("NAME")}, "rename the server", serverRename).fetchingState(),
 	plain("server sync", []param{pServer}, "fetch and verify the server's state log from its hubs", serverSync),
 	plain("server remove", []param{pServer}, "forget a server on this device only (its history and keys here); your membership stays", serverRemove),
 	plain("server leave", []param{pServer}, "leave a server (a signed leave in its state log), then forget it here", serverLeave).fetchingState(),
 	flagged("storage grant", []param{pServer, word("HUB-URL")}, "make a hub eligible to store the server (or --channel strict channels)", storageGrant).fetchingState(),
+	plain("storage revoke", []param{pServer, word("HUB-URL")}, "withdraw a hub's storage grants (the inverse of storage grant)", storageRevoke).fetchingState(),
+	plain("storage show", []param{pServer}, "list the hubs granted storage, and for which channels", storageShow).fetchingState(),
 	flagged("invite create", []param{pServer}, "create an invite token that works while you are offline", inviteCreate).fetchingState(),
+	plain("invite list", []param{pServer}, "list your invites the state log knows (used or revoked): uses left, expiry", inviteListCmd).fetchingState(),
+	plain("invite revoke", []param{pServer, word("INVITE-ID")}, "make an invite unusable (its ID from invite list, or the token)", inviteRevoke).fetchingState(),
 	plain("join", []param{word("TOKEN")}, "join a server with an invite token", join),
 }
 
@@ -80,13 +86,7 @@ func listServers(ctx context.Context, e *env, a *args) (any, error) {
 	return out, nil
 }
 
-func serverShow(ctx context.Context, e *env, a *args) (any, error) {
-	st, err := a.c.State(ctx, a.server)
-	if err != nil {
-		return nil, err
-	}
-	return showState(a.server, st), nil
-}
+func serverShow(ctx context.Context, e *env, a *args) (any, error) { return showFull(ctx, a) }
 
 func serverSync(ctx context.Context, e *env, a *args) (any, error) {
 	n, err := a.c.SyncState(ctx, a.server)
@@ -125,7 +125,7 @@ func (o *inviteOpts) register(fs *flag.FlagSet, e *env) {
 }
 
 func inviteCreate(ctx context.Context, e *env, a *args, o *inviteOpts) (any, error) {
-	ids, err := resolveAll(o.roles, func(r string) (policy.ID, error) { return roleArg(ctx, a.c, a.server, r) })
+	ids, err := resolveAll(o.roles, func(r string) (policy.ID, error) { return roleRef(ctx, a.c, a.server, r) })
 	if err != nil {
 		return nil, err
 	}
