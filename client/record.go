@@ -109,8 +109,9 @@ func (c *Client) Record(ctx context.Context, server policy.ID) (*Record, error) 
 			invite(inv.ID).Body = inv.InviteBody
 		}
 	}
+	banned := st.Banned()
 	for k, reason := range bans {
-		if st.IsBanned(k) {
+		if _, ok := banned[k]; ok {
 			r.Bans = append(r.Bans, BanEntry{Member: k, Reason: reason})
 		}
 	}

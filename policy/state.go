@@ -200,6 +200,9 @@ func (s *State) Members() []PublicKey {
 	return slices.SortedFunc(maps.Keys(s.members), PublicKey.Compare)
 }
 
+// Banned returns the banned identities, each with its ban event (a copy).
+func (s *State) Banned() map[PublicKey]ID { return maps.Clone(s.banned) }
+
 // MemberRoles returns a member's role IDs, ordered.
 func (s *State) MemberRoles(k PublicKey) []ID {
 	return slices.Clone(s.members[k].roles)
