@@ -159,6 +159,8 @@ func TestUserQuotaUnderConcurrency(t *testing.T) {
 		r := startRelay(t, func(c *Config) { c.Limits.UserQuota, c.Limits.ConnsPerSource = quota, -1 })
 		var admitted [users]atomic.Int32
 		var wg sync.WaitGroup
+		var tried sync.WaitGroup // every client holds what it got until all have tried
+		tried.Add(users * perUser)
 		start := make(chan struct{})
 		for u := range users {
 			name, pass := restCredential("new-secret", "user"+strconv.Itoa(u), time.Hour)
@@ -166,6 +168,8 @@ func TestUserQuotaUnderConcurrency(t *testing.T) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
+					once := sync.OnceFunc(tried.Done)
+					defer once()
 					conn, err := net.Dial("tcp4", "127.0.0.1:"+strconv.Itoa(r.port))
 					if err != nil {
 						return
@@ -181,7 +185,11 @@ func TestUserQuotaUnderConcurrency(t *testing.T) {
 					if _, err := c.Allocate(); err == nil {
 						admitted[u].Add(1)
 					}
-					time.Sleep(300 * time.Millisecond) // hold it while the other tries
+					// Hold it while the others try: a fixed sleep let a slow
+					// second Allocate of a loaded machine come after the first
+					// was released, and count as a second allocation.
+					once()
+					tried.Wait()
 				}()
 			}
 		}
