@@ -20,3 +20,22 @@ func TestClientDocListsEveryCommand(t *testing.T) {
 		}
 	}
 }
+
+// guild help shows the same example as the docs, for every command.
+func TestExamplesMatchTheDocs(t *testing.T) {
+	b, err := os.ReadFile("../../docs/CLIENT.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, c := range commands {
+		ex, ok := examples[c.name]
+		if !ok {
+			t.Errorf("no example for %q in examples.go", c.name)
+			continue
+		}
+		if !strings.Contains(doc, "| "+c.name+" | "+ex+" |") {
+			t.Errorf("the example of %q differs from docs/CLIENT.md's: %s", c.name, ex)
+		}
+	}
+}

@@ -81,6 +81,9 @@ func commandHelp(w io.Writer, c *command) {
 		fs.SetOutput(w)
 		fs.PrintDefaults()
 	}
+	if ex, ok := examples[c.name]; ok {
+		fmt.Fprintln(w, "\nexample:", strings.ReplaceAll(ex, "`", ""))
+	}
 	fmt.Fprintln(w, "\nglobal flags, before or after the command: --home DIR, --json")
 }
 
