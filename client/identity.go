@@ -1,6 +1,7 @@
 package client
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
@@ -20,6 +21,16 @@ import (
 // registration anywhere. Its public key is who they are in every server.
 type Identity struct {
 	Key ed25519.PrivateKey
+	// Servers travel with an exported identity (encrypted with it), so
+	// that a device it is imported on knows the servers and their hubs.
+	Servers []ServerHubs
+}
+
+// ServerHubs is a server this identity belongs to and the hubs it is
+// reached at.
+type ServerHubs struct {
+	Server policy.ID `cbor:"1,keyasint"`
+	Hubs   []string  `cbor:"2,keyasint"`
 }
 
 // NewIdentity generates an identity.
@@ -115,6 +126,10 @@ type keyFile struct {
 	Nonce   []byte `cbor:"6,keyasint"`
 	Sealed  []byte `cbor:"7,keyasint"` // XChaCha20-Poly1305 of the seed, AAD = public key
 	Public  []byte `cbor:"8,keyasint"`
+	// The servers (CBOR [ServerHubs]), sealed like the seed under the same
+	// key with their own nonce; absent in files without them.
+	ServersNonce  []byte `cbor:"9,keyasint,omitempty"`
+	ServersSealed []byte `cbor:"10,keyasint,omitempty"`
 }
 
 const pemType = "GUILDHALL IDENTITY"
@@ -134,6 +149,15 @@ func (id Identity) Export(password string) ([]byte, error) {
 		return nil, err
 	}
 	kf.Sealed = aead.Seal(nil, kf.Nonce, id.Key.Seed(), kf.Public)
+	if len(id.Servers) > 0 {
+		list, err := cbor.Marshal(id.Servers)
+		if err != nil {
+			return nil, err
+		}
+		kf.ServersNonce = make([]byte, chacha20poly1305.NonceSizeX)
+		rand.Read(kf.ServersNonce)
+		kf.ServersSealed = aead.Seal(nil, kf.ServersNonce, list, kf.Public)
+	}
 	b, err := cbor.Marshal(kf)
 	if err != nil {
 		return nil, err
@@ -159,5 +183,51 @@ func ImportIdentity(file []byte, password string) (Identity, error) {
 	if err != nil || len(seed) != ed25519.SeedSize {
 		return Identity{}, ErrBadPassword
 	}
-	return Identity{Key: ed25519.NewKeyFromSeed(seed)}, nil
+	id := Identity{Key: ed25519.NewKeyFromSeed(seed)}
+	if len(kf.ServersSealed) > 0 {
+		list, err := aead.Open(nil, kf.ServersNonce, kf.ServersSealed, kf.Public)
+		if err != nil || cbor.Unmarshal(list, &id.Servers) != nil {
+			return Identity{}, fmt.Errorf("%w: the server list does not open", ErrBadPassword)
+		}
+	}
+	return id, nil
+}
+
+// KnownServers returns the servers this client knows, with their hubs: what
+// an export carries.
+func (c *Client) KnownServers(ctx context.Context) ([]ServerHubs, error) {
+	ids, err := c.st.servers(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]ServerHubs, 0, len(ids))
+	for _, id := range ids {
+		hubs, err := c.st.hubs(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ServerHubs{Server: id, Hubs: hubs})
+	}
+	return out, nil
+}
+
+// RestoreServers makes servers known here again (an imported identity's)
+// and reads each one's state from its hubs. A server whose hubs do not
+// answer stays known, to be synced later; the errors are returned joined.
+func (c *Client) RestoreServers(ctx context.Context, servers []ServerHubs) (int, error) {
+	var errs []error
+	n := 0
+	for _, s := range servers {
+		if len(s.Hubs) == 0 {
+			continue
+		}
+		if err := c.st.addServer(ctx, s.Server, s.Hubs); err != nil {
+			return n, err
+		}
+		n++
+		if _, err := c.SyncState(ctx, s.Server); err != nil {
+			errs = append(errs, fmt.Errorf("server %s: %w", s.Server, err))
+		}
+	}
+	return n, errors.Join(errs...)
 }

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/guildhall/guildhall/client/clienttest"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,4 +126,27 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	}
 	t.Cleanup(func() { m.Close(); s.Close() })
 	return m, s
+}
+
+// An identity imported on a new device brings its servers: the export
+// carries them (encrypted with the key), and the new device posts without
+// being invited again.
+func TestImportBringsTheServers(t *testing.T) {
+	hub := clienttest.StartHub(t, "sqlite")
+	t.Setenv("GUILD_PASSWORD", "pw")
+	old, fresh := newUser(t), newUser(t)
+	old.run("identity", "create")
+	old.run("server", "create", "club", "--hub", hub.URL)
+	old.run("channel", "create", "club", "general")
+	file := filepath.Join(t.TempDir(), "id.export")
+	old.run("identity", "export", file)
+	fresh.run("identity", "import", file, "--device", "new-laptop")
+	if got := fresh.run("server", "list"); !strings.Contains(got, "club") {
+		t.Fatalf("the imported identity's device lists:\n%s", got)
+	}
+	fresh.run("send", "club", "general", "from the new laptop")
+	old.run("sync", "club", "general")
+	if got := old.run("history", "club", "general"); !strings.Contains(got, "from the new laptop") {
+		t.Fatalf("the old device reads:\n%s", got)
+	}
 }

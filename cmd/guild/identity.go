@@ -97,6 +97,13 @@ func identityExport(ctx context.Context, e *env, a *args, o *exportOpts) (any, e
 	if err != nil {
 		return nil, err
 	}
+	c, err := e.client()
+	if err != nil {
+		return nil, err
+	}
+	if id.Servers, err = c.KnownServers(ctx); err != nil { // restored with the identity on import
+		return nil, err
+	}
 	b, err := id.Export(pw)
 	if err != nil {
 		return nil, err
@@ -135,7 +142,16 @@ func identityImport(ctx context.Context, e *env, a *args, o *deviceOpts) (any, e
 	if err != nil {
 		return nil, err
 	}
-	return adopt(ctx, e, id, o.name)
+	out, err := adopt(ctx, e, id, o.name)
+	if err != nil || len(id.Servers) == 0 {
+		return out, err
+	}
+	n, err := e.c.RestoreServers(ctx, id.Servers)
+	if err != nil {
+		e.progress("guild: some servers could not be read yet (guild server sync SERVER later): %v\n", err)
+	}
+	fmt.Fprintf(e.stderr, "restored %d servers from the export\n", n)
+	return out, nil
 }
 
 // identityKey returns the identity key, which a linked device lacks.
