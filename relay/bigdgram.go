@@ -40,6 +40,9 @@ var (
 
 const bigToken = 16
 
+// stunMagicCookie is the fixed field of every STUN header (RFC 5389 §6).
+const stunMagicCookie = 0x2112A442
+
 // streamMTU is the buffer pion reads each client stream's frames into; it
 // drops a frame that fills it.
 const streamMTU = 1600
@@ -186,7 +189,8 @@ func shrinkBig(slot *atomic.Uint64, frame []byte) []byte {
 		keepBig(slot, out[4:], append([]byte(nil), frame[4:4+l]...))
 		return out
 	}
-	if frame[0] != 0x00 || frame[1] != 0x16 { // not a Send indication
+	if frame[0] != 0x00 || frame[1] != 0x16 || binary.BigEndian.Uint32(frame[4:8]) != stunMagicCookie ||
+		20+int(binary.BigEndian.Uint16(frame[2:4])) != len(frame) { // not a well-formed Send indication: pion refuses it as it is
 		return frame
 	}
 	out := append(make([]byte, 0, 128), frame[:20]...)
