@@ -29,42 +29,29 @@ func (s *Store) AddEnvelopeBlobs(ctx context.Context, server, envelope policy.ID
 // DropEnvelopeBlobs forgets a deleted envelope's blobs and returns those no
 // other envelope of the server names.
 func (s *Store) DropEnvelopeBlobs(ctx context.Context, server, envelope policy.ID) ([]policy.ID, error) {
-	var orphans []policy.ID
-	err := s.write(ctx, func(b *batch) error {
-		orphans = nil
-		b.wrote = true
-		rows, err := b.tx.Query(ctx, `WITH gone AS (DELETE FROM envelope_blobs WHERE server = $1 AND envelope = $2 RETURNING blob)
-			SELECT DISTINCT g.blob FROM gone g WHERE NOT EXISTS (SELECT 1 FROM envelope_blobs e WHERE e.server = $1 AND e.blob = g.blob AND e.envelope <> $2)`, server[:], envelope[:])
-		if err != nil {
-			return err
-		}
-		defer rows.Close()
-		for rows.Next() {
-			var id []byte
-			if err := rows.Scan(&id); err != nil {
-				return err
-			}
-			orphans = append(orphans, policy.ID(id))
-		}
-		return rows.Err()
-	})
-	if err != nil {
-		return nil, fmt.Errorf("postgres: envelope blobs: %w", err)
-	}
-	return orphans, nil
+	return s.dropLinks(ctx, `WITH gone AS (DELETE FROM envelope_blobs WHERE server = $1 AND envelope = $2 RETURNING blob)
+		SELECT DISTINCT g.blob FROM gone g WHERE NOT EXISTS (SELECT 1 FROM envelope_blobs e WHERE e.server = $1 AND e.blob = g.blob AND e.envelope <> $2)`,
+		server[:], envelope[:])
 }
 
 // DropSweptBlobs forgets what envelopes no longer stored named and returns
-// the blobs no envelope of the server names any more.
+// the blobs no envelope of the server names any more. (The statement sees
+// the links as before its DELETE, hence the second NOT EXISTS.)
 func (s *Store) DropSweptBlobs(ctx context.Context, server policy.ID) ([]policy.ID, error) {
+	return s.dropLinks(ctx, `WITH gone AS (DELETE FROM envelope_blobs l WHERE l.server = $1
+			AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.id = l.envelope) RETURNING l.blob, l.envelope)
+		SELECT DISTINCT g.blob FROM gone g WHERE NOT EXISTS (SELECT 1 FROM envelope_blobs e WHERE e.server = $1 AND e.blob = g.blob
+			AND NOT EXISTS (SELECT 1 FROM gone g2 WHERE g2.envelope = e.envelope AND g2.blob = e.blob))`, server[:])
+}
+
+// dropLinks runs a statement that deletes envelope_blobs rows and returns
+// the blobs left unnamed, in one write.
+func (s *Store) dropLinks(ctx context.Context, query string, args ...any) ([]policy.ID, error) {
 	var orphans []policy.ID
 	err := s.write(ctx, func(b *batch) error {
 		orphans = nil
 		b.wrote = true
-		rows, err := b.tx.Query(ctx, `WITH gone AS (DELETE FROM envelope_blobs l WHERE l.server = $1
-				AND NOT EXISTS (SELECT 1 FROM envelopes e WHERE e.id = l.envelope) RETURNING l.blob, l.envelope)
-			SELECT DISTINCT g.blob FROM gone g WHERE NOT EXISTS (SELECT 1 FROM envelope_blobs e WHERE e.server = $1 AND e.blob = g.blob
-				AND NOT EXISTS (SELECT 1 FROM gone g2 WHERE g2.envelope = e.envelope AND g2.blob = e.blob))`, server[:])
+		rows, err := b.tx.Query(ctx, query, args...)
 		if err != nil {
 			return err
 		}
